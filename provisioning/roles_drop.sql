@@ -1,0 +1,2 @@
+DROP ROLE IF EXISTS {{runtime}};
+DROP ROLE IF EXISTS {{owner}};

@@ -1,0 +1,12 @@
+-- Runs inside the shared database, as admin, in one transaction.
+GRANT CONNECT ON DATABASE {{shared}} TO {{runtime}};
+REVOKE ALL ON SCHEMA {{schema}} FROM PUBLIC;
+GRANT USAGE ON SCHEMA {{schema}} TO {{runtime}};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {{schema}} TO {{runtime}};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {{schema}} TO {{runtime}};
+ALTER DEFAULT PRIVILEGES FOR ROLE {{owner}} IN SCHEMA {{schema}}
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {{runtime}};
+ALTER DEFAULT PRIVILEGES FOR ROLE {{owner}} IN SCHEMA {{schema}}
+    GRANT USAGE, SELECT ON SEQUENCES TO {{runtime}};
+-- Pinned: unqualified names resolve to the tenant's own schema only.
+ALTER ROLE {{runtime}} IN DATABASE {{shared}} SET search_path = {{schema}};

@@ -1,0 +1,1 @@
+CREATE DATABASE {{template}} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C';

@@ -1,0 +1,5 @@
+-- Runs inside the template database. Its objects are created by the template
+-- owner role; each tenant clone hands them to the tenant's owner role.
+REVOKE ALL ON DATABASE {{template}} FROM PUBLIC;
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+GRANT CREATE, USAGE ON SCHEMA public TO {{template_owner}};

@@ -1,0 +1,122 @@
+//! Opens what every command needs: the embedded cluster (unless a control
+//! plane URL is given), the migrated control plane, and the provisioner.
+
+use crate::control::{ControlError, ControlPlane, NewServer};
+use crate::pg::{Cluster, ClusterOptions, PgError};
+use crate::provision::{ProvisionSettings, Provisioner};
+use crate::secret::{MasterSecret, Secret, SecretError};
+
+/// Name of the control-plane database inside an embedded cluster.
+pub const CONTROL_DB: &str = "bulkhead";
+/// The embedded cluster registers itself as this server.
+pub const LOCAL_SERVER: &str = "local";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("BULKHEAD_SECRET is required when BULKHEAD_CONTROL_URL is set")]
+    SecretRequired,
+    #[error("cannot prepare the embedded control plane: {0}")]
+    Embedded(String),
+}
+
+/// Everything a command works with.
+pub struct Bulkhead {
+    pub provisioner: Provisioner,
+    pub cluster: Option<Cluster>,
+}
+
+impl Bulkhead {
+    pub async fn open(args: &crate::config::GlobalArgs) -> Result<Self, OpenError> {
+        let mut settings = ProvisionSettings {
+            template_db: args.template_db.clone(),
+            shared_db: args.shared_db.clone(),
+            connection_limit: args.tenant_connection_limit,
+            slug_quarantine_days: args.slug_quarantine_days,
+            actor: actor(),
+            pg_bindir: None,
+        };
+        let (control, secret, cluster) = match &args.control_url {
+            Some(url) => {
+                let secret = args.secret.as_deref().ok_or(OpenError::SecretRequired)?;
+                let control = ControlPlane::open(&Secret::new(url.clone())).await?;
+                (control, MasterSecret::parse(secret)?, None)
+            }
+            None => {
+                let home = &args.home;
+                let options = ClusterOptions {
+                    max_connections: args.pg_max_connections,
+                    ..ClusterOptions::default()
+                };
+                let dir = home.join("pg");
+                let cluster = tokio::task::spawn_blocking(move || Cluster::ensure(&dir, &options))
+                    .await
+                    .map_err(|e| OpenError::Embedded(e.to_string()))??;
+                settings.pg_bindir = Some(cluster.binaries.dir.clone());
+                create_database_if_missing(&cluster, CONTROL_DB).await?;
+                let control = ControlPlane::open(&cluster.admin_url(CONTROL_DB)).await?;
+                control
+                    .upsert_server_url(&NewServer {
+                        name: LOCAL_SERVER,
+                        admin_url: &cluster.admin_url("postgres"),
+                        capacity: 10_000,
+                        budget: (args.pg_max_connections as i32 * 4 / 5).max(10),
+                    })
+                    .await?;
+                let secret = match &args.secret {
+                    Some(s) => MasterSecret::parse(s)?,
+                    None => MasterSecret::load_or_generate(&home.join("secret"))?,
+                };
+                (control, secret, Some(cluster))
+            }
+        };
+        Ok(Self {
+            provisioner: Provisioner::new(control, secret, settings),
+            cluster,
+        })
+    }
+}
+
+/// Creates database `db` on the embedded cluster if it does not exist yet.
+pub async fn create_database_if_missing(cluster: &Cluster, db: &str) -> Result<(), OpenError> {
+    use std::str::FromStr;
+    let url = cluster.admin_url("postgres");
+    let config = tokio_postgres::Config::from_str(url.expose())
+        .map_err(|e| OpenError::Embedded(e.to_string()))?;
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| OpenError::Embedded(crate::pg::describe(&e)))?;
+    tokio::spawn(connection);
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&db],
+        )
+        .await
+        .map_err(|e| OpenError::Embedded(crate::pg::describe(&e)))?
+        .get(0);
+    if !exists {
+        let sql = format!("CREATE DATABASE {}", crate::sql::Ident::new(db));
+        if let Err(e) = client.batch_execute(&sql).await {
+            // Another command may have created it at the same moment.
+            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                return Err(OpenError::Embedded(crate::pg::describe(&e)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Who runs this command, for the audit log: `cli:<OS user>`.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}

@@ -1,0 +1,178 @@
+//! The `bulkhead` command line. `main.rs` only calls [`run`], so tests drive
+//! exactly what the binary runs.
+
+mod fleet;
+mod output;
+mod tenant;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{Bulkhead, OpenError};
+use crate::config::GlobalArgs;
+use crate::provision::ProvisionError;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulkhead",
+    version,
+    about = "Database-per-tenant isolation for PostgreSQL",
+    long_about = "bulkhead gives every tenant its own PostgreSQL database (or schema), its own \
+login role with no privilege anywhere else, and its own connection pool.\n\n\
+With no BULKHEAD_CONTROL_URL, every command uses a private PostgreSQL cluster under \
+BULKHEAD_HOME (default ./.bulkhead), created and started on first use and left running."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Boot the embedded cluster, create the demo tenants `acme` (database mode)
+    /// and `globex` (schema mode), and print the fleet.
+    Dev,
+    /// The embedded PostgreSQL cluster.
+    #[command(subcommand)]
+    Pg(PgCommand),
+    /// Database servers tenants are placed on.
+    #[command(subcommand)]
+    Server(fleet::ServerCommand),
+    /// Create, inspect, suspend, rotate and delete tenants.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Finish (or with --rollback, undo) every tenant stuck half-way through
+    /// creation or deletion, e.g. after a crash.
+    Reconcile(fleet::ReconcileArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PgCommand {
+    /// Print the embedded cluster's data directory, port and admin URL (password masked).
+    Status,
+    /// Stop the embedded cluster.
+    Stop,
+}
+
+/// A command's failure, with the exit code it deserves.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Provision(e) if e.is_bad_input() => 2,
+            CliError::Usage(_) | CliError::Open(OpenError::SecretRequired) => 2,
+            CliError::Open(OpenError::Secret(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,bulkhead=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Pg(cmd) => pg(&cli.global, cmd).await,
+        Command::Dev => {
+            let app = Bulkhead::open(&cli.global).await?;
+            fleet::dev(&app).await
+        }
+        Command::Server(cmd) => {
+            let app = Bulkhead::open(&cli.global).await?;
+            fleet::server(&app, cmd).await
+        }
+        Command::Tenant(cmd) => {
+            let app = Bulkhead::open(&cli.global).await?;
+            tenant::run(&app, cmd).await
+        }
+        Command::Reconcile(args) => {
+            let app = Bulkhead::open(&cli.global).await?;
+            fleet::reconcile(&app, args).await
+        }
+    }
+}
+
+async fn pg(global: &GlobalArgs, cmd: PgCommand) -> CliResult {
+    use crate::pg::Cluster;
+    if global.control_url.is_some() {
+        return Err(CliError::Usage(
+            "`bulkhead pg` manages the embedded cluster, which is not used when BULKHEAD_CONTROL_URL is set".into(),
+        ));
+    }
+    let dir = global.home.join("pg");
+    match cmd {
+        PgCommand::Status => match Cluster::running(&dir).map_err(OpenError::from)? {
+            Some(cluster) => {
+                println!("state:     running");
+                println!("data dir:  {}", cluster.data_directory().display());
+                println!("port:      {}", cluster.port);
+                println!("version:   PostgreSQL {}", cluster.binaries.major);
+                println!("admin URL: {}", cluster.admin_url_masked("postgres"));
+                println!(
+                    "password:  in {} (owner-only)",
+                    dir.join("superuser-password").display()
+                );
+                Ok(())
+            }
+            None => {
+                println!("state:     stopped");
+                println!("data dir:  {}", dir.join("data").display());
+                Ok(())
+            }
+        },
+        PgCommand::Stop => {
+            if Cluster::stop(&dir).map_err(OpenError::from)? {
+                println!("stopped the embedded cluster in {}", dir.display());
+            } else {
+                println!("the embedded cluster in {} was not running", dir.display());
+            }
+            Ok(())
+        }
+    }
+}

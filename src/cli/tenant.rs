@@ -1,0 +1,219 @@
+//! `bulkhead tenant ...`
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::output::{json, table};
+use super::{CliError, CliResult};
+use crate::app::Bulkhead;
+use crate::control::{Mode, Plan, Tenant};
+use crate::provision::{CreateOutcome, CreateRequest};
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant (or finish the interrupted creation of one).
+    Create(CreateArgs),
+    /// List live tenants.
+    List {
+        /// Machine-readable output.
+        #[arg(long, env = "BULKHEAD_JSON")]
+        json: bool,
+        /// Include deleted tenants (tombstones).
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Show one tenant.
+    Show {
+        slug: String,
+        #[arg(long, env = "BULKHEAD_JSON")]
+        json: bool,
+    },
+    /// Stop serving a tenant (its data is kept).
+    Suspend { slug: String },
+    /// Serve a suspended tenant again.
+    Resume { slug: String },
+    /// Delete a tenant: suspend, export if asked, drop its database or schema and
+    /// roles, keep a tombstone. The slug stays reserved for --slug-quarantine-days.
+    Delete {
+        slug: String,
+        /// Write a `pg_dump -Fc` archive of the tenant here first.
+        #[arg(long, env = "BULKHEAD_EXPORT")]
+        export: Option<PathBuf>,
+    },
+    /// Start a new credential generation for the tenant's runtime role. New
+    /// connections need the new password; open ones finish their work.
+    RotateCredentials { slug: String },
+    /// Print the runtime connection URL of a tenant (contains its password; audited).
+    ConnectUrl { slug: String },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// 3-32 characters: lower-case letters, digits, hyphens; starts with a letter.
+    pub slug: String,
+    /// Display name (defaults to the slug).
+    #[arg(long, env = "BULKHEAD_TENANT_NAME")]
+    pub name: Option<String>,
+    /// `database`: a database of its own; `schema`: a schema in a shared database.
+    #[arg(long, env = "BULKHEAD_TENANT_MODE", default_value = "database")]
+    pub mode: Mode,
+    /// Server to place it on (default: the open server with the most free capacity).
+    #[arg(long, env = "BULKHEAD_TENANT_SERVER")]
+    pub server: Option<String>,
+    #[arg(long, env = "BULKHEAD_TENANT_PLAN", default_value = "free")]
+    pub plan: Plan,
+}
+
+pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
+    let p = &app.provisioner;
+    match cmd {
+        TenantCommand::Create(args) => {
+            let request = CreateRequest {
+                slug: args.slug,
+                display_name: args.name,
+                mode: args.mode,
+                plan: args.plan,
+                server: args.server,
+            };
+            match p.create(&request).await? {
+                CreateOutcome::Created(t) => println!(
+                    "created tenant `{}`: {} mode on server `{}`, schema version {}, {}",
+                    t.slug, t.mode, t.server, t.schema_version, t.status
+                ),
+                CreateOutcome::AlreadyExists(t) => println!(
+                    "tenant `{}` already exists ({}, {} mode on server `{}`)",
+                    t.slug, t.status, t.mode, t.server
+                ),
+            }
+            Ok(())
+        }
+        TenantCommand::List {
+            json: as_json,
+            deleted,
+        } => {
+            let tenants = p.control().tenants(deleted).await.map_err(to_cli)?;
+            if as_json {
+                return json(&tenants);
+            }
+            print_tenants(&tenants);
+            Ok(())
+        }
+        TenantCommand::Show {
+            slug,
+            json: as_json,
+        } => {
+            let parsed = crate::control::Slug::parse(&slug).map_err(|_| {
+                CliError::Provision(crate::provision::ProvisionError::UnknownTenant(
+                    slug.clone(),
+                ))
+            })?;
+            let tenant = p
+                .control()
+                .tenant_by_slug(&parsed)
+                .await
+                .map_err(to_cli)?
+                .ok_or(crate::provision::ProvisionError::UnknownTenant(slug))?;
+            if as_json {
+                return json(&tenant);
+            }
+            let s = p.settings();
+            let fields = [
+                ("id", tenant.id.to_string()),
+                ("slug", tenant.slug.to_string()),
+                ("name", tenant.display_name.clone()),
+                ("status", tenant.status.to_string()),
+                ("plan", tenant.plan.to_string()),
+                ("mode", tenant.mode.to_string()),
+                ("server", tenant.server.clone()),
+                ("database", tenant.database(&s.shared_db)),
+                ("schema", tenant.schema()),
+                ("runtime role", tenant.slug.runtime_role()),
+                ("schema version", tenant.schema_version.to_string()),
+                ("step", tenant.step.map_or("-".into(), |s| s.to_string())),
+                (
+                    "credentials",
+                    format!("generation {}", tenant.credential_generation),
+                ),
+                (
+                    "last error",
+                    tenant.last_error.clone().unwrap_or_else(|| "-".into()),
+                ),
+                ("created", tenant.created_at.to_string()),
+            ];
+            for (k, v) in fields {
+                println!("{:<15} {v}", format!("{k}:"));
+            }
+            Ok(())
+        }
+        TenantCommand::Suspend { slug } => {
+            let t = p.suspend(&slug).await?;
+            println!("tenant `{}` is {}", t.slug, t.status);
+            Ok(())
+        }
+        TenantCommand::Resume { slug } => {
+            let t = p.resume(&slug).await?;
+            println!("tenant `{}` is {}", t.slug, t.status);
+            Ok(())
+        }
+        TenantCommand::Delete { slug, export } => {
+            if let Some(path) = &export {
+                if path.exists() {
+                    return Err(CliError::Usage(format!(
+                        "{} already exists: choose another export file",
+                        path.display()
+                    )));
+                }
+            }
+            let t = p.delete(&slug, export.as_deref()).await?;
+            if let Some(path) = export {
+                println!("exported tenant `{slug}` to {}", path.display());
+            }
+            let until = t
+                .slug_reusable_at
+                .map_or_else(|| "-".to_string(), |d| d.date().to_string());
+            println!("deleted tenant `{slug}`; the slug is reusable from {until}");
+            Ok(())
+        }
+        TenantCommand::RotateCredentials { slug } => {
+            let t = p.rotate_credentials(&slug).await?;
+            println!(
+                "tenant `{}` now uses credential generation {}",
+                t.slug, t.credential_generation
+            );
+            Ok(())
+        }
+        TenantCommand::ConnectUrl { slug } => {
+            let url = p.connect_url(&slug).await?;
+            println!("{}", url.expose());
+            Ok(())
+        }
+    }
+}
+
+fn to_cli(e: crate::control::ControlError) -> CliError {
+    CliError::Provision(e.into())
+}
+
+pub fn print_tenants(tenants: &[Tenant]) {
+    let rows: Vec<Vec<String>> = tenants
+        .iter()
+        .map(|t| {
+            vec![
+                t.slug.to_string(),
+                t.status.to_string(),
+                t.mode.to_string(),
+                t.plan.to_string(),
+                t.server.clone(),
+                t.schema_version.to_string(),
+                t.display_name.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SLUG", "STATUS", "MODE", "PLAN", "SERVER", "VERSION", "NAME",
+        ],
+        &rows,
+    );
+}

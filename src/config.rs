@@ -1,0 +1,74 @@
+//! Configuration shared by every command. Each option is a flag and a
+//! `BULKHEAD_*` environment variable (both shown in `--help`):
+//!
+//! - `BULKHEAD_HOME`: where the embedded cluster, dev secret and outbox live.
+//! - `BULKHEAD_CONTROL_URL`: the control-plane database (production). Unset: embedded cluster.
+//! - `BULKHEAD_SECRET`: master secret tenant passwords are derived from. Required with
+//!   `BULKHEAD_CONTROL_URL`; generated under `BULKHEAD_HOME` otherwise.
+//! - `BULKHEAD_TEMPLATE_DB`, `BULKHEAD_SHARED_DB`: per-server database names.
+//! - `BULKHEAD_TENANT_CONNECTION_LIMIT`, `BULKHEAD_SLUG_QUARANTINE_DAYS`.
+//! - `BULKHEAD_PG_MAX_CONNECTIONS`: `max_connections` of a new embedded cluster.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Args, Clone, Debug)]
+pub struct GlobalArgs {
+    /// Directory of the embedded cluster, the dev secret and other local state.
+    #[arg(
+        long,
+        env = "BULKHEAD_HOME",
+        default_value = ".bulkhead",
+        global = true
+    )]
+    pub home: PathBuf,
+
+    /// Control-plane database URL. When unset, bulkhead boots (or reuses) a private
+    /// PostgreSQL cluster under --home and keeps its control plane there.
+    #[arg(
+        long,
+        env = "BULKHEAD_CONTROL_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub control_url: Option<String>,
+
+    /// Master secret every tenant's runtime password is derived from (at least 32
+    /// characters). Required with --control-url; generated under --home otherwise.
+    #[arg(long, env = "BULKHEAD_SECRET", hide_env_values = true, global = true)]
+    pub secret: Option<String>,
+
+    /// Name of the template database every database-mode tenant is cloned from.
+    #[arg(
+        long,
+        env = "BULKHEAD_TEMPLATE_DB",
+        default_value = "bulkhead_template",
+        global = true
+    )]
+    pub template_db: String,
+
+    /// Name of the database holding the schema-mode tenants on each server.
+    #[arg(
+        long,
+        env = "BULKHEAD_SHARED_DB",
+        default_value = "bulkhead_shared",
+        global = true
+    )]
+    pub shared_db: String,
+
+    /// CONNECTION LIMIT of every tenant's runtime role.
+    #[arg(long, env = "BULKHEAD_TENANT_CONNECTION_LIMIT", default_value_t = 20,
+          value_parser = clap::value_parser!(i32).range(1..=10000), global = true)]
+    pub tenant_connection_limit: i32,
+
+    /// Days a deleted tenant's slug stays reserved before it can be used again.
+    #[arg(long, env = "BULKHEAD_SLUG_QUARANTINE_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(i32).range(0..=3650), global = true)]
+    pub slug_quarantine_days: i32,
+
+    /// max_connections of a newly created embedded cluster.
+    #[arg(long, env = "BULKHEAD_PG_MAX_CONNECTIONS", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(20..=10000), global = true)]
+    pub pg_max_connections: u32,
+}

@@ -1,0 +1,92 @@
+//! The control plane: the one database that knows every server, tenant and
+//! domain. Migrated from `control-plane-migrations/` on every start.
+
+mod audit;
+mod model;
+mod servers;
+mod tenants;
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+pub use audit::AuditEntry;
+pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
+pub use servers::{NewServer, Server};
+pub use tenants::{NewTenant, Reservation, Tenant};
+
+use crate::secret::Secret;
+
+mod embedded {
+    refinery::embed_migrations!("control-plane-migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("invalid control-plane URL: {0}")]
+    BadUrl(String),
+    #[error("control plane unreachable: {0}")]
+    Unreachable(String),
+    #[error("control-plane migration failed: {0}")]
+    Migration(String),
+    #[error("control-plane query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("corrupt control-plane row: {0}")]
+    Corrupt(String),
+}
+
+impl From<deadpool_postgres::PoolError> for ControlError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ControlError::Unreachable(e.to_string())
+    }
+}
+
+/// A pooled handle on the control-plane database.
+#[derive(Clone)]
+pub struct ControlPlane {
+    pool: Pool,
+}
+
+impl ControlPlane {
+    /// Connects, then applies pending control-plane migrations (serialised
+    /// across processes by an advisory lock).
+    pub async fn open(url: &Secret<String>) -> Result<Self, ControlError> {
+        let config = tokio_postgres::Config::from_str(url.expose())
+            .map_err(|e| ControlError::BadUrl(e.to_string()))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(|e| ControlError::BadUrl(e.to_string()))?;
+        let plane = Self { pool };
+        plane.migrate().await?;
+        Ok(plane)
+    }
+
+    async fn migrate(&self) -> Result<(), ControlError> {
+        let mut client = self.pool.get().await?;
+        client
+            .execute("SELECT pg_advisory_lock(7415001)", &[])
+            .await?;
+        let result = embedded::migrations::runner()
+            .set_migration_table_name("bulkhead_control_history")
+            .run_async(&mut **client)
+            .await;
+        client
+            .execute("SELECT pg_advisory_unlock(7415001)", &[])
+            .await?;
+        result.map_err(|e| ControlError::Migration(e.to_string()))?;
+        Ok(())
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, ControlError> {
+        Ok(self.pool.get().await?)
+    }
+}

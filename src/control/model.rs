@@ -1,0 +1,279 @@
+//! The control plane's vocabulary: newtypes whose constructors validate, and the
+//! enums stored as CHECK-constrained text.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Slugs that can never name a tenant: they are host names bulkhead serves
+/// itself, or names that would confuse an operator reading `pg_database`.
+pub const RESERVED_SLUGS: &[&str] = &[
+    "admin",
+    "api",
+    "app",
+    "apps",
+    "assets",
+    "auth",
+    "billing",
+    "blog",
+    "bulkhead",
+    "cdn",
+    "console",
+    "dashboard",
+    "dev",
+    "docs",
+    "ftp",
+    "help",
+    "imap",
+    "internal",
+    "login",
+    "mail",
+    "metrics",
+    "mx",
+    "ns1",
+    "ns2",
+    "pop",
+    "postgres",
+    "public",
+    "root",
+    "signup",
+    "smtp",
+    "staging",
+    "static",
+    "status",
+    "support",
+    "template",
+    "template0",
+    "template1",
+    "test",
+    "webhooks",
+    "www",
+];
+
+/// A tenant's URL-safe name: `^[a-z][a-z0-9-]{1,30}[a-z0-9]$`, not reserved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Slug(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SlugError {
+    #[error(
+        "invalid slug `{0}`: use 3-32 characters, lower-case letters, digits and hyphens, \
+         starting with a letter and not ending with a hyphen"
+    )]
+    Invalid(String),
+    #[error("slug `{0}` is reserved")]
+    Reserved(String),
+}
+
+impl Slug {
+    pub fn parse(s: &str) -> Result<Self, SlugError> {
+        let b = s.as_bytes();
+        let valid = (3..=32).contains(&b.len())
+            && b[0].is_ascii_lowercase()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[b.len() - 1] != b'-';
+        if !valid {
+            return Err(SlugError::Invalid(s.to_string()));
+        }
+        if RESERVED_SLUGS.contains(&s) || s.starts_with("pg-") || s.starts_with("bulkhead-") {
+            return Err(SlugError::Reserved(s.to_string()));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `t_<slug>`: the runtime login role, and the database (database mode) or
+    /// schema (schema mode) name.
+    pub fn runtime_role(&self) -> String {
+        format!("t_{}", self.0)
+    }
+
+    /// `t_<slug>_owner`: the NOLOGIN role that owns the tenant's objects.
+    pub fn owner_role(&self) -> String {
+        format!("t_{}_owner", self.0)
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A tenant's id: minted by the provisioner, never taken from a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TenantId(pub Uuid);
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Declares an enum stored as CHECK-constrained text, with its parser.
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "unknown {} `{}` (expected one of: {})",
+                        stringify!($name).to_lowercase(),
+                        other,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Where a tenant is in its life.
+    Status {
+        Provisioning => "provisioning",
+        Active => "active",
+        Suspended => "suspended",
+        Migrating => "migrating",
+        MigrationFailed => "migration_failed",
+        Deleting => "deleting",
+        Deleted => "deleted",
+    }
+);
+
+text_enum!(
+    /// Database per tenant, or schema per tenant in a shared database.
+    Mode {
+        Database => "database",
+        Schema => "schema",
+    }
+);
+
+text_enum!(
+    Plan {
+        Free => "free",
+        Pro => "pro",
+    }
+);
+
+text_enum!(
+    /// The provisioner's and the deleter's steps, in order. The step a tenant
+    /// records is the one about to run.
+    Step {
+        Reserve => "reserve",
+        Roles => "roles",
+        Storage => "storage",
+        Grants => "grants",
+        Migrate => "migrate",
+        Verify => "verify",
+        Export => "export",
+        Drop => "drop",
+        Tombstone => "tombstone",
+    }
+);
+
+impl Step {
+    /// The creation steps, in order.
+    pub const CREATE: &'static [Step] = &[
+        Step::Reserve,
+        Step::Roles,
+        Step::Storage,
+        Step::Grants,
+        Step::Migrate,
+        Step::Verify,
+    ];
+}
+
+text_enum!(
+    /// A database server's placement state.
+    ServerState {
+        Open => "open",
+        Draining => "draining",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slug_rules() {
+        for ok in ["acme", "a-1", "acme-co", "x2z", &"a".repeat(32)] {
+            assert!(Slug::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "ab",
+            "Acme",
+            "1acme",
+            "acme-",
+            "-acme",
+            "ac_me",
+            "ac.me",
+            "acmé",
+            &"a".repeat(33),
+            "a b",
+            "acme\0",
+        ] {
+            assert!(
+                matches!(Slug::parse(bad), Err(SlugError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+        for reserved in ["admin", "www", "api", "postgres", "template1", "bulkhead-x"] {
+            assert!(
+                matches!(Slug::parse(reserved), Err(SlugError::Reserved(_))),
+                "{reserved}"
+            );
+        }
+    }
+
+    #[test]
+    fn role_names_fit_postgres_identifier_limit() {
+        let s = Slug::parse(&"a".repeat(32)).unwrap();
+        assert!(s.owner_role().len() <= 63);
+        assert_eq!(Slug::parse("acme").unwrap().runtime_role(), "t_acme");
+    }
+
+    #[test]
+    fn enums_round_trip_through_text() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>().unwrap(), *s);
+        }
+        assert!(
+            "nope"
+                .parse::<Mode>()
+                .unwrap_err()
+                .contains("database, schema")
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! bulkhead: a database-per-tenant isolation platform for PostgreSQL.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod fleet;
+pub mod pg;
+pub mod provision;
+pub mod secret;
+pub mod sql;

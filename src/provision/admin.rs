@@ -1,0 +1,120 @@
+//! Privileged connections to database servers: used only by the provisioner
+//! and the fleet migrator, never on a request path.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::ProvisionError;
+use crate::control::Server;
+use crate::secret::Secret;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The connection settings of a server's admin URL, with `dbname` overridden.
+pub fn admin_config(
+    url: &Secret<String>,
+    server: &str,
+    db: Option<&str>,
+) -> Result<Config, ProvisionError> {
+    let mut config = Config::from_str(url.expose()).map_err(|e| ProvisionError::BadAdminUrl {
+        server: server.to_string(),
+        detail: e.to_string(),
+    })?;
+    if let Some(db) = db {
+        config.dbname(db);
+    }
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("bulkhead-provisioner");
+    Ok(config)
+}
+
+/// Opens one connection and drives it on a background task.
+pub async fn connect(config: &Config, server: &str) -> Result<Client, ProvisionError> {
+    let (client, connection) =
+        config
+            .connect(NoTls)
+            .await
+            .map_err(|e| ProvisionError::ServerUnreachable {
+                server: server.to_string(),
+                detail: crate::pg::describe(&e),
+            })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "admin connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Pools of admin connections to each server's maintenance database.
+#[derive(Default)]
+pub struct AdminPools {
+    pools: Mutex<HashMap<String, (String, Pool)>>,
+}
+
+impl AdminPools {
+    pub async fn get(&self, server: &Server) -> Result<deadpool_postgres::Object, ProvisionError> {
+        let pool = {
+            let mut pools = self.pools.lock().expect("admin pool map poisoned");
+            // Keyed by URL too: a server whose URL changed gets a fresh pool.
+            match pools.get(&server.name) {
+                Some((url, pool)) if url == server.admin_url.expose() => pool.clone(),
+                _ => {
+                    let config = admin_config(&server.admin_url, &server.name, None)?;
+                    let manager = Manager::from_config(
+                        config,
+                        NoTls,
+                        ManagerConfig {
+                            recycling_method: RecyclingMethod::Fast,
+                        },
+                    );
+                    let pool = Pool::builder(manager).max_size(8).build().map_err(|e| {
+                        ProvisionError::BadAdminUrl {
+                            server: server.name.clone(),
+                            detail: e.to_string(),
+                        }
+                    })?;
+                    pools.insert(
+                        server.name.clone(),
+                        (server.admin_url.expose().clone(), pool.clone()),
+                    );
+                    pool
+                }
+            }
+        };
+        pool.get()
+            .await
+            .map_err(|e| ProvisionError::ServerUnreachable {
+                server: server.name.clone(),
+                detail: match e {
+                    deadpool_postgres::PoolError::Backend(e) => crate::pg::describe(&e),
+                    other => other.to_string(),
+                },
+            })
+    }
+}
+
+pub async fn role_exists(client: &Client, role: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+            &[&role],
+        )
+        .await?
+        .get(0))
+}
+
+pub async fn database_exists(client: &Client, db: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&db],
+        )
+        .await?
+        .get(0))
+}

@@ -1,0 +1,98 @@
+//! Registering database servers: every admin URL is checked (reachable, a
+//! superuser) before it is recorded, and never printed.
+
+use serde_json::json;
+
+use super::admin::{admin_config, connect};
+use super::{ProvisionError, Provisioner};
+use crate::control::{NewServer, ServerState};
+use crate::secret::Secret;
+
+pub struct AddServer {
+    pub name: String,
+    pub admin_url: Secret<String>,
+    pub capacity: i32,
+    pub budget: i32,
+}
+
+impl Provisioner {
+    pub async fn add_server(&self, add: &AddServer) -> Result<(), ProvisionError> {
+        let valid_name = add.name.len() <= 63
+            && add.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && add
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid_name {
+            return Err(ProvisionError::BadServerName(add.name.clone()));
+        }
+        for (what, value) in [("capacity", add.capacity), ("budget", add.budget)] {
+            if value <= 0 {
+                return Err(ProvisionError::BadValue {
+                    what,
+                    detail: format!("{value} (must be a positive number)"),
+                });
+            }
+        }
+        if self.control.server(&add.name).await?.is_some() {
+            return Err(ProvisionError::ServerExists(add.name.clone()));
+        }
+        let config = admin_config(&add.admin_url, &add.name, None)?;
+        let client = connect(&config, &add.name).await?;
+        let superuser: bool = client
+            .query_one(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await
+            .map_err(|e| ProvisionError::ServerUnreachable {
+                server: add.name.clone(),
+                detail: crate::pg::describe(&e),
+            })?
+            .get(0);
+        if !superuser {
+            return Err(ProvisionError::NotSuperuser(add.name.clone()));
+        }
+        let inserted = self
+            .control
+            .insert_server(&NewServer {
+                name: &add.name,
+                admin_url: &add.admin_url,
+                capacity: add.capacity,
+                budget: add.budget,
+            })
+            .await?;
+        if !inserted {
+            return Err(ProvisionError::ServerExists(add.name.clone()));
+        }
+        self.control
+            .audit(
+                &self.settings.actor,
+                "server.add",
+                None,
+                json!({"server": add.name, "capacity": add.capacity, "budget": add.budget}),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stops placing new tenants on a server; its tenants stay where they are.
+    pub async fn drain_server(&self, name: &str) -> Result<(), ProvisionError> {
+        if !self
+            .control
+            .set_server_state(name, ServerState::Draining)
+            .await?
+        {
+            return Err(ProvisionError::UnknownServer(name.to_string()));
+        }
+        self.control
+            .audit(
+                &self.settings.actor,
+                "server.drain",
+                None,
+                json!({"server": name}),
+            )
+            .await?;
+        Ok(())
+    }
+}
