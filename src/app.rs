@@ -75,8 +75,15 @@ impl Bulkhead {
                 (control, secret, Some(cluster))
             }
         };
+        let provisioner = Provisioner::new(control, secret, settings);
+        if cluster.is_some() {
+            provisioner
+                .lockdown_server(LOCAL_SERVER)
+                .await
+                .map_err(|e| OpenError::Embedded(e.to_string()))?;
+        }
         Ok(Self {
-            provisioner: Provisioner::new(control, secret, settings),
+            provisioner,
             cluster,
         })
     }

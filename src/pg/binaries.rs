@@ -27,7 +27,11 @@ impl Binaries {
                     .all(|t| dir.join(t).is_file())
             })
             .filter_map(|dir| {
-                let major = major_version(&dir.join("postgres"))?;
+                // PATH often holds symlinks to the real bin directory (which also
+                // has pg_dump and pg_restore): use the directory they point into.
+                let real = dir.join("postgres").canonicalize().ok()?;
+                let dir = real.parent()?.to_path_buf();
+                let major = major_version(&real)?;
                 Some(Binaries { dir, major })
             })
             .collect();

@@ -341,3 +341,24 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     }
     text
 }
+
+impl Cluster {
+    /// A fresh, non-durable cluster in a new temporary directory, stopped and
+    /// deleted when this process exits (however it exits): for tests and benches.
+    pub fn throwaway(max_connections: u32) -> Result<Cluster, PgError> {
+        let dir = std::env::temp_dir().join(format!(
+            "bulkhead-{}-{}",
+            std::process::id(),
+            &secret::random_hex(4)
+        ));
+        let cluster = Cluster::ensure(
+            &dir,
+            &ClusterOptions {
+                max_connections,
+                durable: false,
+            },
+        )?;
+        cluster.remove_when_process_exits(std::process::id())?;
+        Ok(cluster)
+    }
+}

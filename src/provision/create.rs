@@ -336,15 +336,16 @@ impl Provisioner {
         let current = crate::fleet::current_version(client, &schema)
             .await
             .map_err(|e| step_err(e.to_string()))?;
-        if current >= latest {
-            self.control.set_schema_version(tenant.id, current).await?;
-            return Ok(());
-        }
-        let version = self
-            .schema
-            .apply(client, &owner, &schema)
-            .await
-            .map_err(|e| step_err(e.to_string()))?;
+        let version = if current >= latest {
+            current
+        } else {
+            self.schema
+                .apply(client, &owner, &schema)
+                .await
+                .map_err(|e| step_err(e.to_string()))?
+        };
+        // Always: a clone inherits the template's history table, and in schema
+        // mode the table was just created, with default privileges for the runtime role.
         let sql = render(
             sql::HISTORY_REVOKE,
             &[

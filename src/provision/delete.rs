@@ -325,6 +325,11 @@ impl Provisioner {
     /// `rollback`, stuck creations are undone instead (and their slug freed).
     pub async fn reconcile(&self, rollback: bool) -> Result<Vec<Reconciled>, ProvisionError> {
         let mut report = Vec::new();
+        for server in self.control.servers().await? {
+            if let Err(e) = self.lockdown_server(&server.name).await {
+                tracing::warn!(server = %server.name, error = %e, "could not lock down server");
+            }
+        }
         for tenant in self.control.unsettled_tenants().await? {
             let was = tenant.status;
             let slug = tenant.slug.to_string();

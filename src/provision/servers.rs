@@ -53,6 +53,7 @@ impl Provisioner {
         if !superuser {
             return Err(ProvisionError::NotSuperuser(add.name.clone()));
         }
+        lockdown(&client, &add.name).await?;
         let inserted = self
             .control
             .insert_server(&NewServer {
@@ -76,6 +77,17 @@ impl Provisioner {
         Ok(())
     }
 
+    /// Takes PUBLIC's CONNECT and TEMP away on every database of a server.
+    pub async fn lockdown_server(&self, name: &str) -> Result<(), ProvisionError> {
+        let server = self
+            .control
+            .server(name)
+            .await?
+            .ok_or_else(|| ProvisionError::UnknownServer(name.to_string()))?;
+        let client = self.admin.get(&server).await?;
+        lockdown(&client, name).await
+    }
+
     /// Stops placing new tenants on a server; its tenants stay where they are.
     pub async fn drain_server(&self, name: &str) -> Result<(), ProvisionError> {
         if !self
@@ -95,4 +107,14 @@ impl Provisioner {
             .await?;
         Ok(())
     }
+}
+
+async fn lockdown(client: &tokio_postgres::Client, server: &str) -> Result<(), ProvisionError> {
+    client
+        .batch_execute(super::sql::SERVER_LOCKDOWN)
+        .await
+        .map_err(|e| ProvisionError::ServerUnreachable {
+            server: server.to_string(),
+            detail: crate::pg::describe(&e),
+        })
 }

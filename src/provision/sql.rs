@@ -19,6 +19,7 @@ pub const TERMINATE: &str = include_str!("../../provisioning/terminate.sql");
 pub const DATABASE_DROP: &str = include_str!("../../provisioning/database_drop.sql");
 pub const SCHEMA_DROP: &str = include_str!("../../provisioning/schema_drop.sql");
 pub const ROLES_DROP: &str = include_str!("../../provisioning/roles_drop.sql");
+pub const SERVER_LOCKDOWN: &str = include_str!("../../provisioning/server_lockdown.sql");
 pub const PRIVILEGE_AUDIT: &str = include_str!("../../provisioning/privilege_audit.sql");
 
 /// Wraps a multi-statement file in one transaction.

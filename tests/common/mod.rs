@@ -1,0 +1,256 @@
+//! Test harness: one PostgreSQL cluster per test binary (booted on first use,
+//! removed when the binary exits), and per test a fresh control-plane database,
+//! template and shared database names of its own, and unique slugs, so tests
+//! run in parallel and never depend on order.
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use bulkhead::app::Bulkhead;
+use bulkhead::config::GlobalArgs;
+use bulkhead::provision::{AddServer, CreateRequest, Provisioner};
+use bulkhead::secret::{Secret, random_hex};
+use tokio_postgres::{Client, NoTls};
+
+/// The cluster every test of this binary shares: superuser URL without database.
+pub struct TestPg {
+    /// `postgres://user:pw@host:port` (no path)
+    base_url: String,
+}
+
+impl TestPg {
+    pub fn url(&self, db: &str) -> String {
+        format!("{}/{db}", self.base_url)
+    }
+}
+
+pub fn pg() -> &'static TestPg {
+    static PG: OnceLock<TestPg> = OnceLock::new();
+    PG.get_or_init(|| {
+        if let Ok(url) = std::env::var("BULKHEAD_TEST_PG_URL") {
+            let base = url.trim_end_matches('/');
+            let base = match base.rfind('/') {
+                Some(i) if base[..i].contains('@') || base[..i].ends_with(':') => &base[..i],
+                _ => base,
+            };
+            return TestPg {
+                base_url: base.to_string(),
+            };
+        }
+        let cluster = bulkhead::pg::Cluster::throwaway(400).expect("boot the test cluster");
+        let url = cluster.admin_url("postgres");
+        TestPg {
+            base_url: url.expose().trim_end_matches("/postgres").to_string(),
+        }
+    })
+}
+
+pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let config = tokio_postgres::Config::from_str(url).expect("valid URL");
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// One test's own fleet: control plane, template and shared database names.
+pub struct TestFleet {
+    pub id: String,
+    pub args: GlobalArgs,
+    pub app: Bulkhead,
+}
+
+impl TestFleet {
+    pub async fn new() -> Self {
+        let pg = pg();
+        let id = random_hex(3);
+        let control_db = format!("cp_{id}");
+        create_private_database(&control_db).await;
+        let args = GlobalArgs {
+            home: std::env::temp_dir().join(format!("bulkhead-home-{id}")),
+            control_url: Some(pg.url(&control_db)),
+            secret: Some(random_hex(32)),
+            template_db: format!("tpl_{id}"),
+            shared_db: format!("shared_{id}"),
+            tenant_connection_limit: 20,
+            slug_quarantine_days: 30,
+            pg_max_connections: 200,
+        };
+        let app = Bulkhead::open(&args).await.expect("open the test fleet");
+        app.provisioner
+            .add_server(&AddServer {
+                name: "local".into(),
+                admin_url: Secret::new(pg.url("postgres")),
+                capacity: 1000,
+                budget: 50,
+            })
+            .await
+            .expect("add the test server");
+        Self { id, args, app }
+    }
+
+    pub fn p(&self) -> &Provisioner {
+        &self.app.provisioner
+    }
+
+    /// A slug unique to this test: `<base>-<id>`.
+    pub fn slug(&self, base: &str) -> String {
+        format!("{base}-{}", self.id)
+    }
+
+    /// Creates an active tenant and returns its slug.
+    pub async fn tenant(&self, base: &str, mode: bulkhead::control::Mode) -> String {
+        let slug = self.slug(base);
+        self.p()
+            .create(&CreateRequest {
+                slug: slug.clone(),
+                display_name: None,
+                mode,
+                plan: bulkhead::control::Plan::Free,
+                server: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create {slug}: {e}"));
+        slug
+    }
+
+    /// A connection logged in as the tenant's runtime role.
+    pub async fn as_tenant(&self, slug: &str) -> Client {
+        let url = self.p().connect_url(slug).await.expect("connect url");
+        connect(url.expose()).await.expect("connect as tenant")
+    }
+
+    /// A superuser connection to `db`.
+    pub async fn admin(&self, db: &str) -> Client {
+        connect(&pg().url(db)).await.expect("connect as admin")
+    }
+
+    /// The `bulkhead` binary, configured for this fleet.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BULKHEAD_HOME", &self.args.home)
+            .env(
+                "BULKHEAD_CONTROL_URL",
+                self.args.control_url.as_ref().unwrap(),
+            )
+            .env("BULKHEAD_SECRET", self.args.secret.as_ref().unwrap())
+            .env("BULKHEAD_TEMPLATE_DB", &self.args.template_db)
+            .env("BULKHEAD_SHARED_DB", &self.args.shared_db);
+        cmd
+    }
+
+    /// Does the server have a role / database / schema of this name?
+    pub async fn role_exists(&self, role: &str) -> bool {
+        self.admin("postgres")
+            .await
+            .query_one("SELECT count(*) FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    }
+
+    pub async fn database_exists(&self, db: &str) -> bool {
+        self.admin("postgres")
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&db],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    }
+
+    pub async fn schema_exists(&self, schema: &str) -> bool {
+        let shared = &self.args.shared_db;
+        if !self.database_exists(shared).await {
+            return false;
+        }
+        self.admin(shared)
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    }
+
+    /// Whether anything of the tenant exists on the server (roles, database, schema).
+    pub async fn traces_of(&self, slug: &str) -> Vec<String> {
+        let runtime = format!("t_{slug}");
+        let owner = format!("t_{slug}_owner");
+        let mut traces = Vec::new();
+        for role in [&runtime, &owner] {
+            if self.role_exists(role).await {
+                traces.push(format!("role {role}"));
+            }
+        }
+        if self.database_exists(&runtime).await {
+            traces.push(format!("database {runtime}"));
+        }
+        if self.schema_exists(&runtime).await {
+            traces.push(format!("schema {runtime}"));
+        }
+        traces
+    }
+
+    /// How many tenant rows (any status) the control plane has for a slug.
+    pub async fn tenant_rows(&self, slug: &str) -> i64 {
+        let cp = connect(self.args.control_url.as_ref().unwrap())
+            .await
+            .unwrap();
+        cp.query_one("SELECT count(*) FROM tenants WHERE slug = $1", &[&slug])
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+/// Serialises database creation with the server-wide privilege audit: a new
+/// database grants PUBLIC CONNECT until its REVOKE, which the audit would see.
+pub const DATABASE_CREATION_LOCK: i64 = 7415042;
+
+/// Creates a database nobody but superusers may connect to (as a managed
+/// server's databases must be: see provisioning/server_lockdown.sql).
+pub async fn create_private_database(name: &str) {
+    let admin = connect(&pg().url("postgres"))
+        .await
+        .expect("connect as admin");
+    // One statement per call: CREATE DATABASE refuses to run in the implicit
+    // transaction of a multi-statement query.
+    for sql in [
+        format!("SELECT pg_advisory_lock({DATABASE_CREATION_LOCK})"),
+        format!("CREATE DATABASE {name}"),
+        format!("REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC"),
+        format!("SELECT pg_advisory_unlock({DATABASE_CREATION_LOCK})"),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .expect("create a private database");
+    }
+}
+
+/// Waits for `cond` with a deadline instead of sleeping a fixed time.
+pub async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

@@ -1,0 +1,463 @@
+//! The provisioner against a real server: create, verify, suspend, rotate,
+//! delete with export, crash-resume after every step, reconcile.
+
+mod common;
+
+use bulkhead::control::{Mode, Plan, Status, Step};
+use bulkhead::provision::{CreateOutcome, CreateRequest, ProvisionError};
+use common::{TestFleet, connect, pg};
+
+fn request(slug: &str, mode: Mode) -> CreateRequest {
+    CreateRequest {
+        slug: slug.to_string(),
+        display_name: Some(format!("Tenant {slug}")),
+        mode,
+        plan: Plan::Free,
+        server: None,
+    }
+}
+
+async fn create_verify_and_use(mode: Mode) {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.slug("new");
+    let outcome = fleet.p().create(&request(&slug, mode)).await.unwrap();
+    let CreateOutcome::Created(tenant) = outcome else {
+        panic!("expected a new tenant, got {outcome:?}");
+    };
+    assert_eq!(tenant.status, Status::Active);
+    assert_eq!(tenant.mode, mode);
+    assert_eq!(tenant.step, None);
+    assert_eq!(tenant.schema_version, 1);
+
+    let client = fleet.as_tenant(&slug).await;
+    let row = client
+        .query_one(
+            "SELECT current_user::text, current_database()::text, current_schemas(false)::text[]",
+            &[],
+        )
+        .await
+        .unwrap();
+    let expected_db = match mode {
+        Mode::Database => format!("t_{slug}"),
+        Mode::Schema => fleet.args.shared_db.clone(),
+    };
+    let expected_schema = match mode {
+        Mode::Database => "public".to_string(),
+        Mode::Schema => format!("t_{slug}"),
+    };
+    assert_eq!(row.get::<_, String>(0), format!("t_{slug}"));
+    assert_eq!(row.get::<_, String>(1), expected_db);
+    assert_eq!(row.get::<_, Vec<String>>(2), vec![expected_schema]);
+
+    // The runtime role can do DML on its own tables...
+    client
+        .execute("INSERT INTO projects (name) VALUES ('first')", &[])
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM projects", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    // ...but not touch the migration history.
+    let err = client
+        .execute("DELETE FROM bulkhead_schema_history", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+
+    // A second create is idempotent and says so.
+    let again = fleet.p().create(&request(&slug, mode)).await.unwrap();
+    assert!(matches!(again, CreateOutcome::AlreadyExists(t) if t.id == tenant.id));
+    assert_eq!(fleet.tenant_rows(&slug).await, 1);
+}
+
+#[tokio::test]
+async fn database_tenant_is_created_active_verified_and_usable() {
+    create_verify_and_use(Mode::Database).await;
+}
+
+#[tokio::test]
+async fn schema_tenant_is_created_active_verified_and_usable() {
+    create_verify_and_use(Mode::Schema).await;
+}
+
+async fn suspend_and_resume(mode: Mode) {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("susp", mode).await;
+    assert_eq!(
+        fleet.p().suspend(&slug).await.unwrap().status,
+        Status::Suspended
+    );
+    // Suspending twice is a no-op; resuming an active tenant too.
+    assert_eq!(
+        fleet.p().suspend(&slug).await.unwrap().status,
+        Status::Suspended
+    );
+    assert_eq!(
+        fleet.p().resume(&slug).await.unwrap().status,
+        Status::Active
+    );
+    assert_eq!(
+        fleet.p().resume(&slug).await.unwrap().status,
+        Status::Active
+    );
+    let audit = fleet
+        .p()
+        .control()
+        .audit_entries(
+            Some(
+                fleet
+                    .p()
+                    .control()
+                    .tenant_by_slug(&bulkhead::control::Slug::parse(&slug).unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id,
+            ),
+            10,
+        )
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["tenant.resume", "tenant.suspend", "tenant.create"]
+    );
+}
+
+#[tokio::test]
+async fn database_tenant_suspends_and_resumes() {
+    suspend_and_resume(Mode::Database).await;
+}
+
+#[tokio::test]
+async fn schema_tenant_suspends_and_resumes() {
+    suspend_and_resume(Mode::Schema).await;
+}
+
+async fn rotate(mode: Mode) {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("rot", mode).await;
+    let old_url = fleet.p().connect_url(&slug).await.unwrap();
+    let old_conn = connect(old_url.expose()).await.unwrap();
+    let t = fleet.p().rotate_credentials(&slug).await.unwrap();
+    assert_eq!(t.credential_generation, 2);
+    let new_url = fleet.p().connect_url(&slug).await.unwrap();
+    assert_ne!(old_url, new_url);
+
+    let err = connect(old_url.expose()).await.unwrap_err();
+    let db_err = err.as_db_error().expect("a server error");
+    assert_eq!(
+        db_err.code(),
+        &tokio_postgres::error::SqlState::INVALID_PASSWORD
+    );
+    connect(new_url.expose())
+        .await
+        .expect("the new password works");
+    // An open connection keeps working until it is recycled.
+    old_conn.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn database_tenant_credentials_rotate() {
+    rotate(Mode::Database).await;
+}
+
+#[tokio::test]
+async fn schema_tenant_credentials_rotate() {
+    rotate(Mode::Schema).await;
+}
+
+async fn delete_with_export(mode: Mode) {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("del", mode).await;
+    fleet
+        .as_tenant(&slug)
+        .await
+        .batch_execute("INSERT INTO projects (name) VALUES ('keep me'), ('and me')")
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("bulkhead-export-{}", fleet.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{slug}.dump"));
+
+    let t = fleet.p().delete(&slug, Some(&file)).await.unwrap();
+    assert_eq!(t.status, Status::Deleted);
+    assert!(t.slug_reusable_at.is_some());
+    assert!(
+        fleet.traces_of(&slug).await.is_empty(),
+        "{:?}",
+        fleet.traces_of(&slug).await
+    );
+    assert!(matches!(
+        fleet.p().connect_url(&slug).await,
+        Err(ProvisionError::UnknownTenant(_))
+    ));
+
+    // The export restores into a scratch database with every row.
+    let scratch = format!("restore_{}", fleet.id);
+    common::create_private_database(&scratch).await;
+    let bindir = bulkhead::pg::Binaries::find().unwrap();
+    let out = std::process::Command::new(bindir.tool("pg_restore"))
+        .args(["--no-owner", "--no-privileges", "--dbname"])
+        .arg(pg().url(&scratch))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = fleet.admin(&scratch).await;
+    let table = match mode {
+        Mode::Database => "public.projects".to_string(),
+        Mode::Schema => format!("\"t_{slug}\".projects"),
+    };
+    let names: Vec<String> = restored
+        .query(&format!("SELECT name FROM {table} ORDER BY id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["keep me", "and me"]);
+
+    // The slug is quarantined.
+    let err = fleet.p().create(&request(&slug, mode)).await.unwrap_err();
+    assert!(
+        matches!(err, ProvisionError::SlugQuarantined { .. }),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn database_tenant_is_deleted_with_a_restorable_export() {
+    delete_with_export(Mode::Database).await;
+}
+
+#[tokio::test]
+async fn schema_tenant_is_deleted_with_a_restorable_export() {
+    delete_with_export(Mode::Schema).await;
+}
+
+/// Fails the creation right after each step in turn, then finishes it by
+/// running `create` again (even steps) or `reconcile` (odd steps).
+async fn crash_after_every_step(mode: Mode) {
+    let mut fleet = TestFleet::new().await;
+    for (i, &step) in Step::CREATE.iter().enumerate() {
+        let slug = fleet.slug(&format!("crash{i}"));
+        fleet.app.provisioner.fail_after = Some(step);
+        let err = fleet.p().create(&request(&slug, mode)).await.unwrap_err();
+        assert!(
+            matches!(err, ProvisionError::Injected(s) if s == step),
+            "{err}"
+        );
+        let tenant = fleet
+            .p()
+            .control()
+            .tenant_by_slug(&bulkhead::control::Slug::parse(&slug).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(tenant.status, Status::Provisioning);
+        assert_eq!(tenant.step, Some(step));
+
+        fleet.app.provisioner.fail_after = None;
+        if i % 2 == 0 {
+            let outcome = fleet.p().create(&request(&slug, mode)).await.unwrap();
+            assert!(matches!(outcome, CreateOutcome::Created(_)), "{outcome:?}");
+        } else {
+            let report = fleet.p().reconcile(false).await.unwrap();
+            assert!(
+                report
+                    .iter()
+                    .any(|r| r.slug == slug && r.outcome == "created"),
+                "{report:?}"
+            );
+        }
+        let tenant = fleet
+            .p()
+            .control()
+            .tenant_by_slug(&bulkhead::control::Slug::parse(&slug).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(tenant.status, Status::Active, "after a crash after {step}");
+        assert_eq!(tenant.schema_version, 1);
+        assert_eq!(fleet.tenant_rows(&slug).await, 1);
+        let client = fleet.as_tenant(&slug).await;
+        client
+            .execute("INSERT INTO projects (name) VALUES ('x')", &[])
+            .await
+            .unwrap();
+        let mut traces = fleet.traces_of(&slug).await;
+        traces.sort();
+        let mut expected = vec![format!("role t_{slug}"), format!("role t_{slug}_owner")];
+        expected.push(match mode {
+            Mode::Database => format!("database t_{slug}"),
+            Mode::Schema => format!("schema t_{slug}"),
+        });
+        expected.sort();
+        assert_eq!(
+            traces, expected,
+            "exactly one of each after a crash after {step}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn database_creation_resumes_after_a_crash_after_every_step() {
+    crash_after_every_step(Mode::Database).await;
+}
+
+#[tokio::test]
+async fn schema_creation_resumes_after_a_crash_after_every_step() {
+    crash_after_every_step(Mode::Schema).await;
+}
+
+#[tokio::test]
+async fn a_crash_while_creating_the_database_leaves_no_orphan_after_rollback() {
+    let mut fleet = TestFleet::new().await;
+    let slug = fleet.slug("orphan");
+    fleet.app.provisioner.fail_after = Some(Step::Storage);
+    fleet
+        .p()
+        .create(&request(&slug, Mode::Database))
+        .await
+        .unwrap_err();
+    assert!(fleet.database_exists(&format!("t_{slug}")).await);
+    fleet.app.provisioner.fail_after = None;
+
+    let report = fleet.p().reconcile(true).await.unwrap();
+    assert!(
+        report
+            .iter()
+            .any(|r| r.slug == slug && r.outcome == "rolled back"),
+        "{report:?}"
+    );
+    assert!(
+        fleet.traces_of(&slug).await.is_empty(),
+        "{:?}",
+        fleet.traces_of(&slug).await
+    );
+    // A rolled-back creation frees its slug at once.
+    let outcome = fleet
+        .p()
+        .create(&request(&slug, Mode::Database))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, CreateOutcome::Created(_)));
+}
+
+#[tokio::test]
+async fn an_interrupted_deletion_is_finished_by_reconcile() {
+    let mut fleet = TestFleet::new().await;
+    let slug = fleet.tenant("halfdel", Mode::Schema).await;
+    fleet.app.provisioner.fail_after = Some(Step::Drop);
+    fleet.p().delete(&slug, None).await.unwrap_err();
+    fleet.app.provisioner.fail_after = None;
+    let report = fleet.p().reconcile(false).await.unwrap();
+    assert!(
+        report
+            .iter()
+            .any(|r| r.slug == slug && r.outcome == "deleted"),
+        "{report:?}"
+    );
+    assert!(fleet.traces_of(&slug).await.is_empty());
+    assert!(fleet.p().reconcile(false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn every_runtime_role_can_connect_to_exactly_one_database_and_is_member_of_nothing() {
+    let fleet = TestFleet::new().await;
+    let a = fleet.tenant("audita", Mode::Database).await;
+    let b = fleet.tenant("auditb", Mode::Schema).await;
+    let admin = fleet.admin("postgres").await;
+    admin
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&common::DATABASE_CREATION_LOCK],
+        )
+        .await
+        .unwrap();
+    let audit = fleet.p().privilege_audit("local").await.unwrap();
+    admin
+        .execute(
+            "SELECT pg_advisory_unlock($1)",
+            &[&common::DATABASE_CREATION_LOCK],
+        )
+        .await
+        .unwrap();
+    for slug in [&a, &b] {
+        let role = audit
+            .iter()
+            .find(|r| r.role == format!("t_{slug}"))
+            .unwrap_or_else(|| panic!("{slug} missing from {audit:?}"));
+        assert!(role.is_isolated(), "{role:?}");
+    }
+    let a_role = audit.iter().find(|r| r.role == format!("t_{a}")).unwrap();
+    assert_eq!(a_role.databases, [format!("t_{a}")]);
+    let b_role = audit.iter().find(|r| r.role == format!("t_{b}")).unwrap();
+    assert_eq!(b_role.databases, [fleet.args.shared_db.clone()]);
+    // Every tenant role on the whole server, including other tests' tenants
+    // (some half-way through creation, not yet granted their database).
+    for role in &audit {
+        assert!(role.connectable <= 1, "{role:?}");
+        assert!(
+            !role.temp && role.memberships == 0 && !role.privileged,
+            "{role:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn placement_picks_the_open_server_with_most_free_capacity_and_skips_drained_ones() {
+    let fleet = TestFleet::new().await;
+    fleet
+        .p()
+        .add_server(&bulkhead::provision::AddServer {
+            name: "big".into(),
+            admin_url: bulkhead::secret::Secret::new(pg().url("postgres")),
+            capacity: 5000,
+            budget: 10,
+        })
+        .await
+        .unwrap();
+    let slug = fleet.tenant("placed", Mode::Database).await;
+    let t = fleet
+        .p()
+        .control()
+        .tenant_by_slug(&bulkhead::control::Slug::parse(&slug).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.server, "big");
+    fleet.p().drain_server("big").await.unwrap();
+    let slug = fleet.tenant("placed2", Mode::Schema).await;
+    let t = fleet
+        .p()
+        .control()
+        .tenant_by_slug(&bulkhead::control::Slug::parse(&slug).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.server, "local");
+    let err = fleet
+        .p()
+        .create(&CreateRequest {
+            server: Some("big".into()),
+            ..request(&fleet.slug("nope"), Mode::Database)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProvisionError::ServerDraining(_)), "{err}");
+    assert!(fleet.traces_of(&fleet.slug("nope")).await.is_empty());
+}
