@@ -1,1 +1,570 @@
-fn main() {}
+//! `provision` benchmark (see BENCHMARKS.md): how fast bulkhead brings tenants
+//! into being, against the floor of the raw SQL alone on the same cluster.
+//!
+//! `cargo bench --bench provision [-- --quick | --tenants N]`
+//!
+//! Both sides create the same number of tenants per mode, 4 at a time. The
+//! floor is what a plain client needs at the very least: roles, the database
+//! clone (or schema + migration) and the grants, with no control plane, no
+//! idempotency checks and no isolation check.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bulkhead::app::Bulkhead;
+use bulkhead::config::GlobalArgs;
+use bulkhead::control::{Mode, Plan, Slug, Status};
+use bulkhead::pg::Cluster;
+use bulkhead::provision::{AddServer, CreateOutcome, CreateRequest};
+use bulkhead::secret::{self, Secret};
+use bulkhead::sql::{Arg, Ident, Literal, render};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio_postgres::{Client, Config, NoTls};
+
+const DATABASE_GRANTS: &str = include_str!("../provisioning/database_grants.sql");
+const SCHEMA_GRANTS: &str = include_str!("../provisioning/schema_grants.sql");
+const TENANT_SCHEMA: &str = include_str!("../tenant-migrations/V1__core.sql");
+
+const MAX_CONNECTIONS: u32 = 300;
+const CONCURRENCY: usize = 4;
+const CONTROL_DB: &str = "bench_control";
+const TEMPLATE_DB: &str = "bench_template";
+const SHARED_DB: &str = "bench_shared";
+/// The same CONNECTION LIMIT bulkhead gives runtime roles (`GlobalArgs` below).
+const CONNECTION_LIMIT: i32 = 20;
+const MODES: [Mode; 2] = [Mode::Database, Mode::Schema];
+
+/// Sizes from the command line; cargo's own flags (`--bench`) are ignored.
+struct Params {
+    tenants: usize,
+    quick: bool,
+}
+
+impl Params {
+    fn from_args() -> Self {
+        let mut params = Params {
+            tenants: 200,
+            quick: false,
+        };
+        let mut explicit = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let value = match arg.as_str() {
+                "--quick" => {
+                    params.quick = true;
+                    continue;
+                }
+                "--tenants" => args.next(),
+                _ => arg.strip_prefix("--tenants=").map(str::to_string),
+            };
+            if let Some(value) = value {
+                let n: usize = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| panic!("--tenants wants a positive number, got `{value}`"));
+                explicit = Some(n);
+            } else if arg == "--tenants" {
+                panic!("--tenants wants a number");
+            }
+        }
+        if params.quick {
+            params.tenants = 20;
+        }
+        params.tenants = explicit.unwrap_or(params.tenants);
+        params
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let params = Params::from_args();
+    let started = Instant::now();
+    let cluster = tokio::task::spawn_blocking(|| Cluster::throwaway(MAX_CONNECTIONS))
+        .await
+        .expect("the cluster boot task panicked")
+        .expect("boot the throwaway PostgreSQL cluster");
+    let app = Arc::new(open_fleet(&cluster).await);
+    let floors = open_floor_workers(&cluster).await;
+    let postgres = floors[0]
+        .postgres
+        .query_one("SHOW server_version", &[])
+        .await
+        .expect("read the server version")
+        .get::<_, String>(0);
+
+    warm_up(&app, &floors).await;
+    let mut bulkhead = Vec::new();
+    let mut floor = Vec::new();
+    for mode in MODES {
+        let (b, f) = measure_mode(&app, &floors, mode, params.tenants).await;
+        bulkhead.push(b);
+        floor.push(f);
+    }
+    report(&params, &postgres, &bulkhead, &floor, started.elapsed());
+}
+
+/// A control plane of its own on the cluster, opened the way production opens
+/// one (`control_url` + `secret`), with the cluster registered as a server.
+async fn open_fleet(cluster: &Cluster) -> Bulkhead {
+    let admin = connect(&config(cluster, "postgres")).await;
+    // One statement per call: CREATE DATABASE refuses an implicit transaction.
+    for sql in [
+        format!("CREATE DATABASE {}", Ident::new(CONTROL_DB)),
+        format!(
+            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+            Ident::new(CONTROL_DB)
+        ),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", bulkhead::pg::describe(&e)));
+    }
+    let args = GlobalArgs {
+        home: cluster.dir.join("home"),
+        control_url: Some(cluster.admin_url(CONTROL_DB).expose().clone()),
+        secret: Some(secret::random_hex(32)),
+        template_db: TEMPLATE_DB.into(),
+        shared_db: SHARED_DB.into(),
+        tenant_connection_limit: CONNECTION_LIMIT,
+        slug_quarantine_days: 30,
+        pg_max_connections: MAX_CONNECTIONS,
+    };
+    let app = Bulkhead::open(&args).await.expect("open the control plane");
+    app.provisioner
+        .add_server(&AddServer {
+            name: "local".into(),
+            admin_url: cluster.admin_url("postgres"),
+            capacity: 100_000,
+            budget: 80,
+        })
+        .await
+        .expect("register the bench cluster as server `local`");
+    app
+}
+
+/// The cluster's superuser connection settings for database `db`.
+fn config(cluster: &Cluster, db: &str) -> Config {
+    let mut config =
+        Config::from_str(cluster.admin_url(db).expose()).expect("the cluster's admin URL parses");
+    config.application_name("bench-provision");
+    config
+}
+
+async fn connect(config: &Config) -> Client {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect as admin: {}", bulkhead::pg::describe(&e)));
+    tokio::spawn(connection);
+    client
+}
+
+/// Untimed: the first tenant of each mode creates the template and the shared
+/// database, and each side's first statements warm caches the timed runs
+/// would otherwise pay for unevenly.
+async fn warm_up(app: &Bulkhead, floors: &[Arc<FloorWorker>]) {
+    for mode in MODES {
+        create_with_bulkhead(app, &slug(Side::Bulkhead, mode, 0), mode).await;
+        floors[0].create(&slug(Side::Floor, mode, 0), mode).await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Bulkhead,
+    Floor,
+}
+
+/// `bd-0007`, `fs-0012`…: distinct per side and mode, valid slugs, and the same
+/// length on both sides so that no name is cheaper to handle than another.
+fn slug(side: Side, mode: Mode, index: usize) -> String {
+    let side = if side == Side::Bulkhead { 'b' } else { 'f' };
+    let mode = if mode == Mode::Database { 'd' } else { 's' };
+    format!("{side}{mode}-{index:04}")
+}
+
+/// Times one mode, in ABBA order — floor, bulkhead, bulkhead, floor, each
+/// round half of the tenants — so that neither side systematically gets the
+/// warmer cluster or the smaller catalogs: drift over the run (catalog growth,
+/// WAL, autovacuum) lands on both sides alike.
+async fn measure_mode(
+    app: &Arc<Bulkhead>,
+    floors: &[Arc<FloorWorker>],
+    mode: Mode,
+    tenants: usize,
+) -> (Tally, Tally) {
+    let half = tenants / 2;
+    let (first, second) = (1..=half, half + 1..=tenants);
+    let mut bulkhead = Tally::new(mode);
+    let mut floor = Tally::new(mode);
+    let bulkheads = vec![Arc::clone(app); CONCURRENCY];
+    for (side, range) in [
+        (Side::Floor, first.clone()),
+        (Side::Bulkhead, first),
+        (Side::Bulkhead, second.clone()),
+        (Side::Floor, second),
+    ] {
+        let slugs: Vec<String> = range.map(|i| slug(side, mode, i)).collect();
+        match side {
+            Side::Bulkhead => {
+                let job = move |app: Arc<Bulkhead>, slug: String| async move {
+                    create_with_bulkhead(&app, &slug, mode).await;
+                };
+                bulkhead.add(run_round(&bulkheads, slugs, job).await);
+            }
+            Side::Floor => {
+                let job = move |worker: Arc<FloorWorker>, slug: String| async move {
+                    worker.create(&slug, mode).await;
+                };
+                floor.add(run_round(floors, slugs, job).await);
+            }
+        }
+    }
+    (bulkhead, floor)
+}
+
+/// One tenant through the provisioner; it must end active (the isolation
+/// check passed), or the figure would be for something else.
+async fn create_with_bulkhead(app: &Bulkhead, slug: &str, mode: Mode) {
+    let request = CreateRequest {
+        slug: slug.to_string(),
+        display_name: None,
+        mode,
+        plan: Plan::Free,
+        server: None,
+    };
+    match app.provisioner.create(&request).await {
+        Ok(CreateOutcome::Created(tenant)) => {
+            assert_eq!(tenant.status, Status::Active, "tenant {slug} is not active");
+        }
+        Ok(other) => panic!("tenant {slug}: expected a new tenant, got {other:?}"),
+        Err(e) => panic!("bulkhead failed to create {slug}: {e}"),
+    }
+}
+
+/// What one timed round measured.
+struct Round {
+    wall: Duration,
+    latencies: Vec<Duration>,
+}
+
+/// Runs `job` over `slugs` with one task per worker, each taking the next slug
+/// as soon as it is free (a shared queue, not fixed batches of 4, so one slow
+/// tenant does not idle the other workers).
+async fn run_round<W, J, F>(workers: &[Arc<W>], slugs: Vec<String>, job: J) -> Round
+where
+    W: Send + Sync + 'static,
+    J: Fn(Arc<W>, String) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
+    let slugs = Arc::new(slugs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for worker in workers {
+        let (worker, slugs, next, job) = (
+            Arc::clone(worker),
+            Arc::clone(&slugs),
+            Arc::clone(&next),
+            job.clone(),
+        );
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while let Some(slug) = slugs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let t = Instant::now();
+                job(Arc::clone(&worker), slug.clone()).await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::with_capacity(slugs.len());
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(l) => latencies.extend(l),
+            // Surface the job's own message (which tenant, which statement).
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("a bench worker was cancelled: {e}"),
+        }
+    }
+    Round {
+        wall: started.elapsed(),
+        latencies,
+    }
+}
+
+/// A floor worker: a plain client with the connections a minimal provisioning
+/// script would keep open — to `postgres` for roles and databases, to the
+/// shared database for schemas. Opened before any timing, as bulkhead's admin
+/// pool is warm by the time it is timed.
+struct FloorWorker {
+    postgres: Client,
+    shared: Client,
+    /// Admin settings for connecting into each new tenant database.
+    admin: Config,
+}
+
+async fn open_floor_workers(cluster: &Cluster) -> Vec<Arc<FloorWorker>> {
+    let mut workers = Vec::with_capacity(CONCURRENCY);
+    for _ in 0..CONCURRENCY {
+        workers.push(Arc::new(FloorWorker {
+            postgres: connect(&config(cluster, "postgres")).await,
+            // The shared database does not exist before the warm-up: connect
+            // lazily? No — bulkhead's warm-up creates it first; see `warm_up`.
+            shared: connect(&config(cluster, "postgres")).await,
+            admin: config(cluster, "postgres"),
+        }));
+    }
+    workers
+}
+
+/// A floor tenant's quoted names, by bulkhead's own naming convention.
+struct Names {
+    owner: Ident,
+    runtime: Ident,
+    runtime_name: String,
+}
+
+impl Names {
+    fn new(slug: &str) -> Self {
+        let slug = Slug::parse(slug).expect("bench slugs are valid");
+        Names {
+            owner: Ident::new(&slug.owner_role()),
+            runtime: Ident::new(&slug.runtime_role()),
+            runtime_name: slug.runtime_role(),
+        }
+    }
+}
+
+impl FloorWorker {
+    async fn create(&self, slug: &str, mode: Mode) {
+        let names = Names::new(slug);
+        self.create_roles(&names).await;
+        match mode {
+            Mode::Database => self.create_database(&names).await,
+            Mode::Schema => self.create_schema(&names).await,
+        }
+    }
+
+    async fn exec(client: &Client, sql: &str, what: &str) {
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("floor: {what}: {}", bulkhead::pg::describe(&e)));
+    }
+
+    /// Both roles in one round trip; the password verifier is computed here as
+    /// bulkhead computes it (1 iteration), so neither side pays the server's.
+    async fn create_roles(&self, names: &Names) {
+        let verifier = Literal::new(&secret::scram_verifier(&secret::random_hex(32), 1));
+        let sql = format!(
+            "CREATE ROLE {owner} NOLOGIN NOINHERIT;\n\
+             CREATE ROLE {runtime} LOGIN NOINHERIT CONNECTION LIMIT {CONNECTION_LIMIT} \
+             PASSWORD {verifier};",
+            owner = names.owner,
+            runtime = names.runtime,
+        );
+        Self::exec(&self.postgres, &sql, "create roles").await;
+    }
+
+    async fn create_database(&self, names: &Names) {
+        let (db, owner, runtime) = (&names.runtime, &names.owner, &names.runtime);
+        let template = Ident::new(TEMPLATE_DB);
+        // Alone: CREATE DATABASE refuses to run inside a transaction block.
+        let create =
+            format!("CREATE DATABASE {db} OWNER {owner} TEMPLATE {template} STRATEGY WAL_LOG");
+        Self::exec(&self.postgres, &create, "create database").await;
+        let lockdown = format!(
+            "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO {runtime}"
+        );
+        Self::exec(&self.postgres, &lockdown, "lock the database down").await;
+
+        let template_owner = Ident::new(&format!("{TEMPLATE_DB}_owner"));
+        let grants = render(
+            DATABASE_GRANTS,
+            &[
+                ("template_owner", Arg::Ident(&template_owner)),
+                ("owner", Arg::Ident(owner)),
+                ("runtime", Arg::Ident(runtime)),
+            ],
+        );
+        let mut inside = self.admin.clone();
+        inside.dbname(&names.runtime_name);
+        let inside = connect(&inside).await;
+        Self::exec(&inside, &transaction(&grants), "in-database grants").await;
+    }
+
+    /// Schema, migration and grants in one transaction on the open connection
+    /// to the shared database: the fewest round trips a plain client needs.
+    async fn create_schema(&self, names: &Names) {
+        let (schema, owner, runtime) = (&names.runtime, &names.owner, &names.runtime);
+        let shared = Ident::new(SHARED_DB);
+        let grants = render(
+            SCHEMA_GRANTS,
+            &[
+                ("shared", Arg::Ident(&shared)),
+                ("schema", Arg::Ident(schema)),
+                ("owner", Arg::Ident(owner)),
+                ("runtime", Arg::Ident(runtime)),
+            ],
+        );
+        let sql = format!(
+            "CREATE SCHEMA {schema} AUTHORIZATION {owner};\n\
+             SET LOCAL ROLE {owner};\nSET LOCAL search_path TO {schema};\n\
+             {TENANT_SCHEMA}\n\
+             RESET ROLE;\n{grants}"
+        );
+        Self::exec(&self.shared, &transaction(&sql), "schema tenant").await;
+    }
+}
+
+fn transaction(sql: &str) -> String {
+    format!("BEGIN;\n{sql}\nCOMMIT;")
+}
+
+/// One side's rounds of one mode, added up.
+struct Tally {
+    mode: Mode,
+    wall: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Tally {
+    fn new(mode: Mode) -> Self {
+        Tally {
+            mode,
+            wall: Duration::ZERO,
+            latencies: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, round: Round) {
+        self.wall += round.wall;
+        self.latencies.extend(round.latencies);
+    }
+
+    fn merged(tallies: &[Tally]) -> (Duration, Vec<Duration>) {
+        let wall = tallies.iter().map(|t| t.wall).sum();
+        let latencies = tallies.iter().flat_map(|t| t.latencies.clone()).collect();
+        (wall, latencies)
+    }
+}
+
+/// Tenants/s over the wall time, and per-tenant latency percentiles.
+fn summary(wall: Duration, mut latencies: Vec<Duration>) -> Value {
+    latencies.sort();
+    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+    let percentile = |p: f64| {
+        // Nearest rank: the smallest latency at least p of the tenants were under.
+        let rank = ((p * latencies.len() as f64).ceil() as usize).max(1);
+        latencies.get(rank - 1).copied().map_or(0.0, ms)
+    };
+    let n = latencies.len();
+    json!({
+        "tenants": n,
+        "seconds": (wall.as_secs_f64() * 1000.0).round() / 1000.0,
+        "tenants_per_s": (n as f64 / wall.as_secs_f64() * 10.0).round() / 10.0,
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+    })
+}
+
+/// floor time / bulkhead time: 1.0 means bulkhead costs nothing over the raw SQL.
+fn ratio(floor: Duration, bulkhead: Duration) -> f64 {
+    (floor.as_secs_f64() / bulkhead.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// `{"database": {...}, "schema": {...}, "overall": {...}}` for one side.
+fn side_results(tallies: &[Tally]) -> Value {
+    let mut results = serde_json::Map::new();
+    for t in tallies {
+        results.insert(t.mode.to_string(), summary(t.wall, t.latencies.clone()));
+    }
+    let (wall, latencies) = Tally::merged(tallies);
+    results.insert("overall".into(), summary(wall, latencies));
+    Value::Object(results)
+}
+
+fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], took: Duration) {
+    let mut results = side_results(bulkhead);
+    let baseline = side_results(floor);
+    for (b, f) in bulkhead.iter().zip(floor) {
+        results[b.mode.as_str()]["ratio"] = json!(ratio(f.wall, b.wall));
+    }
+    let overall = ratio(Tally::merged(floor).0, Tally::merged(bulkhead).0);
+    results["overall"]["ratio"] = json!(overall);
+
+    println!(
+        "\nprovision: {} tenants per mode, {CONCURRENCY} at a time, PostgreSQL {postgres}, \
+         order floor/bulkhead/bulkhead/floor per mode",
+        params.tenants
+    );
+    println!(
+        "{:<9} {:<9} {:>10} {:>9} {:>9} {:>9}",
+        "mode", "side", "tenants/s", "p50 ms", "p99 ms", "ratio"
+    );
+    for key in ["database", "schema", "overall"] {
+        for (side, figures) in [("bulkhead", &results[key]), ("floor", &baseline[key])] {
+            let ratio = figures.get("ratio").map_or(String::new(), Value::to_string);
+            println!(
+                "{key:<9} {side:<9} {:>10} {:>9} {:>9} {ratio:>9}",
+                figures["tenants_per_s"], figures["p50_ms"], figures["p99_ms"]
+            );
+        }
+    }
+    let verdict = if overall >= 0.67 { "met" } else { "NOT met" };
+    println!("ratio = floor time / bulkhead time = {overall} (goal >= 0.67: {verdict})");
+
+    let report = json!({
+        "scenario": "provision",
+        "git": git_sha(),
+        "machine": machine(),
+        "params": {
+            "tenants_per_mode": params.tenants,
+            "concurrency": CONCURRENCY,
+            "quick": params.quick,
+            "max_connections": MAX_CONNECTIONS,
+            "postgres": postgres,
+            "order": "per mode: floor, bulkhead, bulkhead, floor (half the tenants each)",
+        },
+        "results": results,
+        "baseline": baseline,
+        "ratio": overall,
+    });
+    let path = write_report(&report);
+    println!("wrote {} ({:.1} s in all)", path.display(), took.as_secs_f64());
+}
+
+fn write_report(report: &Value) -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let path = dir.join("provision.json");
+    let text = serde_json::to_string_pretty(report).expect("the report serialises");
+    std::fs::write(&path, text + "\n").unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+fn git_sha() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores")
+}
