@@ -51,6 +51,7 @@ impl Bulkhead {
                 let home = &args.home;
                 let options = ClusterOptions {
                     max_connections: args.pg_max_connections,
+                    bindir: args.pg_bindir.clone(),
                     ..ClusterOptions::default()
                 };
                 let dir = home.join("pg");

@@ -7,6 +7,7 @@
 //!   `BULKHEAD_CONTROL_URL`; generated under `BULKHEAD_HOME` otherwise.
 //! - `BULKHEAD_TEMPLATE_DB`, `BULKHEAD_SHARED_DB`: per-server database names.
 //! - `BULKHEAD_TENANT_CONNECTION_LIMIT`, `BULKHEAD_SLUG_QUARANTINE_DAYS`.
+//! - `BULKHEAD_PG_BINDIR`: where the server binaries are (searched for by default).
 //! - `BULKHEAD_PG_MAX_CONNECTIONS`: `max_connections` of a new embedded cluster.
 
 use std::path::PathBuf;
@@ -66,6 +67,12 @@ pub struct GlobalArgs {
     #[arg(long, env = "BULKHEAD_SLUG_QUARANTINE_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(i32).range(0..=3650), global = true)]
     pub slug_quarantine_days: i32,
+
+    /// Directory of the PostgreSQL server binaries (initdb, pg_ctl, postgres) for the
+    /// embedded cluster. Default: PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin,
+    /// newest version first.
+    #[arg(long, env = "BULKHEAD_PG_BINDIR", global = true)]
+    pub pg_bindir: Option<PathBuf>,
 
     /// max_connections of a newly created embedded cluster.
     #[arg(long, env = "BULKHEAD_PG_MAX_CONNECTIONS", default_value_t = 200,

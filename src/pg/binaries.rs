@@ -18,8 +18,21 @@ impl Binaries {
         self.dir.join(name)
     }
 
+    /// The binaries in `dir` if given (an explicit choice: no fallback), else
+    /// the newest found on this machine.
+    pub fn locate(dir: Option<&Path>) -> Result<Self, PgError> {
+        match dir {
+            Some(dir) => Self::search(vec![dir.to_path_buf()]),
+            None => Self::find(),
+        }
+    }
+
     pub fn find() -> Result<Self, PgError> {
-        let mut found: Vec<Binaries> = candidate_dirs()
+        Self::search(candidate_dirs())
+    }
+
+    fn search(dirs: Vec<PathBuf>) -> Result<Self, PgError> {
+        let mut found: Vec<Binaries> = dirs
             .into_iter()
             .filter(|dir| {
                 ["initdb", "pg_ctl", "postgres"]

@@ -52,6 +52,8 @@ pub struct ClusterOptions {
     pub max_connections: u32,
     /// `false` turns fsync off: for throwaway test and bench clusters only.
     pub durable: bool,
+    /// Where the server binaries are; searched for when `None`.
+    pub bindir: Option<PathBuf>,
 }
 
 impl Default for ClusterOptions {
@@ -59,6 +61,7 @@ impl Default for ClusterOptions {
         Self {
             max_connections: 200,
             durable: true,
+            bindir: None,
         }
     }
 }
@@ -86,7 +89,7 @@ impl Cluster {
     pub fn ensure(dir: &Path, options: &ClusterOptions) -> Result<Cluster, PgError> {
         // Look for binaries before creating anything, so a machine without
         // PostgreSQL is left exactly as it was.
-        let binaries = Binaries::find()?;
+        let binaries = Binaries::locate(options.bindir.as_deref())?;
         let owner = os_user::ServerUser::current()?;
         // The server resolves paths from its data directory: give it absolute ones.
         let dir = &std::path::absolute(dir).map_err(io(format!("resolving {}", dir.display())))?;
@@ -356,6 +359,7 @@ impl Cluster {
             &ClusterOptions {
                 max_connections,
                 durable: false,
+                bindir: None,
             },
         )?;
         cluster.remove_when_process_exits(std::process::id())?;

@@ -76,6 +76,7 @@ impl TestFleet {
             tenant_connection_limit: 20,
             slug_quarantine_days: 30,
             pg_max_connections: 200,
+            pg_bindir: None,
         };
         let app = Bulkhead::open(&args).await.expect("open the test fleet");
         app.provisioner

@@ -1,0 +1,256 @@
+//! The `bulkhead` binary itself: exit codes, messages, and that bad input
+//! creates nothing.
+
+mod common;
+
+use std::process::Output;
+
+use common::{TestFleet, pg};
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Runs the CLI and asserts its exit code; returns (stdout, stderr).
+fn run(fleet: &TestFleet, args: &[&str], code: i32) -> (String, String) {
+    let out = fleet.cli().args(args).output().expect("run bulkhead");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "bulkhead {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    (stdout, stderr)
+}
+
+#[tokio::test]
+async fn create_list_show_and_duplicate_create_through_the_binary() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.slug("cli");
+    let (out, _) = run(
+        &fleet,
+        &[
+            "tenant", "create", &slug, "--mode", "schema", "--name", "CLI Co",
+        ],
+        0,
+    );
+    assert!(
+        out.contains(&format!("created tenant `{slug}`: schema mode")),
+        "{out}"
+    );
+    let (out, _) = run(&fleet, &["tenant", "create", &slug, "--mode", "schema"], 0);
+    assert!(out.contains("already exists (active"), "{out}");
+    assert_eq!(fleet.tenant_rows(&slug).await, 1);
+
+    let (out, _) = run(&fleet, &["tenant", "list"], 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&slug) && l.contains("active")),
+        "{out}"
+    );
+    let (out, _) = run(&fleet, &["tenant", "list", "--json"], 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["slug"], slug.as_str());
+    assert_eq!(list[0]["status"], "active");
+    let (out, _) = run(&fleet, &["tenant", "show", &slug], 0);
+    assert!(
+        out.contains("CLI Co") && out.contains(&format!("t_{slug}")),
+        "{out}"
+    );
+
+    // A duplicate create in the other mode is refused: nothing changes.
+    let (_, err) = run(
+        &fleet,
+        &["tenant", "create", &slug, "--mode", "database"],
+        2,
+    );
+    assert!(err.contains("already exists in schema mode"), "{err}");
+    assert!(!fleet.database_exists(&format!("t_{slug}")).await);
+}
+
+#[tokio::test]
+async fn invalid_and_reserved_slugs_exit_2_and_create_nothing() {
+    let fleet = TestFleet::new().await;
+    for (slug, message) in [
+        ("Bad_Slug", "invalid slug"),
+        ("ab", "invalid slug"),
+        ("-acme", "invalid slug"),
+        ("acme-", "invalid slug"),
+        (&"a".repeat(33) as &str, "invalid slug"),
+        ("admin", "is reserved"),
+        ("www", "is reserved"),
+        ("postgres", "is reserved"),
+    ] {
+        let (_, err) = run(&fleet, &["tenant", "create", "--", slug], 2);
+        assert!(err.contains(message), "{slug}: {err}");
+        assert_eq!(err.lines().count(), 1, "one-line error: {err}");
+        assert_eq!(fleet.tenant_rows(slug).await, 0);
+        assert!(fleet.traces_of(slug).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn bad_options_exit_2_and_create_nothing() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.slug("bad");
+    let (_, err) = run(
+        &fleet,
+        &["tenant", "create", &slug, "--server", "nowhere"],
+        2,
+    );
+    assert!(err.contains("no server `nowhere`"), "{err}");
+    let (_, err) = run(&fleet, &["tenant", "create", &slug, "--mode", "cluster"], 2);
+    assert!(err.contains("database, schema"), "{err}");
+    let (_, err) = run(&fleet, &["tenant", "create", &slug, "--plan", "gold"], 2);
+    assert!(err.contains("free, pro"), "{err}");
+    assert_eq!(fleet.tenant_rows(&slug).await, 0);
+    assert!(fleet.traces_of(&slug).await.is_empty());
+
+    let (_, err) = run(&fleet, &["tenant", "delete", &fleet.slug("ghost")], 2);
+    assert!(err.contains("no tenant"), "{err}");
+    let (_, err) = run(&fleet, &["tenant", "suspend", &fleet.slug("ghost")], 2);
+    assert!(err.contains("no tenant"), "{err}");
+    let (_, err) = run(&fleet, &["server", "drain", "nowhere"], 2);
+    assert!(err.contains("no server `nowhere`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_quarantined_slug_is_refused_with_its_date() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.slug("gone");
+    run(&fleet, &["tenant", "create", &slug], 0);
+    let (out, _) = run(&fleet, &["tenant", "delete", &slug], 0);
+    assert!(out.contains("reusable from"), "{out}");
+    let (_, err) = run(&fleet, &["tenant", "create", &slug], 2);
+    assert!(
+        err.contains("belonged to a deleted tenant and can be reused from"),
+        "{err}"
+    );
+    assert!(fleet.traces_of(&slug).await.is_empty());
+    let (out, _) = run(&fleet, &["tenant", "list", "--deleted"], 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&slug) && l.contains("deleted")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_refused_and_its_password_never_printed() {
+    let fleet = TestFleet::new().await;
+    let url = "postgres://admin:hunter2-secret@127.0.0.1:1/postgres";
+    let (out, err) = run(&fleet, &["server", "add", "dead", "--admin-url", url], 1);
+    assert!(err.contains("server `dead` is unreachable"), "{err}");
+    assert!(!out.contains("hunter2") && !err.contains("hunter2"));
+    let (out, _) = run(&fleet, &["server", "list"], 0);
+    assert!(!out.contains("dead"), "{out}");
+    assert!(out.contains("local") && out.contains(":***@"), "{out}");
+    assert!(
+        !out.contains(&pg().url("postgres")),
+        "admin password printed: {out}"
+    );
+
+    let (_, err) = run(
+        &fleet,
+        &["server", "add", "Bad Name", "--admin-url", url],
+        2,
+    );
+    assert!(err.contains("invalid server name"), "{err}");
+    let (_, err) = run(&fleet, &["server", "add", "local", "--admin-url", url], 2);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[tokio::test]
+async fn help_names_the_environment_variable_of_every_option() {
+    let fleet = TestFleet::new().await;
+    let (out, _) = run(&fleet, &["tenant", "create", "--help"], 0);
+    for var in [
+        "BULKHEAD_HOME",
+        "BULKHEAD_CONTROL_URL",
+        "BULKHEAD_SECRET",
+        "BULKHEAD_TENANT_MODE",
+        "BULKHEAD_TENANT_SERVER",
+        "BULKHEAD_PG_BINDIR",
+    ] {
+        assert!(out.contains(var), "{var} missing from --help:\n{out}");
+    }
+    // Secrets given through the environment are not echoed by --help.
+    assert!(!out.contains(fleet.args.secret.as_ref().unwrap()));
+}
+
+#[tokio::test]
+async fn without_server_binaries_nothing_is_created_and_the_package_is_named() {
+    let home = std::env::temp_dir().join(format!(
+        "bulkhead-nobin-{}",
+        bulkhead::secret::random_hex(4)
+    ));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["tenant", "list"])
+        .env_remove("BULKHEAD_CONTROL_URL")
+        .env("BULKHEAD_HOME", &home)
+        .env("BULKHEAD_PG_BINDIR", "/nonexistent/bin")
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("apt-get install postgresql"), "{err}");
+    assert!(!home.exists(), "{} was created", home.display());
+}
+
+#[tokio::test]
+async fn with_nothing_started_the_binary_boots_its_own_cluster_and_creates_a_tenant() {
+    let home =
+        std::env::temp_dir().join(format!("bulkhead-e2e-{}", bulkhead::secret::random_hex(4)));
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .args(args)
+            .env_remove("BULKHEAD_CONTROL_URL")
+            .env_remove("BULKHEAD_SECRET")
+            .env("BULKHEAD_HOME", &home)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        stdout
+    };
+    let out = cli(&["tenant", "create", "acme"]);
+    assert!(
+        out.contains("created tenant `acme`: database mode on server `local`"),
+        "{out}"
+    );
+    let out = cli(&["tenant", "list"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("acme") && l.contains("active")),
+        "{out}"
+    );
+    // The cluster was left running and is reused; the secret was generated 0600.
+    let out = cli(&["pg", "status"]);
+    assert!(
+        out.contains("state:     running") && out.contains(":***@"),
+        "{out}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(home.join("secret"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "secret file readable by others: {mode:o}");
+    let out = cli(&["tenant", "connect-url", "acme"]);
+    let client = common::connect(out.trim()).await.unwrap();
+    let user: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(user, "t_acme");
+    drop(client);
+    let out = cli(&["pg", "stop"]);
+    assert!(out.contains("stopped"), "{out}");
+    let out = cli(&["pg", "status"]);
+    assert!(out.contains("stopped"), "{out}");
+    let _ = std::fs::remove_dir_all(&home);
+}
