@@ -157,13 +157,11 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
             Ok(())
         }
         TenantCommand::Delete { slug, export } => {
-            if let Some(path) = &export {
-                if path.exists() {
-                    return Err(CliError::Usage(format!(
-                        "{} already exists: choose another export file",
-                        path.display()
-                    )));
-                }
+            if let Some(path) = export.as_ref().filter(|p| p.exists()) {
+                return Err(CliError::Usage(format!(
+                    "{} already exists: choose another export file",
+                    path.display()
+                )));
             }
             let t = p.delete(&slug, export.as_deref()).await?;
             if let Some(path) = export {

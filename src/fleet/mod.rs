@@ -41,7 +41,7 @@ impl TenantSchema {
             .iter()
             .map(|m| m.version())
             .max()
-            .map_or(0, |v| v as i32)
+            .unwrap_or(0)
     }
 
     /// Applies pending migrations on `client` as `owner`, with `schema` first on

@@ -49,7 +49,7 @@ impl Binaries {
             })
             .collect();
         // Stable sort: among equal versions the earlier source (PATH) wins.
-        found.sort_by(|a, b| b.major.cmp(&a.major));
+        found.sort_by_key(|b| std::cmp::Reverse(b.major));
         found.into_iter().next().ok_or(PgError::NoServerBinaries)
     }
 }
@@ -59,11 +59,11 @@ fn candidate_dirs() -> Vec<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        if out.status.success() {
-            let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            dirs.push(PathBuf::from(dir));
-        }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        dirs.push(PathBuf::from(dir));
     }
     for root in [
         "/usr/lib/postgresql",
