@@ -254,3 +254,59 @@ async fn with_nothing_started_the_binary_boots_its_own_cluster_and_creates_a_ten
     assert!(out.contains("stopped"), "{out}");
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[tokio::test]
+async fn two_concurrent_creates_of_one_tenant_make_exactly_one() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.slug("race");
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            fleet
+                .cli()
+                .args(["tenant", "create", &slug])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}{stderr}");
+    }
+    assert_eq!(fleet.tenant_rows(&slug).await, 1);
+    let mut traces = fleet.traces_of(&slug).await;
+    traces.sort();
+    assert_eq!(
+        traces,
+        [
+            format!("database t_{slug}"),
+            format!("role t_{slug}"),
+            format!("role t_{slug}_owner")
+        ]
+    );
+    let (out, _) = run(&fleet, &["tenant", "show", &slug], 0);
+    assert!(out.contains("active"), "{out}");
+}
+
+#[tokio::test]
+async fn create_on_an_unreachable_server_exits_1_and_creates_nothing() {
+    let fleet = TestFleet::new().await;
+    // Registered while it was up, gone now: insert the row as `server add` would have.
+    let cp = common::connect(fleet.args.control_url.as_ref().unwrap())
+        .await
+        .unwrap();
+    cp.execute(
+        "INSERT INTO servers (name, admin_url) VALUES ('gone', 'postgres://a:hunter2@127.0.0.1:1/postgres')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let slug = fleet.slug("unreach");
+    let (out, err) = run(&fleet, &["tenant", "create", &slug, "--server", "gone"], 1);
+    assert!(err.contains("server `gone` is unreachable"), "{err}");
+    assert!(!err.contains("hunter2") && !out.contains("hunter2"));
+    assert_eq!(fleet.tenant_rows(&slug).await, 0);
+    assert!(fleet.traces_of(&slug).await.is_empty());
+}

@@ -406,7 +406,10 @@ async fn every_runtime_role_can_connect_to_exactly_one_database_and_is_member_of
     let a_role = audit.iter().find(|r| r.role == format!("t_{a}")).unwrap();
     assert_eq!(a_role.databases, [format!("t_{a}")]);
     let b_role = audit.iter().find(|r| r.role == format!("t_{b}")).unwrap();
-    assert_eq!(b_role.databases, std::slice::from_ref(&fleet.args.shared_db));
+    assert_eq!(
+        b_role.databases,
+        std::slice::from_ref(&fleet.args.shared_db)
+    );
     // Every tenant role on the whole server, including other tests' tenants
     // (some half-way through creation, not yet granted their database).
     for role in &audit {

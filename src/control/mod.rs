@@ -2,6 +2,7 @@
 //! domain. Migrated from `control-plane-migrations/` on every start.
 
 mod audit;
+mod lock;
 mod model;
 mod servers;
 mod tenants;
@@ -12,6 +13,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use audit::AuditEntry;
+pub use lock::TenantLock;
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
 pub use servers::{NewServer, Server};
 pub use tenants::{NewTenant, Reservation, Tenant};
@@ -30,7 +32,7 @@ pub enum ControlError {
     Unreachable(String),
     #[error("control-plane migration failed: {0}")]
     Migration(String),
-    #[error("control-plane query failed: {0}")]
+    #[error("control-plane query failed: {}", crate::pg::describe(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error("corrupt control-plane row: {0}")]
     Corrupt(String),

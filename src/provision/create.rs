@@ -41,6 +41,8 @@ impl Provisioner {
             });
         }
         let server = self.choose_server(request.server.as_deref()).await?;
+        // Reachable before anything is reserved: an unreachable server leaves no trace.
+        drop(self.admin.get(&server).await?);
         let reservation = self
             .control
             .reserve(&NewTenant {
@@ -76,7 +78,21 @@ impl Provisioner {
             Reservation::Exists(tenant) if tenant.status == Status::Provisioning => tenant,
             Reservation::Exists(tenant) => return Ok(CreateOutcome::AlreadyExists(tenant)),
         };
-        self.finish_create(tenant).await.map(CreateOutcome::Created)
+        // Another process may be running this tenant's steps: wait for it, then
+        // carry on from wherever it left the tenant.
+        let lock = self.control.lock_tenant(tenant.id).await?;
+        let tenant = self
+            .control
+            .tenant(tenant.id)
+            .await?
+            .ok_or_else(|| ProvisionError::UnknownTenant(slug.to_string()))?;
+        let outcome = if tenant.status == Status::Provisioning {
+            self.finish_create(tenant).await.map(CreateOutcome::Created)
+        } else {
+            Ok(CreateOutcome::AlreadyExists(tenant))
+        };
+        lock.release().await?;
+        outcome
     }
 
     async fn choose_server(&self, name: Option<&str>) -> Result<Server, ProvisionError> {

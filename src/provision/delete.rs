@@ -131,6 +131,9 @@ impl Provisioner {
         export: Option<&Path>,
     ) -> Result<Tenant, ProvisionError> {
         let tenant = self.tenant(slug).await?;
+        let lock = self.control.lock_tenant(tenant.id).await?;
+        // Re-read under the lock: another process may have moved it on.
+        let tenant = self.tenant(slug).await?;
         let first = if tenant.status == Status::Deleting {
             tenant.step.unwrap_or(Step::Drop)
         } else {
@@ -152,6 +155,7 @@ impl Provisioner {
         };
         self.finish_delete(&tenant, first, export, self.settings.slug_quarantine_days)
             .await?;
+        lock.release().await?;
         self.control
             .tenant(tenant.id)
             .await?
@@ -333,6 +337,18 @@ impl Provisioner {
         for tenant in self.control.unsettled_tenants().await? {
             let was = tenant.status;
             let slug = tenant.slug.to_string();
+            let Some(lock) = self.control.try_lock_tenant(tenant.id).await? else {
+                report.push(Reconciled {
+                    slug,
+                    was,
+                    outcome: "left alone: another process is working on it".into(),
+                });
+                continue;
+            };
+            // Re-read under the lock: it may have settled meanwhile.
+            let Some(tenant) = self.control.tenant(tenant.id).await? else {
+                continue;
+            };
             let result = match (was, tenant.step) {
                 (Status::Provisioning, _) if rollback => {
                     self.control
@@ -360,8 +376,12 @@ impl Provisioner {
                     )
                     .await
                     .map(|_| "deleted".to_string()),
-                _ => continue,
+                _ => {
+                    lock.release().await?;
+                    continue;
+                }
             };
+            lock.release().await?;
             let outcome = result.unwrap_or_else(|e| format!("failed: {e}"));
             report.push(Reconciled { slug, was, outcome });
         }

@@ -1,0 +1,74 @@
+//! Per-tenant advisory locks in the control plane: one process at a time runs
+//! a tenant's creation or deletion steps, across every bulkhead process.
+
+use deadpool_postgres::Object;
+
+use super::{ControlError, ControlPlane, TenantId};
+
+const KEY: &str = "hashtextextended('bulkhead tenant ' || $1::text, 0)";
+
+/// Held until [`TenantLock::release`]; if dropped instead (an error path), its
+/// connection is taken out of the pool and closed, which releases the lock.
+pub struct TenantLock {
+    client: Option<Object>,
+    tenant: TenantId,
+}
+
+impl ControlPlane {
+    /// Waits for the tenant's lock.
+    pub async fn lock_tenant(&self, tenant: TenantId) -> Result<TenantLock, ControlError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!("SELECT pg_advisory_lock({KEY})"),
+                &[&tenant.0.to_string()],
+            )
+            .await?;
+        Ok(TenantLock {
+            client: Some(client),
+            tenant,
+        })
+    }
+
+    /// Takes the tenant's lock if nobody holds it.
+    pub async fn try_lock_tenant(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<TenantLock>, ControlError> {
+        let client = self.client().await?;
+        let got: bool = client
+            .query_one(
+                &format!("SELECT pg_try_advisory_lock({KEY})"),
+                &[&tenant.0.to_string()],
+            )
+            .await?
+            .get(0);
+        Ok(got.then_some(TenantLock {
+            client: Some(client),
+            tenant,
+        }))
+    }
+}
+
+impl TenantLock {
+    pub async fn release(mut self) -> Result<(), ControlError> {
+        if let Some(client) = self.client.take() {
+            client
+                .execute(
+                    &format!("SELECT pg_advisory_unlock({KEY})"),
+                    &[&self.tenant.0.to_string()],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TenantLock {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Never return a connection holding a session lock to the pool.
+            drop(Object::take(client));
+        }
+    }
+}
