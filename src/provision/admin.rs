@@ -51,6 +51,15 @@ pub async fn connect(config: &Config, server: &str) -> Result<Client, ProvisionE
     Ok(client)
 }
 
+/// One admin connection to database `db` of `server`.
+pub async fn connect_to(server: &Server, db: &str) -> Result<Client, ProvisionError> {
+    connect(
+        &admin_config(&server.admin_url, &server.name, Some(db))?,
+        &server.name,
+    )
+    .await
+}
+
 /// Pools of admin connections to each server's maintenance database.
 #[derive(Default)]
 pub struct AdminPools {

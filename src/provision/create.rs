@@ -136,12 +136,7 @@ impl Provisioner {
                 Step::Verify => self.step_verify(&tenant, &server).await,
                 _ => unreachable!("not a creation step"),
             };
-            if let Err(e) = result {
-                self.control
-                    .set_last_error(tenant.id, &e.to_string())
-                    .await?;
-                return Err(e);
-            }
+            self.record_failure(&tenant, result).await?;
             self.check_injected(step)?;
         }
         self.control
@@ -253,12 +248,7 @@ impl Provisioner {
             }
             Mode::Schema => {
                 self.ensure_shared(server).await?;
-                let config = admin::admin_config(
-                    &server.admin_url,
-                    &server.name,
-                    Some(&self.settings.shared_db),
-                )?;
-                let client = connect(&config, &server.name).await?;
+                let client = admin::connect_to(server, &self.settings.shared_db).await?;
                 let sql = render(
                     sql::SCHEMA_CREATE,
                     &[
@@ -283,8 +273,7 @@ impl Provisioner {
     ) -> Result<&'s mut Client, ProvisionError> {
         if session.inside.is_none() {
             let db = tenant.database(&self.settings.shared_db);
-            let config = admin::admin_config(&server.admin_url, &server.name, Some(&db))?;
-            session.inside = Some(connect(&config, &server.name).await?);
+            session.inside = Some(admin::connect_to(server, &db).await?);
         }
         Ok(session.inside.as_mut().expect("set above"))
     }

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use serde_json::json;
 
-use super::admin::{self, connect};
+use super::admin;
 use super::sql;
 use super::{ProvisionError, Provisioner};
 use crate::control::{Mode, Server, Status, Step, Tenant};
@@ -186,12 +186,7 @@ impl Provisioner {
                 }
                 _ => unreachable!("not a deletion step"),
             };
-            if let Err(e) = result {
-                self.control
-                    .set_last_error(tenant.id, &e.to_string())
-                    .await?;
-                return Err(e);
-            }
+            self.record_failure(tenant, result).await?;
             if step != Step::Tombstone {
                 self.check_injected(step)?;
             }
@@ -287,12 +282,7 @@ impl Provisioner {
                 maintenance.batch_execute(&sql).await.map_err(err)?;
             }
             Mode::Schema => {
-                let config = admin::admin_config(
-                    &server.admin_url,
-                    &server.name,
-                    Some(&self.settings.shared_db),
-                )?;
-                let client = connect(&config, &server.name).await?;
+                let client = admin::connect_to(server, &self.settings.shared_db).await?;
                 if admin::role_exists(&client, &tenant.slug.owner_role())
                     .await
                     .map_err(err)?

@@ -173,6 +173,20 @@ impl Provisioner {
         Ok(())
     }
 
+    /// Records a failed step's error on the tenant, then hands the error back.
+    async fn record_failure<T>(
+        &self,
+        tenant: &Tenant,
+        result: Result<T, ProvisionError>,
+    ) -> Result<T, ProvisionError> {
+        if let Err(e) = &result {
+            self.control
+                .set_last_error(tenant.id, &e.to_string())
+                .await?;
+        }
+        result
+    }
+
     async fn audit(
         &self,
         action: &str,

@@ -2,7 +2,7 @@
 //! database-mode tenant is cloned from, and the shared database of the
 //! schema-mode tenants. Both are created on first use.
 
-use super::admin::{self, connect, database_exists, role_exists};
+use super::admin::{self, database_exists, role_exists};
 use super::sql;
 use super::{ProvisionError, Provisioner};
 use crate::control::Server;
@@ -81,12 +81,7 @@ impl Provisioner {
             let sql = render(sql::TEMPLATE_CREATE, &[("template", Arg::Ident(&template))]);
             maintenance.batch_execute(&sql).await.map_err(&err)?;
         }
-        let config = admin::admin_config(
-            &server.admin_url,
-            &server.name,
-            Some(&self.settings.template_db),
-        )?;
-        let mut client = connect(&config, &server.name).await?;
+        let mut client = admin::connect_to(server, &self.settings.template_db).await?;
         let sql = render(
             sql::TEMPLATE_LOCKDOWN,
             &[
@@ -140,12 +135,7 @@ impl Provisioner {
                 let sql = render(sql::SHARED_CREATE, &[("shared", Arg::Ident(&shared))]);
                 maintenance.batch_execute(&sql).await.map_err(&err)?;
             }
-            let config = admin::admin_config(
-                &server.admin_url,
-                &server.name,
-                Some(&self.settings.shared_db),
-            )?;
-            let client = connect(&config, &server.name).await?;
+            let client = admin::connect_to(server, &self.settings.shared_db).await?;
             let sql = render(sql::SHARED_LOCKDOWN, &[("shared", Arg::Ident(&shared))]);
             client.batch_execute(&sql).await.map_err(&err)
         }
