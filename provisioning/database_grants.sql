@@ -3,7 +3,10 @@
 --    owner role, then drop every privilege the template owner kept here.
 REASSIGN OWNED BY {{template_owner}} TO {{owner}};
 DROP OWNED BY {{template_owner}};
--- 2. public: nobody but the owner may create in it; the runtime role may use it.
+-- 2. public belongs to the tenant's owner role (it is NOINHERIT, so owning the
+--    database alone would not let its migrations create anything there);
+--    nobody else may create in it; the runtime role may use it.
+ALTER SCHEMA public OWNER TO {{owner}};
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO {{runtime}};
 -- 3. DML on today's tables and, through default privileges, on every table the

@@ -21,6 +21,8 @@ pub enum OpenError {
     Secret(#[from] SecretError),
     #[error("BULKHEAD_SECRET is required when BULKHEAD_CONTROL_URL is set")]
     SecretRequired,
+    #[error(transparent)]
+    Migrations(#[from] crate::migrations::MigrateError),
     #[error("cannot prepare the embedded control plane: {0}")]
     Embedded(String),
 }
@@ -33,6 +35,8 @@ pub struct Bulkhead {
 
 impl Bulkhead {
     pub async fn open(args: &crate::config::GlobalArgs) -> Result<Self, OpenError> {
+        // Bad migrations are bad input: refuse before touching anything.
+        let schema = crate::migrations::TenantSchema::load(args.migrations_dir.as_deref())?;
         let mut settings = ProvisionSettings {
             template_db: args.template_db.clone(),
             shared_db: args.shared_db.clone(),
@@ -76,7 +80,7 @@ impl Bulkhead {
                 (control, secret, Some(cluster))
             }
         };
-        let provisioner = Provisioner::new(control, secret, settings);
+        let provisioner = Provisioner::new(control, secret, settings, schema);
         if cluster.is_some() {
             provisioner
                 .lockdown_server(LOCAL_SERVER)
@@ -123,8 +127,26 @@ pub async fn create_database_if_missing(cluster: &Cluster, db: &str) -> Result<(
 
 /// Who runs this command, for the audit log: `cli:<OS user>`.
 fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    format!("cli:{}", os_user())
+}
+
+/// The OS user running this process: `$USER`, else the name of our uid.
+pub fn os_user() -> String {
+    if let Ok(user) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
+        return user;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".into();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() > 2 && f[2] == uid.to_string())
+                .map(|f| f[0].to_string())
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }

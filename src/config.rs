@@ -7,6 +7,7 @@
 //!   `BULKHEAD_CONTROL_URL`; generated under `BULKHEAD_HOME` otherwise.
 //! - `BULKHEAD_TEMPLATE_DB`, `BULKHEAD_SHARED_DB`: per-server database names.
 //! - `BULKHEAD_TENANT_CONNECTION_LIMIT`, `BULKHEAD_SLUG_QUARANTINE_DAYS`.
+//! - `BULKHEAD_MIGRATIONS_DIR`: tenant migrations to use besides the built-in ones.
 //! - `BULKHEAD_PG_BINDIR`: where the server binaries are (searched for by default).
 //! - `BULKHEAD_PG_MAX_CONNECTIONS`: `max_connections` of a new embedded cluster.
 
@@ -67,6 +68,11 @@ pub struct GlobalArgs {
     #[arg(long, env = "BULKHEAD_SLUG_QUARANTINE_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(i32).range(0..=3650), global = true)]
     pub slug_quarantine_days: i32,
+
+    /// Extra tenant migrations (`V<n>__<name>.sql`) to use besides the built-in ones,
+    /// by every command that creates or migrates tenants.
+    #[arg(long, env = "BULKHEAD_MIGRATIONS_DIR", global = true)]
+    pub migrations_dir: Option<PathBuf>,
 
     /// Directory of the PostgreSQL server binaries (initdb, pg_ctl, postgres) for the
     /// embedded cluster. Default: PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin,

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod fleet;
+pub mod migrations;
 pub mod pg;
 pub mod provision;
 pub mod secret;

@@ -2,6 +2,7 @@
 //! exactly what the binary runs.
 
 mod fleet;
+mod migrate;
 mod output;
 mod tenant;
 
@@ -44,6 +45,9 @@ pub enum Command {
     /// Create, inspect, suspend, rotate and delete tenants.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Migrate every tenant database (or schema) to one version, in lockstep.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
     /// Finish (or with --rollback, undo) every tenant stuck half-way through
     /// creation or deletion, e.g. after a crash.
     Reconcile(fleet::ReconcileArgs),
@@ -64,6 +68,11 @@ pub enum CliError {
     Open(#[from] OpenError),
     #[error(transparent)]
     Provision(#[from] ProvisionError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
+    /// A failure with its own exit code, already explained.
+    #[error("{1}")]
+    Exit(u8, String),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -74,8 +83,10 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Provision(e) if e.is_bad_input() => 2,
+            CliError::Fleet(e) if e.is_bad_input() => 2,
+            CliError::Exit(code, _) => *code,
             CliError::Usage(_) | CliError::Open(OpenError::SecretRequired) => 2,
-            CliError::Open(OpenError::Secret(_)) => 2,
+            CliError::Open(OpenError::Secret(_) | OpenError::Migrations(_)) => 2,
             _ => 1,
         }
     }
@@ -130,6 +141,10 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Tenant(cmd) => {
             let app = Bulkhead::open(&cli.global).await?;
             tenant::run(&app, cmd).await
+        }
+        Command::Migrate(cmd) => {
+            let app = Bulkhead::open(&cli.global).await?;
+            migrate::run(&app, cmd).await
         }
         Command::Reconcile(args) => {
             let app = Bulkhead::open(&cli.global).await?;

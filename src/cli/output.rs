@@ -28,3 +28,17 @@ pub fn json<T: serde::Serialize>(value: &T) -> Result<(), super::CliError> {
     println!("{text}");
     Ok(())
 }
+
+/// A timestamp for people: `2026-11-23 17:39:51 UTC`.
+pub fn when(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::output::{json, table};
+use super::output::{json, table, when};
 use super::{CliError, CliResult};
 use crate::app::Bulkhead;
 use crate::control::{Mode, Plan, Tenant};
@@ -139,7 +139,7 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
                     "last error",
                     tenant.last_error.clone().unwrap_or_else(|| "-".into()),
                 ),
-                ("created", tenant.created_at.to_string()),
+                ("created", when(tenant.created_at)),
             ];
             for (k, v) in fields {
                 println!("{:<15} {v}", format!("{k}:"));

@@ -72,3 +72,20 @@ impl Drop for TenantLock {
         }
     }
 }
+
+/// The fleet-wide migration lock, held on a connection of its own for the whole
+/// run: if the process dies, the connection closes and the lock is free.
+pub struct FleetLock {
+    _client: deadpool_postgres::ClientWrapper,
+}
+
+impl ControlPlane {
+    pub async fn try_fleet_lock(&self) -> Result<Option<FleetLock>, ControlError> {
+        let client = Object::take(self.client().await?);
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock(hashtextextended('bulkhead fleet migration', 0))", &[])
+            .await?
+            .get(0);
+        Ok(got.then_some(FleetLock { _client: client }))
+    }
+}

@@ -4,6 +4,7 @@
 mod audit;
 mod lock;
 mod model;
+mod runs;
 mod servers;
 mod tenants;
 
@@ -13,7 +14,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use audit::AuditEntry;
-pub use lock::TenantLock;
+pub use lock::{FleetLock, TenantLock};
+pub use runs::{Run, RunCounts, RunFailure, RunTenant};
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
 pub use servers::{NewServer, Server};
 pub use tenants::{NewTenant, Reservation, Tenant};

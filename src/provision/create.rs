@@ -232,7 +232,19 @@ impl Provisioner {
                             ),
                         ],
                     );
-                    client.batch_execute(&sql).await.map_err(&err)?;
+                    // Shared with other clones, exclusive of a template migration
+                    // (a clone fails while anyone is connected to the template).
+                    let key = self.template_lock_key();
+                    client
+                        .execute("SELECT pg_advisory_lock_shared(hashtext($1))", &[&key])
+                        .await
+                        .map_err(&err)?;
+                    let created = client.batch_execute(&sql).await;
+                    client
+                        .execute("SELECT pg_advisory_unlock_shared(hashtext($1))", &[&key])
+                        .await
+                        .map_err(&err)?;
+                    created.map_err(&err)?;
                 }
                 let sql = render(
                     sql::DATABASE_LOCKDOWN,
@@ -338,14 +350,14 @@ impl Provisioner {
             step: Step::Migrate,
             detail,
         };
-        let current = crate::fleet::current_version(client, &schema)
+        let current = crate::migrations::current_version(client, &schema)
             .await
             .map_err(|e| step_err(e.to_string()))?;
         let version = if current >= latest {
             current
         } else {
             self.schema
-                .apply(client, &owner, &schema)
+                .apply(client, &owner, &schema, None)
                 .await
                 .map_err(|e| step_err(e.to_string()))?
         };

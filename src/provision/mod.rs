@@ -13,12 +13,14 @@ mod template;
 use std::path::PathBuf;
 
 pub use admin::admin_config;
+pub(crate) use admin::connect_to;
+pub(crate) use template::wait_for_no_sessions;
 pub use create::CreateOutcome;
 pub use delete::{Reconciled, RolePrivileges};
 pub use servers::AddServer;
 
 use crate::control::{ControlError, ControlPlane, Mode, Plan, SlugError, Step, Tenant};
-use crate::fleet::TenantSchema;
+use crate::migrations::TenantSchema;
 use crate::secret::MasterSecret;
 
 /// Settings that shape every tenant the provisioner makes.
@@ -147,12 +149,17 @@ pub struct Provisioner {
 }
 
 impl Provisioner {
-    pub fn new(control: ControlPlane, secret: MasterSecret, settings: ProvisionSettings) -> Self {
+    pub fn new(
+        control: ControlPlane,
+        secret: MasterSecret,
+        settings: ProvisionSettings,
+        schema: TenantSchema,
+    ) -> Self {
         Self {
             control,
             secret,
             settings,
-            schema: TenantSchema::embedded(),
+            schema,
             admin: admin::AdminPools::default(),
             fail_after: None,
         }
@@ -162,8 +169,20 @@ impl Provisioner {
         &self.control
     }
 
+    pub fn schema(&self) -> &TenantSchema {
+        &self.schema
+    }
+
     pub fn settings(&self) -> &ProvisionSettings {
         &self.settings
+    }
+
+    /// A pooled admin connection to a server's maintenance database.
+    pub(crate) async fn maintenance(
+        &self,
+        server: &crate::control::Server,
+    ) -> Result<deadpool_postgres::Object, ProvisionError> {
+        self.admin.get(server).await
     }
 
     fn check_injected(&self, step: Step) -> Result<(), ProvisionError> {

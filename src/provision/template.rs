@@ -9,6 +9,12 @@ use crate::control::Server;
 use crate::sql::{Arg, Ident, render};
 
 impl Provisioner {
+    /// Advisory lock key (on the maintenance database) guarding the template:
+    /// exclusive while it is created or migrated, shared while it is cloned.
+    pub(crate) fn template_lock_key(&self) -> String {
+        format!("template:{}", self.settings.template_db)
+    }
+
     /// The NOLOGIN role owning the template's objects.
     pub fn template_owner(&self) -> String {
         format!("{}_owner", self.settings.template_db)
@@ -35,7 +41,7 @@ impl Provisioner {
             return Ok(());
         }
         // One creator per server, across processes.
-        let lock_key = format!("template:{}", self.settings.template_db);
+        let lock_key = self.template_lock_key();
         maintenance
             .execute("SELECT pg_advisory_lock(hashtext($1))", &[&lock_key])
             .await
@@ -92,7 +98,7 @@ impl Provisioner {
         client.batch_execute(&sql).await.map_err(&err)?;
         let version = self
             .schema
-            .apply(&mut client, &owner_name, "public")
+            .apply(&mut client, &owner_name, "public", None)
             .await
             .map_err(|e| ProvisionError::Step {
                 slug: self.settings.template_db.clone(),
@@ -150,7 +156,7 @@ impl Provisioner {
 
 /// A closed connection's backend may linger for a moment after the client is
 /// dropped; `CREATE DATABASE ... TEMPLATE` would then fail.
-async fn wait_for_no_sessions(
+pub(crate) async fn wait_for_no_sessions(
     client: &tokio_postgres::Client,
     db: &str,
 ) -> Result<(), tokio_postgres::Error> {
