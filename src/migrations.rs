@@ -40,7 +40,9 @@ impl From<refinery::Error> for MigrateError {
             Kind::DivergentVersion(_, fs) => MigrateError::Changed {
                 file: format!("V{}__{}.sql", fs.version(), fs.name()),
             },
-            Kind::MissingVersion(m) => MigrateError::Missing(format!("V{}__{}", m.version(), m.name())),
+            Kind::MissingVersion(m) => {
+                MigrateError::Missing(format!("V{}__{}", m.version(), m.name()))
+            }
             // The database's own message, not refinery's wrapper around it.
             Kind::Connection(_, source) => MigrateError::Refinery(
                 source
@@ -74,10 +76,19 @@ impl TenantSchema {
             return Ok(schema);
         };
         if !dir.is_dir() {
-            return Err(MigrateError::Invalid(format!("{} is not a directory", dir.display())));
+            return Err(MigrateError::Invalid(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
         }
-        for extra in refinery::load_sql_migrations(dir).map_err(|e| MigrateError::Invalid(e.to_string()))? {
-            match schema.migrations.iter().find(|m| m.version() == extra.version()) {
+        for extra in
+            refinery::load_sql_migrations(dir).map_err(|e| MigrateError::Invalid(e.to_string()))?
+        {
+            match schema
+                .migrations
+                .iter()
+                .find(|m| m.version() == extra.version())
+            {
                 Some(m) if m.name() == extra.name() && m.checksum() == extra.checksum() => {}
                 Some(m) => {
                     return Err(MigrateError::Invalid(format!(
@@ -97,7 +108,11 @@ impl TenantSchema {
 
     /// The highest version this set migrates to (0 when empty).
     pub fn latest(&self) -> i32 {
-        self.migrations.iter().map(|m| m.version()).max().unwrap_or(0)
+        self.migrations
+            .iter()
+            .map(|m| m.version())
+            .max()
+            .unwrap_or(0)
     }
 
     /// `(version, name)` of every migration, in order.
@@ -130,7 +145,9 @@ impl TenantSchema {
             .set_target(target.map_or(Target::Latest, Target::Version));
         runner.set_migration_table_name(HISTORY_TABLE);
         let result = runner.run_async(client).await;
-        client.batch_execute("RESET ROLE; RESET search_path").await?;
+        client
+            .batch_execute("RESET ROLE; RESET search_path")
+            .await?;
         result?;
         current_version(client, schema).await
     }
@@ -147,7 +164,10 @@ pub async fn current_version(client: &Client, schema: &str) -> Result<i32, Migra
         return Ok(0);
     }
     Ok(client
-        .query_one(&format!("SELECT coalesce(max(version), 0)::int FROM {table}"), &[])
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0)::int FROM {table}"),
+            &[],
+        )
         .await?
         .get(0))
 }

@@ -99,7 +99,10 @@ impl RunArgs {
 pub async fn run(app: &Bulkhead, cmd: MigrateCommand) -> CliResult {
     let p = &app.provisioner;
     match cmd {
-        MigrateCommand::Plan { target, json: as_json } => {
+        MigrateCommand::Plan {
+            target,
+            json: as_json,
+        } => {
             let plan = fleet::plan(p, target).await?;
             if as_json {
                 return json(&plan);
@@ -120,9 +123,17 @@ pub async fn run(app: &Bulkhead, cmd: MigrateCommand) -> CliResult {
                 .map(|(v, status, n)| vec![v.to_string(), status.clone(), n.to_string()])
                 .collect();
             table(&["VERSION", "STATUS", "TENANTS"], &rows);
-            println!("a run would migrate {} tenant(s) to version {}", plan.pending, plan.target);
+            println!(
+                "a run would migrate {} tenant(s) to version {}",
+                plan.pending, plan.target
+            );
             if let Some(r) = plan.running {
-                println!("run #{} is in progress ({}, since {})", r.id, r.holder, when(r.started_at));
+                println!(
+                    "run #{} is in progress ({}, since {})",
+                    r.id,
+                    r.holder,
+                    when(r.started_at)
+                );
             }
             Ok(())
         }
@@ -134,7 +145,11 @@ pub async fn run(app: &Bulkhead, cmd: MigrateCommand) -> CliResult {
 
 async fn execute(app: &Bulkhead, args: RunArgs, resume: bool) -> CliResult {
     let p = &app.provisioner;
-    let progress = if args.json { Progress::JsonLines } else { Progress::auto() };
+    let progress = if args.json {
+        Progress::JsonLines
+    } else {
+        Progress::auto()
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
         let stop = stop.clone();
@@ -156,15 +171,21 @@ async fn execute(app: &Bulkhead, args: RunArgs, resume: bool) -> CliResult {
     print_report(&report, args.json)?;
     match report.state {
         RunState::Succeeded => Ok(()),
-        RunState::Failed => Err(CliError::Exit(3, format!(
-            "run #{} finished with {} failed tenant(s); fix them and run `bulkhead migrate resume`",
-            report.run,
-            report.failures.len()
-        ))),
-        RunState::Interrupted => Err(CliError::Exit(130, format!(
-            "run #{} was interrupted; `bulkhead migrate resume` finishes it",
-            report.run
-        ))),
+        RunState::Failed => Err(CliError::Exit(
+            3,
+            format!(
+                "run #{} finished with {} failed tenant(s); fix them and run `bulkhead migrate resume`",
+                report.run,
+                report.failures.len()
+            ),
+        )),
+        RunState::Interrupted => Err(CliError::Exit(
+            130,
+            format!(
+                "run #{} was interrupted; `bulkhead migrate resume` finishes it",
+                report.run
+            ),
+        )),
     }
 }
 
@@ -184,7 +205,10 @@ fn print_report(report: &RunReport, as_json: bool) -> CliResult {
     }
     if report.state == RunState::Succeeded {
         if report.drift.is_empty() {
-            println!("invariant holds: every template and active tenant is at version {}", report.target);
+            println!(
+                "invariant holds: every template and active tenant is at version {}",
+                report.target
+            );
         } else {
             for (what, v) in &report.drift {
                 println!("  not at version {}: {what} (at {v})", report.target);
@@ -227,7 +251,12 @@ async fn status(app: &Bulkhead, as_json: bool) -> CliResult {
             ]
         })
         .collect();
-    table(&["RUN", "STATE", "TARGET", "DONE", "FAILED", "LEFT", "STARTED", "BY"], &rows);
+    table(
+        &[
+            "RUN", "STATE", "TARGET", "DONE", "FAILED", "LEFT", "STARTED", "BY",
+        ],
+        &rows,
+    );
     for f in &failures {
         println!("failed: {}: {}", f.slug, f.error);
     }

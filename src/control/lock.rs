@@ -76,16 +76,29 @@ impl Drop for TenantLock {
 /// The fleet-wide migration lock, held on a connection of its own for the whole
 /// run: if the process dies, the connection closes and the lock is free.
 pub struct FleetLock {
-    _client: deadpool_postgres::ClientWrapper,
+    client: deadpool_postgres::ClientWrapper,
+}
+
+const FLEET_KEY: &str = "hashtextextended('bulkhead fleet migration', 0)";
+
+impl FleetLock {
+    /// Frees the lock now (dropping it frees it too, once the server notices
+    /// the connection is gone).
+    pub async fn release(self) -> Result<(), ControlError> {
+        self.client
+            .execute(&format!("SELECT pg_advisory_unlock({FLEET_KEY})"), &[])
+            .await?;
+        Ok(())
+    }
 }
 
 impl ControlPlane {
     pub async fn try_fleet_lock(&self) -> Result<Option<FleetLock>, ControlError> {
         let client = Object::take(self.client().await?);
         let got: bool = client
-            .query_one("SELECT pg_try_advisory_lock(hashtextextended('bulkhead fleet migration', 0))", &[])
+            .query_one(&format!("SELECT pg_try_advisory_lock({FLEET_KEY})"), &[])
             .await?
             .get(0);
-        Ok(got.then_some(FleetLock { _client: client }))
+        Ok(got.then_some(FleetLock { client }))
     }
 }

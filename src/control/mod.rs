@@ -15,8 +15,8 @@ use tokio_postgres::NoTls;
 
 pub use audit::AuditEntry;
 pub use lock::{FleetLock, TenantLock};
-pub use runs::{Run, RunCounts, RunFailure, RunTenant};
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
+pub use runs::{Run, RunCounts, RunFailure, RunTenant};
 pub use servers::{NewServer, Server};
 pub use tenants::{NewTenant, Reservation, Tenant};
 

@@ -148,7 +148,10 @@ impl ControlPlane {
         let row = self
             .client()
             .await?
-            .query_opt(&format!("SELECT {RUN_COLUMNS} FROM migration_runs r WHERE r.id = $1"), &[&id])
+            .query_opt(
+                &format!("SELECT {RUN_COLUMNS} FROM migration_runs r WHERE r.id = $1"),
+                &[&id],
+            )
             .await?;
         Ok(row.as_ref().map(run))
     }
@@ -182,7 +185,8 @@ impl ControlPlane {
             .map(|r| {
                 Ok(RunTenant {
                     id: TenantId(r.get(0)),
-                    slug: Slug::parse(r.get(1)).map_err(|e| ControlError::Corrupt(e.to_string()))?,
+                    slug: Slug::parse(r.get(1))
+                        .map_err(|e| ControlError::Corrupt(e.to_string()))?,
                     server: r.get(2),
                 })
             })
@@ -210,7 +214,11 @@ impl ControlPlane {
 
     /// Marks one tenant as under migration (a suspended tenant stays suspended).
     /// `false` if the tenant is no longer one a run should touch.
-    pub async fn begin_tenant_migration(&self, run: i64, tenant: TenantId) -> Result<bool, ControlError> {
+    pub async fn begin_tenant_migration(
+        &self,
+        run: i64,
+        tenant: TenantId,
+    ) -> Result<bool, ControlError> {
         let row = self
             .client()
             .await?
@@ -285,6 +293,9 @@ impl ControlPlane {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 }

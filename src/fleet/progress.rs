@@ -43,7 +43,9 @@ impl Progress {
                 bar.set_length(total as u64);
                 bar.set_message(name.to_string());
             }
-            Progress::JsonLines => Self::line(json!({"event": "phase", "phase": name, "tenants": total})),
+            Progress::JsonLines => {
+                Self::line(json!({"event": "phase", "phase": name, "tenants": total}))
+            }
             Progress::Silent => {}
         }
     }
@@ -58,7 +60,14 @@ impl Progress {
         }
     }
 
-    pub fn tenant(&self, slug: &str, version: i32, millis: u128, error: Option<&str>, failures: usize) {
+    pub fn tenant(
+        &self,
+        slug: &str,
+        version: i32,
+        millis: u128,
+        error: Option<&str>,
+        failures: usize,
+    ) {
         match self {
             Progress::Bar(bar) => {
                 bar.inc(1);

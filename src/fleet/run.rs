@@ -66,8 +66,10 @@ impl FleetError {
         matches!(
             self,
             FleetError::BadTarget { .. } | FleetError::NothingToResume(_)
-        ) || matches!(self, FleetError::Migrate(MigrateError::Changed { .. } | MigrateError::Invalid(_)))
-            || matches!(self, FleetError::Provision(e) if e.is_bad_input())
+        ) || matches!(
+            self,
+            FleetError::Migrate(MigrateError::Changed { .. } | MigrateError::Invalid(_))
+        ) || matches!(self, FleetError::Provision(e) if e.is_bad_input())
     }
 }
 
@@ -119,7 +121,11 @@ fn holder() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown-host".into());
-    format!("{}@{host} pid {}", crate::app::os_user(), std::process::id())
+    format!(
+        "{}@{host} pid {}",
+        crate::app::os_user(),
+        std::process::id()
+    )
 }
 
 fn check_target(p: &Provisioner, target: Option<i32>) -> Result<i32, FleetError> {
@@ -163,15 +169,20 @@ pub async fn run(
     stop: &AtomicBool,
 ) -> Result<RunReport, FleetError> {
     let target = check_target(p, options.target)?;
-    let _lock = fleet_lock(p).await?;
+    let lock = fleet_lock(p).await?;
     let params = json!({
         "concurrency": options.concurrency, "canary": options.canary,
         "max_failures": options.max_failures, "target": target,
         "lock_timeout_ms": options.lock_timeout.as_millis() as u64,
         "statement_timeout_ms": options.statement_timeout.as_millis() as u64,
     });
-    let run = p.control().start_run(target, &holder(), &params).await?;
-    execute(p, run, target, options, progress, stop).await
+    let result = async {
+        let run = p.control().start_run(target, &holder(), &params).await?;
+        execute(p, run, target, options, progress, stop).await
+    }
+    .await;
+    lock.release().await?;
+    result
 }
 
 /// Finishes the last run that did not succeed: its failed, interrupted and
@@ -182,7 +193,18 @@ pub async fn resume(
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<RunReport, FleetError> {
-    let _lock = fleet_lock(p).await?;
+    let lock = fleet_lock(p).await?;
+    let result = resume_locked(p, options, progress, stop).await;
+    lock.release().await?;
+    result
+}
+
+async fn resume_locked(
+    p: &Provisioner,
+    options: &RunOptions,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> Result<RunReport, FleetError> {
     let last = p
         .control()
         .runs(1)
@@ -191,7 +213,10 @@ pub async fn resume(
         .next()
         .ok_or_else(|| FleetError::NothingToResume("no migration run was ever started".into()))?;
     if last.state == "succeeded" {
-        return Err(FleetError::NothingToResume(format!("the last run (#{}) succeeded", last.id)));
+        return Err(FleetError::NothingToResume(format!(
+            "the last run (#{}) succeeded",
+            last.id
+        )));
     }
     let target = check_target(p, Some(last.target_version))?;
     p.control().reopen_run(last.id, &holder()).await?;
@@ -205,7 +230,9 @@ async fn fleet_lock(p: &Provisioner) -> Result<crate::control::FleetLock, FleetE
             p.control().interrupt_stale_runs().await?;
             Ok(lock)
         }
-        None => Err(FleetError::Locked(p.control().running_run().await?.map(Box::new))),
+        None => Err(FleetError::Locked(
+            p.control().running_run().await?.map(Box::new),
+        )),
     }
 }
 
@@ -256,7 +283,12 @@ async fn execute(
     progress.finish();
 
     let failures = p.control().run_failures(run).await?;
-    let counts = p.control().run_by_id(run).await?.map(|r| r.counts).unwrap_or_default();
+    let counts = p
+        .control()
+        .run_by_id(run)
+        .await?
+        .map(|r| r.counts)
+        .unwrap_or_default();
     let state = if !failures.is_empty() || canary_failed {
         RunState::Failed
     } else if counts.pending + counts.running > 0 {
@@ -308,7 +340,9 @@ async fn migrate_template(
         crate::provision::wait_for_no_sessions(&maintenance, &p.settings().template_db)
             .await
             .map_err(|e| fail(crate::pg::describe(&e)))?;
-        p.control().set_template_version(&server.name, version).await?;
+        p.control()
+            .set_template_version(&server.name, version)
+            .await?;
         Ok::<i32, FleetError>(version)
     }
     .await;
@@ -396,7 +430,11 @@ impl Batch<'_> {
     async fn migrate_one(&self, t: &RunTenant) -> Result<Option<i32>, (i32, String)> {
         let control = self.p.control();
         let internal = |e: ControlError| (0, e.to_string());
-        if !control.begin_tenant_migration(self.run, t.id).await.map_err(internal)? {
+        if !control
+            .begin_tenant_migration(self.run, t.id)
+            .await
+            .map_err(internal)?
+        {
             return Ok(None);
         }
         let tenant = match control.tenant(t.id).await.map_err(internal)? {
@@ -422,7 +460,9 @@ impl Batch<'_> {
             .get(&tenant.server)
             .ok_or_else(|| (before, format!("unknown server `{}`", tenant.server)))?;
         let db = tenant.database(&self.p.settings().shared_db);
-        let mut client = connect_to(server, &db).await.map_err(|e| (before, e.to_string()))?;
+        let mut client = connect_to(server, &db)
+            .await
+            .map_err(|e| (before, e.to_string()))?;
         // A lock held by live traffic fails this tenant quickly instead of
         // stalling the fleet behind it.
         client
@@ -437,7 +477,12 @@ impl Batch<'_> {
         match self
             .p
             .schema()
-            .apply(&mut client, &tenant.slug.owner_role(), &schema, Some(self.target))
+            .apply(
+                &mut client,
+                &tenant.slug.owner_role(),
+                &schema,
+                Some(self.target),
+            )
             .await
         {
             Ok(v) => Ok(v),

@@ -14,10 +14,10 @@ use std::path::PathBuf;
 
 pub use admin::admin_config;
 pub(crate) use admin::connect_to;
-pub(crate) use template::wait_for_no_sessions;
 pub use create::CreateOutcome;
 pub use delete::{Reconciled, RolePrivileges};
 pub use servers::AddServer;
+pub(crate) use template::wait_for_no_sessions;
 
 use crate::control::{ControlError, ControlPlane, Mode, Plan, SlugError, Step, Tenant};
 use crate::migrations::TenantSchema;

@@ -77,6 +77,7 @@ impl TestFleet {
             slug_quarantine_days: 30,
             pg_max_connections: 200,
             pg_bindir: None,
+            migrations_dir: None,
         };
         let app = Bulkhead::open(&args).await.expect("open the test fleet");
         app.provisioner
@@ -89,6 +90,15 @@ impl TestFleet {
             .await
             .expect("add the test server");
         Self { id, args, app }
+    }
+
+    /// Re-opens the fleet with extra tenant migrations from `dir` (as an operator
+    /// would run the next release's binary).
+    pub async fn with_migrations(&mut self, dir: &std::path::Path) {
+        self.args.migrations_dir = Some(dir.to_path_buf());
+        self.app = Bulkhead::open(&self.args)
+            .await
+            .expect("reopen with migrations");
     }
 
     pub fn p(&self) -> &Provisioner {
@@ -140,6 +150,9 @@ impl TestFleet {
             .env("BULKHEAD_SECRET", self.args.secret.as_ref().unwrap())
             .env("BULKHEAD_TEMPLATE_DB", &self.args.template_db)
             .env("BULKHEAD_SHARED_DB", &self.args.shared_db);
+        if let Some(dir) = &self.args.migrations_dir {
+            cmd.env("BULKHEAD_MIGRATIONS_DIR", dir);
+        }
         cmd
     }
 
@@ -201,6 +214,44 @@ impl TestFleet {
             traces.push(format!("schema {runtime}"));
         }
         traces
+    }
+
+    /// A superuser connection to the database holding the tenant's objects,
+    /// with its schema first on the search path.
+    pub async fn admin_of(&self, slug: &str) -> Client {
+        let tenant = self
+            .p()
+            .control()
+            .tenant_by_slug(&bulkhead::control::Slug::parse(slug).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let client = self.admin(&tenant.database(&self.args.shared_db)).await;
+        client
+            .batch_execute(&format!("SET search_path = \"{}\"", tenant.schema()))
+            .await
+            .unwrap();
+        client
+    }
+
+    pub async fn tenant_row(&self, slug: &str) -> bulkhead::control::Tenant {
+        self.p()
+            .control()
+            .tenant_by_slug(&bulkhead::control::Slug::parse(slug).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// A directory of extra tenant migrations, written now.
+    pub fn migrations_dir(&self, files: &[(&str, &str)]) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("bulkhead-migrations-{}-{}", self.id, random_hex(3)));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, sql) in files {
+            std::fs::write(dir.join(name), sql).unwrap();
+        }
+        dir
     }
 
     /// How many tenant rows (any status) the control plane has for a slug.
