@@ -379,3 +379,109 @@ async fn a_changed_already_applied_migration_is_refused_naming_the_file() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_lets_in_flight_tenants_finish_and_records_the_run_as_interrupted() {
+    let (mut fleet, slugs) = fleet_of(8).await;
+    let slow = format!("{V2}\nSELECT pg_sleep(0.3);");
+    let dir = fleet.migrations_dir(&[("V2__labels.sql", &slow)]);
+    fleet.with_migrations(&dir).await;
+    let child = fleet
+        .cli()
+        .args(["migrate", "run", "--concurrency", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("a tenant to be migrated", || async {
+        match fleet.p().control().running_run().await.unwrap() {
+            Some(run) => run.counts.succeeded >= 1,
+            None => false,
+        }
+    })
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+
+    let run = fleet.p().control().runs(1).await.unwrap().remove(0);
+    assert_eq!(run.state, "interrupted");
+    assert_eq!(
+        run.counts.running, 0,
+        "in-flight tenants were finished: {:?}",
+        run.counts
+    );
+    assert!(run.counts.pending > 0, "{:?}", run.counts);
+    for slug in &slugs {
+        let status = fleet.tenant_row(slug).await.status;
+        assert_eq!(status, Status::Active, "{slug} left {status}");
+    }
+    assert_eq!(resume(&fleet).await.unwrap().state, RunState::Succeeded);
+}
+
+#[tokio::test]
+async fn tenants_on_two_servers_migrate_and_both_templates_move() {
+    let mut fleet = TestFleet::new().await;
+    let second = bulkhead::pg::Cluster::throwaway(100).expect("a second cluster");
+    fleet
+        .p()
+        .add_server(&bulkhead::provision::AddServer {
+            name: "second".into(),
+            admin_url: second.admin_url("postgres"),
+            capacity: 10,
+            budget: 10,
+        })
+        .await
+        .unwrap();
+    let mut slugs = Vec::new();
+    for (i, server) in ["local", "second", "local", "second"].iter().enumerate() {
+        let slug = fleet.slug(&format!("srv{i}"));
+        fleet
+            .p()
+            .create(&bulkhead::provision::CreateRequest {
+                slug: slug.clone(),
+                display_name: None,
+                mode: if i < 2 { Mode::Database } else { Mode::Schema },
+                plan: bulkhead::control::Plan::Free,
+                server: Some(server.to_string()),
+            })
+            .await
+            .unwrap();
+        slugs.push(slug);
+    }
+    let dir = fleet.migrations_dir(&[("V2__labels.sql", V2)]);
+    fleet.with_migrations(&dir).await;
+    let report = run(
+        &fleet,
+        RunOptions {
+            concurrency: 2,
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.state, report.migrated),
+        (RunState::Succeeded, 4),
+        "{report:?}"
+    );
+    for server in ["local", "second"] {
+        let s = fleet.p().control().server(server).await.unwrap().unwrap();
+        assert_eq!(s.template_version, Some(2), "{server}");
+    }
+    for slug in &slugs {
+        assert_eq!(fleet.tenant_row(slug).await.schema_version, 2);
+        fleet
+            .as_tenant(slug)
+            .await
+            .execute("INSERT INTO labels (name) VALUES ('x')", &[])
+            .await
+            .unwrap();
+    }
+}
