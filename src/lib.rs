@@ -7,6 +7,8 @@ pub mod control;
 pub mod fleet;
 pub mod migrations;
 pub mod pg;
+pub mod pools;
 pub mod provision;
+pub mod routing;
 pub mod secret;
 pub mod sql;

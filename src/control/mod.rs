@@ -50,6 +50,7 @@ impl From<deadpool_postgres::PoolError> for ControlError {
 #[derive(Clone)]
 pub struct ControlPlane {
     pool: Pool,
+    url: Secret<String>,
 }
 
 impl ControlPlane {
@@ -69,7 +70,10 @@ impl ControlPlane {
             .max_size(16)
             .build()
             .map_err(|e| ControlError::BadUrl(e.to_string()))?;
-        let plane = Self { pool };
+        let plane = Self {
+            pool,
+            url: url.clone(),
+        };
         plane.migrate().await?;
         Ok(plane)
     }
@@ -88,6 +92,11 @@ impl ControlPlane {
             .await?;
         result.map_err(|e| ControlError::Migration(e.to_string()))?;
         Ok(())
+    }
+
+    /// The control plane's URL (for connections of their own, such as LISTEN).
+    pub fn url(&self) -> &Secret<String> {
+        &self.url
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, ControlError> {

@@ -163,6 +163,27 @@ impl ControlPlane {
         row.as_ref().map(tenant).transpose()
     }
 
+    /// The live tenant a verified custom domain routes to.
+    pub async fn tenant_by_domain(&self, host: &str) -> Result<Option<Tenant>, ControlError> {
+        let columns = COLUMNS
+            .split(',')
+            .map(|c| format!("t.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "SELECT {columns} FROM domains d JOIN tenants t ON t.id = d.tenant_id
+                      WHERE d.host = $1 AND d.verified_at IS NOT NULL AND t.status <> 'deleted'"
+                ),
+                &[&host],
+            )
+            .await?;
+        row.as_ref().map(tenant).transpose()
+    }
+
     pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, ControlError> {
         let row = self
             .client()

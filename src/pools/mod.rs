@@ -1,0 +1,334 @@
+//! The pool router: tenant -> a pool of connections logged in as that
+//! tenant's runtime role, to that tenant's database. Pools live in a bounded
+//! moka cache and are closed when idle; every server's connections are held
+//! under its budget (see [`budget`]).
+
+mod budget;
+mod conn;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult, Timeouts};
+use moka::future::Cache;
+use tokio_postgres::NoTls;
+
+pub use budget::ServerBudget;
+pub use conn::TenantConn;
+
+use crate::control::{ControlError, ControlPlane, TenantId};
+use crate::routing::TenantEntry;
+use crate::secret::MasterSecret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The server's connection budget stayed spent for the whole wait.
+    #[error("the database server `{0}` is at its connection budget")]
+    Busy(String),
+    /// The tenant's own pool stayed full for the whole wait.
+    #[error("tenant pool exhausted")]
+    TenantBusy,
+    #[error("database server `{server}` unreachable: {detail}")]
+    Unavailable { server: String, detail: String },
+    /// A connection that is not who it should be: never handed out.
+    #[error("connection identity mismatch for tenant {tenant}: {detail}")]
+    Mismatch { tenant: String, detail: String },
+    #[error("unknown server `{0}`")]
+    UnknownServer(String),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+}
+
+impl PoolError {
+    /// Temporary conditions a client should retry after a moment (503).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            PoolError::Busy(_) | PoolError::TenantBusy | PoolError::Unavailable { .. }
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    /// Connections one tenant may hold at once.
+    pub per_tenant: usize,
+    /// How long a request waits for a connection before a 503.
+    pub wait: Duration,
+    /// Connections idle this long are closed.
+    pub connection_idle: Duration,
+    /// Pools unused this long are closed and dropped.
+    pub pool_idle: Duration,
+    /// Most pools held at once.
+    pub max_pools: u64,
+    pub connect_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            per_tenant: 10,
+            wait: Duration::from_secs(2),
+            connection_idle: Duration::from_secs(60),
+            pool_idle: Duration::from_secs(300),
+            max_pools: 10_000,
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// One tenant's pool (for one credential generation).
+pub struct TenantPool {
+    pool: managed::Pool<TenantManager>,
+    last_used: AtomicU64,
+    server: Arc<ServerBudget>,
+}
+
+pub struct TenantManager {
+    config: tokio_postgres::Config,
+    role: String,
+    database: String,
+    slug: String,
+    server: Arc<ServerBudget>,
+    wait: Duration,
+}
+
+/// A live connection with the budget slot it occupies.
+pub struct TenantClient {
+    client: tokio_postgres::Client,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl managed::Manager for TenantManager {
+    type Type = TenantClient;
+    type Error = PoolError;
+
+    async fn create(&self) -> Result<TenantClient, PoolError> {
+        let slot = self
+            .server
+            .acquire(self.wait)
+            .await
+            .ok_or_else(|| PoolError::Busy(self.server.name.clone()))?;
+        let (client, connection) =
+            self.config
+                .connect(NoTls)
+                .await
+                .map_err(|e| PoolError::Unavailable {
+                    server: self.server.name.clone(),
+                    detail: crate::pg::describe(&e),
+                })?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        metrics::counter!("bulkhead_connections_opened_total", "server" => self.server.name.clone())
+            .increment(1);
+        self.verify(&client).await?;
+        Ok(TenantClient { client, _slot: slot })
+    }
+
+    async fn recycle(&self, obj: &mut TenantClient, _: &Metrics) -> RecycleResult<PoolError> {
+        if obj.client.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        Ok(())
+    }
+}
+
+impl TenantManager {
+    /// The isolation contract, point 3: a connection is handed out only if it
+    /// is logged in as this tenant's role, to this tenant's database.
+    async fn verify(&self, client: &tokio_postgres::Client) -> Result<(), PoolError> {
+        let row = client
+            .query_one("SELECT current_user::text, current_database()::text", &[])
+            .await
+            .map_err(|e| PoolError::Unavailable {
+                server: self.server.name.clone(),
+                detail: crate::pg::describe(&e),
+            })?;
+        let (user, db): (String, String) = (row.get(0), row.get(1));
+        if user != self.role || db != self.database {
+            tracing::error!(tenant = %self.slug, %user, %db, "tenant connection has the wrong identity");
+            return Err(PoolError::Mismatch {
+                tenant: self.slug.clone(),
+                detail: format!("connected as {user} to {db}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+pub struct PoolRouter {
+    control: ControlPlane,
+    secret: MasterSecret,
+    settings: PoolSettings,
+    servers: RwLock<HashMap<String, (tokio_postgres::Config, Arc<ServerBudget>)>>,
+    pools: Cache<(TenantId, i32), Arc<TenantPool>>,
+    epoch: Instant,
+}
+
+impl PoolRouter {
+    pub fn new(control: ControlPlane, secret: MasterSecret, settings: PoolSettings) -> Arc<Self> {
+        let pools = Cache::builder()
+            .max_capacity(settings.max_pools)
+            .time_to_idle(settings.pool_idle)
+            .eviction_listener(|_, pool: Arc<TenantPool>, _| {
+                pool.pool.close();
+                metrics::counter!("bulkhead_pools_evicted_total").increment(1);
+            })
+            .build();
+        let router = Arc::new(Self {
+            control,
+            secret,
+            settings,
+            servers: RwLock::new(HashMap::new()),
+            pools,
+            epoch: Instant::now(),
+        });
+        let weak = Arc::downgrade(&router);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let Some(router) = weak.upgrade() else { return };
+                router.housekeeping().await;
+            }
+        });
+        router
+    }
+
+    /// Closes idle connections and pools; publishes gauges.
+    pub async fn housekeeping(&self) {
+        self.pools.run_pending_tasks().await;
+        let servers: Vec<Arc<ServerBudget>> = self
+            .servers
+            .read()
+            .expect("server map poisoned")
+            .values()
+            .map(|(_, b)| b.clone())
+            .collect();
+        for budget in servers {
+            budget.close_idle(self.settings.connection_idle);
+            metrics::gauge!("bulkhead_server_connections", "server" => budget.name.clone())
+                .set(budget.in_use() as f64);
+            metrics::gauge!("bulkhead_server_budget", "server" => budget.name.clone())
+                .set(budget.limit as f64);
+        }
+        metrics::gauge!("bulkhead_pools_live").set(self.pools.entry_count() as f64);
+    }
+
+    /// The budget of a server, if it has been used yet.
+    pub fn budget(&self, server: &str) -> Option<Arc<ServerBudget>> {
+        self.servers
+            .read()
+            .expect("server map poisoned")
+            .get(server)
+            .map(|(_, b)| b.clone())
+    }
+
+    pub fn live_pools(&self) -> u64 {
+        self.pools.entry_count()
+    }
+
+    async fn server(&self, name: &str) -> Result<(tokio_postgres::Config, Arc<ServerBudget>), PoolError> {
+        if let Some(found) = self.servers.read().expect("server map poisoned").get(name) {
+            return Ok(found.clone());
+        }
+        let server = self
+            .control
+            .server(name)
+            .await?
+            .ok_or_else(|| PoolError::UnknownServer(name.to_string()))?;
+        let config = tokio_postgres::Config::from_str(server.admin_url.expose()).map_err(|e| {
+            PoolError::Unavailable {
+                server: name.to_string(),
+                detail: e.to_string(),
+            }
+        })?;
+        let mut servers = self.servers.write().expect("server map poisoned");
+        let entry = servers
+            .entry(name.to_string())
+            .or_insert_with(|| (config, Arc::new(ServerBudget::new(name, server.budget.max(1) as usize))));
+        Ok(entry.clone())
+    }
+
+    /// A connection to the tenant's database as the tenant's runtime role.
+    /// Crate-private on purpose: handlers get one only through the `TenantConn`
+    /// extractor, which resolved the tenant from the request's host.
+    pub(crate) async fn connect(&self, tenant: &TenantEntry) -> Result<TenantConn, PoolError> {
+        let key = (tenant.id, tenant.credential_generation);
+        let pool = match self.pools.get(&key).await {
+            Some(pool) => pool,
+            None => {
+                let pool = self.new_pool(tenant).await?;
+                self.pools.get_with(key, async { pool }).await
+            }
+        };
+        pool.last_used
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let object = pool.pool.get().await.map_err(|e| match e {
+            managed::PoolError::Backend(e) => e,
+            managed::PoolError::Timeout(_) => PoolError::TenantBusy,
+            other => PoolError::Unavailable {
+                server: tenant.server.clone(),
+                detail: other.to_string(),
+            },
+        })?;
+        Ok(TenantConn::new(object, pool.server.clone()))
+    }
+
+    async fn new_pool(&self, tenant: &TenantEntry) -> Result<Arc<TenantPool>, PoolError> {
+        let (admin, budget) = self.server(&tenant.server).await?;
+        let mut config = admin.clone();
+        let password = self
+            .secret
+            .tenant_password(tenant.id.0, tenant.credential_generation);
+        let role = tenant.slug.runtime_role();
+        config
+            .user(&role)
+            .password(password.expose().as_bytes())
+            .dbname(&tenant.database)
+            .application_name("bulkhead")
+            .connect_timeout(self.settings.connect_timeout);
+        let manager = TenantManager {
+            config,
+            role,
+            database: tenant.database.clone(),
+            slug: tenant.slug.to_string(),
+            server: budget.clone(),
+            wait: self.settings.wait,
+        };
+        let pool = managed::Pool::builder(manager)
+            .max_size(self.settings.per_tenant)
+            .runtime(deadpool::Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(self.settings.wait),
+                create: Some(self.settings.wait + self.settings.connect_timeout),
+                recycle: Some(Duration::from_secs(1)),
+            })
+            .build()
+            .map_err(|e| PoolError::Unavailable {
+                server: tenant.server.clone(),
+                detail: e.to_string(),
+            })?;
+        let pool = Arc::new(TenantPool {
+            pool,
+            last_used: AtomicU64::new(0),
+            server: budget.clone(),
+        });
+        budget.register(&pool);
+        metrics::counter!("bulkhead_pools_created_total").increment(1);
+        Ok(pool)
+    }
+
+    /// Closes every pool (graceful shutdown).
+    pub async fn close_all(&self) {
+        for (_, pool) in self.pools.iter() {
+            pool.pool.close();
+        }
+        self.pools.invalidate_all();
+        self.pools.run_pending_tasks().await;
+    }
+}
