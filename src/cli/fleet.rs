@@ -150,10 +150,10 @@ pub async fn reconcile(app: &Bulkhead, args: ReconcileArgs) -> CliResult {
     Ok(())
 }
 
-/// `bulkhead dev`: the demo fleet. Serving arrives with the serving issue; until
-/// then this boots everything, creates the demo tenants and prints the fleet.
-pub async fn dev(app: &Bulkhead) -> CliResult {
+/// `bulkhead dev`: the demo fleet, served on localhost.
+pub async fn dev(app: &Bulkhead, args: &super::DevArgs) -> CliResult {
     let p = &app.provisioner;
+    let mut tokens = Vec::new();
     for (slug, name, mode) in [
         ("acme", "Acme Corporation", Mode::Database),
         ("globex", "Globex Inc.", Mode::Schema),
@@ -167,19 +167,25 @@ pub async fn dev(app: &Bulkhead) -> CliResult {
                 server: None,
             })
             .await?;
-        match outcome {
-            CreateOutcome::Created(t) => {
-                println!("created demo tenant `{}` ({} mode)", t.slug, t.mode)
-            }
-            CreateOutcome::AlreadyExists(t) => println!(
-                "demo tenant `{}` ready ({}, {} mode)",
-                t.slug, t.status, t.mode
-            ),
-        }
+        let tenant = match outcome {
+            CreateOutcome::Created(t) | CreateOutcome::AlreadyExists(t) => t,
+        };
+        seed_demo_data(app, slug).await?;
+        // A fresh token each run: the previous one cannot be shown again.
+        let control = p.control();
+        let map = |e: crate::control::ControlError| CliError::Provision(e.into());
+        control
+            .revoke_tokens_named(tenant.id, "dev")
+            .await
+            .map_err(map)?;
+        let (_, token) = crate::auth::Tokens::create(control, tenant.id, "admin", "dev")
+            .await
+            .map_err(|e| CliError::Other(e.to_string()))?;
+        tokens.push((slug, mode, token));
     }
     if let Some(cluster) = &app.cluster {
         println!(
-            "\nembedded PostgreSQL {} on 127.0.0.1:{} (data in {})",
+            "embedded PostgreSQL {} on 127.0.0.1:{} (data in {})",
             cluster.binaries.major,
             cluster.port,
             cluster.data_directory().display()
@@ -192,8 +198,62 @@ pub async fn dev(app: &Bulkhead) -> CliResult {
         .await
         .map_err(|e| CliError::Provision(e.into()))?;
     super::tenant::print_tenants(&tenants);
-    println!(
-        "\nTry: bulkhead tenant show acme · bulkhead tenant connect-url acme · bulkhead server list"
-    );
-    Ok(())
+    let port = args.listen.port();
+    println!();
+    for (slug, mode, token) in &tokens {
+        println!("{slug} ({mode} mode): http://{slug}.localhost:{port}");
+        println!(
+            "  curl -H 'Authorization: Bearer {}' http://{slug}.localhost:{port}/api/projects",
+            token.expose()
+        );
+    }
+    if args.no_serve {
+        return Ok(());
+    }
+    let serve = super::serve::ServeArgs {
+        listen: args.listen,
+        metrics_listen: "127.0.0.1:9090".into(),
+        base_domain: Some("localhost".into()),
+        pool_per_tenant: 10,
+        pool_wait: std::time::Duration::from_secs(2),
+        pool_connection_idle: std::time::Duration::from_secs(60),
+        pool_idle: std::time::Duration::from_secs(300),
+    };
+    let mut settings = serve.settings(None)?;
+    // A second `dev` (or anything else) on 9090 must not stop the demo.
+    if std::net::TcpListener::bind("127.0.0.1:9090").is_err() {
+        settings.metrics_listen = None;
+    }
+    println!("\nserving on http://{} (Ctrl-C to stop)", args.listen);
+    super::serve::serve(app, &settings).await
+}
+
+/// A few projects and tasks per demo tenant, written once, as the tenant.
+async fn seed_demo_data(app: &Bulkhead, slug: &str) -> CliResult {
+    let url = app.provisioner.connect_url(slug).await?;
+    let config: tokio_postgres::Config = url
+        .expose()
+        .parse()
+        .map_err(|e: tokio_postgres::Error| CliError::Other(e.to_string()))?;
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| CliError::Other(crate::pg::describe(&e)))?;
+    tokio::spawn(connection);
+    let sql = "DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM projects) THEN
+            INSERT INTO projects (name, description) VALUES
+                ('Website relaunch', 'New site before the spring campaign'),
+                ('Customer onboarding', 'Make the first week delightful');
+            INSERT INTO tasks (project_id, title, status, due_date)
+            SELECT p.id, t.title, t.status, current_date + t.days
+              FROM projects p
+              CROSS JOIN (VALUES ('Draft the plan', 'done', 0), ('Review with the team', 'doing', 7),
+                                 ('Ship it', 'todo', 14)) AS t(title, status, days);
+        END IF;
+    END $$";
+    client
+        .batch_execute(sql)
+        .await
+        .map_err(|e| CliError::Other(crate::pg::describe(&e)))
 }

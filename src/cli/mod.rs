@@ -4,6 +4,7 @@
 mod fleet;
 mod migrate;
 mod output;
+mod serve;
 mod tenant;
 
 use std::process::ExitCode;
@@ -33,9 +34,15 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Boot the embedded cluster, create the demo tenants `acme` (database mode)
-    /// and `globex` (schema mode), and print the fleet.
-    Dev,
+    /// Run it locally: boot the embedded cluster, create the demo tenants `acme`
+    /// (database mode) and `globex` (schema mode) with a few projects and tasks,
+    /// print an API token for each, and serve http://<slug>.localhost:8080.
+    Dev(DevArgs),
+    /// Serve HTTP: every tenant at <slug>.<base domain> and its verified custom domains.
+    Serve(serve::ServeArgs),
+    /// API tokens for machine clients.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
     /// The embedded PostgreSQL cluster.
     #[command(subcommand)]
     Pg(PgCommand),
@@ -51,6 +58,16 @@ pub enum Command {
     /// Finish (or with --rollback, undo) every tenant stuck half-way through
     /// creation or deletion, e.g. after a crash.
     Reconcile(fleet::ReconcileArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DevArgs {
+    /// Address to serve on.
+    #[arg(long, env = "BULKHEAD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Set up the demo fleet and exit without serving.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,9 +147,18 @@ fn init_tracing() {
 pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Pg(cmd) => pg(&cli.global, cmd).await,
-        Command::Dev => {
+        Command::Dev(args) => {
             let app = Bulkhead::open(&cli.global).await?;
-            fleet::dev(&app).await
+            fleet::dev(&app, &args).await
+        }
+        Command::Serve(args) => {
+            let settings = args.settings(None)?;
+            let app = Bulkhead::open(&cli.global).await?;
+            serve::serve(&app, &settings).await
+        }
+        Command::Token(cmd) => {
+            let app = Bulkhead::open(&cli.global).await?;
+            serve::token(&app, cmd).await
         }
         Command::Server(cmd) => {
             let app = Bulkhead::open(&cli.global).await?;

@@ -7,6 +7,7 @@ mod model;
 mod runs;
 mod servers;
 mod tenants;
+mod tokens;
 
 use std::str::FromStr;
 
@@ -19,6 +20,7 @@ pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status
 pub use runs::{Run, RunCounts, RunFailure, RunTenant};
 pub use servers::{NewServer, Server};
 pub use tenants::{NewTenant, Reservation, Tenant};
+pub use tokens::TokenRow;
 
 use crate::secret::Secret;
 
@@ -101,5 +103,13 @@ impl ControlPlane {
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, ControlError> {
         Ok(self.pool.get().await?)
+    }
+}
+
+impl ControlPlane {
+    /// A round trip to the control plane.
+    pub async fn ping(&self) -> Result<(), ControlError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
     }
 }

@@ -58,7 +58,8 @@ impl ServerBudget {
                 continue;
             }
             self.waits.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("bulkhead_budget_waits_total", "server" => self.name.clone()).increment(1);
+            metrics::counter!("bulkhead_budget_waits_total", "server" => self.name.clone())
+                .increment(1);
             self.waiters.fetch_add(1, Ordering::SeqCst);
             let remaining = deadline.saturating_duration_since(Instant::now());
             let result = tokio::time::timeout(remaining, self.slots.clone().acquire_owned()).await;

@@ -2,7 +2,7 @@
 //! drop it goes back to its pool, and if anyone waits for the server's budget
 //! an idle connection is closed at once to hand its slot over.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use deadpool::managed::Object;
@@ -28,6 +28,12 @@ impl Deref for TenantConn {
 
     fn deref(&self) -> &tokio_postgres::Client {
         &self.object.as_ref().expect("present until drop").client
+    }
+}
+
+impl DerefMut for TenantConn {
+    fn deref_mut(&mut self) -> &mut tokio_postgres::Client {
+        &mut self.object.as_mut().expect("present until drop").client
     }
 }
 

@@ -126,7 +126,10 @@ impl managed::Manager for TenantManager {
         metrics::counter!("bulkhead_connections_opened_total", "server" => self.server.name.clone())
             .increment(1);
         self.verify(&client).await?;
-        Ok(TenantClient { client, _slot: slot })
+        Ok(TenantClient {
+            client,
+            _slot: slot,
+        })
     }
 
     async fn recycle(&self, obj: &mut TenantClient, _: &Metrics) -> RecycleResult<PoolError> {
@@ -232,7 +235,10 @@ impl PoolRouter {
         self.pools.entry_count()
     }
 
-    async fn server(&self, name: &str) -> Result<(tokio_postgres::Config, Arc<ServerBudget>), PoolError> {
+    async fn server(
+        &self,
+        name: &str,
+    ) -> Result<(tokio_postgres::Config, Arc<ServerBudget>), PoolError> {
         if let Some(found) = self.servers.read().expect("server map poisoned").get(name) {
             return Ok(found.clone());
         }
@@ -248,9 +254,12 @@ impl PoolRouter {
             }
         })?;
         let mut servers = self.servers.write().expect("server map poisoned");
-        let entry = servers
-            .entry(name.to_string())
-            .or_insert_with(|| (config, Arc::new(ServerBudget::new(name, server.budget.max(1) as usize))));
+        let entry = servers.entry(name.to_string()).or_insert_with(|| {
+            (
+                config,
+                Arc::new(ServerBudget::new(name, server.budget.max(1) as usize)),
+            )
+        });
         Ok(entry.clone())
     }
 

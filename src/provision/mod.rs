@@ -169,6 +169,10 @@ impl Provisioner {
         &self.control
     }
 
+    pub fn secret(&self) -> &MasterSecret {
+        &self.secret
+    }
+
     pub fn schema(&self) -> &TenantSchema {
         &self.schema
     }

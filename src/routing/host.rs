@@ -61,7 +61,9 @@ impl HostName {
             return Err(HostError::TooLong);
         }
         if name.parse::<std::net::Ipv4Addr>().is_ok()
-            || name.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+            || name
+                .split('.')
+                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
         {
             return Err(HostError::IpLiteral);
         }
@@ -73,7 +75,11 @@ impl HostName {
                 && !label.starts_with('-')
                 && !label.ends_with('-');
             if !ok {
-                return Err(if label.len() > 63 { HostError::TooLong } else { HostError::Malformed });
+                return Err(if label.len() > 63 {
+                    HostError::TooLong
+                } else {
+                    HostError::Malformed
+                });
             }
         }
         Ok(Self(name))
@@ -116,7 +122,11 @@ mod tests {
             ("localhost", "localhost"),
         ];
         for (raw, want) in ok {
-            assert_eq!(HostName::parse(raw).map(|h| h.0), Ok(want.to_string()), "{raw:?}");
+            assert_eq!(
+                HostName::parse(raw).map(|h| h.0),
+                Ok(want.to_string()),
+                "{raw:?}"
+            );
         }
         let long_label = format!("{}.example.com", "a".repeat(64));
         let long_name = format!("{}.com", ["abcdefghij"; 25].join("."));
@@ -150,7 +160,12 @@ mod tests {
     #[test]
     fn subdomain_is_one_label_under_the_base() {
         let base = HostName::parse("localhost").unwrap();
-        let sub = |h: &str| HostName::parse(h).unwrap().subdomain_of(&base).map(str::to_string);
+        let sub = |h: &str| {
+            HostName::parse(h)
+                .unwrap()
+                .subdomain_of(&base)
+                .map(str::to_string)
+        };
         assert_eq!(sub("acme.localhost"), Some("acme".into()));
         assert_eq!(sub("a.b.localhost"), None);
         assert_eq!(sub("localhost"), None);

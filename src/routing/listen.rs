@@ -16,14 +16,14 @@ pub const CHANNEL: &str = "bulkhead_routing";
 /// Something that drops cached state on a routing change.
 pub trait Invalidate: Send + Sync + 'static {
     /// `None`: drop everything.
-    fn invalidate(
-        &self,
-        payload: Option<&str>,
-    ) -> impl std::future::Future<Output = ()> + Send;
+    fn invalidate(&self, payload: Option<&str>) -> impl std::future::Future<Output = ()> + Send;
 }
 
 /// Runs until the process ends: every NOTIFY on [`CHANNEL`] reaches `target`.
-pub fn spawn_listener<T: Invalidate>(url: Secret<String>, target: Arc<T>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_listener<T: Invalidate>(
+    url: Secret<String>,
+    target: Arc<T>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -39,7 +39,10 @@ pub fn spawn_listener<T: Invalidate>(url: Secret<String>, target: Arc<T>) -> tok
 
 async fn listen_once<T: Invalidate>(url: &Secret<String>, target: &Arc<T>) -> Result<(), String> {
     let config = tokio_postgres::Config::from_str(url.expose()).map_err(|e| e.to_string())?;
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| crate::pg::describe(&e))?;
+    let (client, mut connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| crate::pg::describe(&e))?;
     let (tx, mut rx) = futures::channel::mpsc::unbounded();
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

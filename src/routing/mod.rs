@@ -151,7 +151,6 @@ impl Resolver {
             _ => Ok(Route::Unknown),
         }
     }
-
 }
 
 impl Invalidate for Resolver {

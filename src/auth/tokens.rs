@@ -1,0 +1,152 @@
+//! API tokens: `bh_<64 hex>`, shown once; the control plane keeps only their
+//! SHA-256. Verified tokens are cached briefly and dropped on revocation
+//! (NOTIFY `token:<id>`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::control::{ControlError, ControlPlane, TenantId, TokenRow};
+use crate::routing::Invalidate;
+use crate::secret::{Secret, random_hex};
+
+const PREFIX: &str = "bh_";
+
+/// A member's (or token's) role in a tenant, from most to least powerful.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+    Viewer,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// May create, change and delete projects and tasks.
+    pub fn can_write(self) -> bool {
+        self <= Role::Member
+    }
+}
+
+/// A verified token: which tenant it belongs to, with which role.
+#[derive(Clone, Debug)]
+pub struct TokenInfo {
+    pub id: Uuid,
+    pub tenant: TenantId,
+    pub role: Role,
+    pub name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("unknown role `{0}` (expected admin, member or viewer)")]
+    BadRole(String),
+    #[error("invalid token name: use 1-100 characters")]
+    BadName,
+    #[error(transparent)]
+    Control(#[from] ControlError),
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+pub struct Tokens {
+    control: ControlPlane,
+    /// hash -> token (None: not a live token), briefly.
+    cache: Cache<Vec<u8>, Option<Arc<TokenInfo>>>,
+}
+
+impl Tokens {
+    pub fn new(control: ControlPlane) -> Self {
+        Self {
+            control,
+            cache: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .support_invalidation_closures()
+                .build(),
+        }
+    }
+
+    /// Mints a token for a tenant; the returned secret is never stored.
+    pub async fn create(
+        control: &ControlPlane,
+        tenant: TenantId,
+        role: &str,
+        name: &str,
+    ) -> Result<(TokenRow, Secret<String>), TokenError> {
+        if Role::parse(role).is_none() || role == "owner" {
+            return Err(TokenError::BadRole(role.to_string()));
+        }
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(TokenError::BadName);
+        }
+        let token = format!("{PREFIX}{}", random_hex(32));
+        let row = control
+            .insert_token(tenant, role, name, &hash(&token))
+            .await?;
+        Ok((row, Secret::new(token)))
+    }
+
+    /// The live token behind a bearer value, if any.
+    pub async fn verify(&self, presented: &str) -> Result<Option<Arc<TokenInfo>>, ControlError> {
+        if !presented.starts_with(PREFIX) || presented.len() != PREFIX.len() + 64 {
+            return Ok(None);
+        }
+        let key = hash(presented);
+        if let Some(found) = self.cache.get(&key).await {
+            return Ok(found);
+        }
+        let info = self.control.token_by_hash(&key).await?.and_then(|row| {
+            Some(Arc::new(TokenInfo {
+                id: row.id,
+                tenant: TenantId(row.tenant_id),
+                role: Role::parse(&row.role)?,
+                name: row.name,
+            }))
+        });
+        self.cache.insert(key, info.clone()).await;
+        Ok(info)
+    }
+}
+
+impl Invalidate for Tokens {
+    async fn invalidate(&self, payload: Option<&str>) {
+        match payload.and_then(|p| p.strip_prefix("token:")) {
+            Some(id) => {
+                if let Ok(id) = id.parse::<Uuid>() {
+                    let _ = self
+                        .cache
+                        .invalidate_entries_if(move |_, v| v.as_ref().is_some_and(|t| t.id == id));
+                }
+            }
+            None if payload.is_none() => self.cache.invalidate_all(),
+            None => {}
+        }
+    }
+}

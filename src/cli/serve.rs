@@ -1,0 +1,210 @@
+//! `bulkhead serve`, `bulkhead token ...`
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::migrate::parse_duration;
+use super::output::{json, table, when};
+use super::{CliError, CliResult};
+use crate::app::Bulkhead;
+use crate::auth::Tokens;
+use crate::pools::PoolSettings;
+use crate::routing::HostName;
+use crate::serve::ServeSettings;
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "BULKHEAD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Address to serve Prometheus /metrics on (keep it private); `off` to disable.
+    #[arg(
+        long,
+        env = "BULKHEAD_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub metrics_listen: String,
+    /// Tenants are served at <slug>.<base domain>; the base domain itself is the apex.
+    #[arg(long, env = "BULKHEAD_BASE_DOMAIN")]
+    pub base_domain: Option<String>,
+    /// Connections one tenant may hold at once.
+    #[arg(long, env = "BULKHEAD_POOL_PER_TENANT", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub pool_per_tenant: u32,
+    /// How long a request waits for a connection before a 503.
+    #[arg(long, env = "BULKHEAD_POOL_WAIT", default_value = "2s", value_parser = parse_duration)]
+    pub pool_wait: Duration,
+    /// Idle connections are closed after this long.
+    #[arg(long, env = "BULKHEAD_POOL_CONNECTION_IDLE", default_value = "60s", value_parser = parse_duration)]
+    pub pool_connection_idle: Duration,
+    /// Idle pools are dropped after this long.
+    #[arg(long, env = "BULKHEAD_POOL_IDLE", default_value = "5m", value_parser = parse_duration)]
+    pub pool_idle: Duration,
+}
+
+impl ServeArgs {
+    pub fn settings(&self, default_base: Option<&str>) -> Result<ServeSettings, CliError> {
+        let base = self
+            .base_domain
+            .as_deref()
+            .or(default_base)
+            .ok_or_else(|| {
+                CliError::Usage("BULKHEAD_BASE_DOMAIN (--base-domain) is required".into())
+            })?;
+        let base = HostName::parse(base)
+            .map_err(|e| CliError::Usage(format!("invalid base domain `{base}`: {e}")))?;
+        let mut settings = ServeSettings::new(self.listen, base);
+        settings.metrics_listen = match self.metrics_listen.as_str() {
+            "off" | "" => None,
+            other => Some(other.parse().map_err(|_| {
+                CliError::Usage(format!(
+                    "invalid --metrics-listen `{other}` (an address such as 127.0.0.1:9090, or off)"
+                ))
+            })?),
+        };
+        settings.pools = PoolSettings {
+            per_tenant: self.pool_per_tenant as usize,
+            wait: self.pool_wait,
+            connection_idle: self.pool_connection_idle,
+            pool_idle: self.pool_idle,
+            ..PoolSettings::default()
+        };
+        Ok(settings)
+    }
+}
+
+pub async fn serve(app: &Bulkhead, settings: &ServeSettings) -> CliResult {
+    let mut running = crate::serve::start(app, settings)
+        .await
+        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", settings.listen)))?;
+    tracing::info!(addr = %running.addr, base = %settings.base_domain, "serving");
+    if let Some(m) = running.metrics_addr {
+        tracing::info!(addr = %m, "metrics at /metrics");
+    }
+    tokio::select! {
+        _ = crate::serve::shutdown_signal() => {
+            tracing::info!("shutting down: finishing in-flight requests");
+            running.stop().await.map_err(|e| CliError::Other(e.to_string()))
+        }
+        result = running.wait() => result.map_err(|e| CliError::Other(e.to_string())),
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token for a tenant; it is printed once and only its hash is kept.
+    Create {
+        #[arg(long, env = "BULKHEAD_TOKEN_TENANT")]
+        tenant: String,
+        /// admin, member or viewer
+        #[arg(long, env = "BULKHEAD_TOKEN_ROLE", default_value = "member")]
+        role: String,
+        #[arg(long, env = "BULKHEAD_TOKEN_NAME", default_value = "cli")]
+        name: String,
+    },
+    /// List a tenant's tokens (never the tokens themselves).
+    List {
+        #[arg(long, env = "BULKHEAD_TOKEN_TENANT")]
+        tenant: String,
+        #[arg(long, env = "BULKHEAD_JSON")]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[arg(long, env = "BULKHEAD_TOKEN_TENANT")]
+        tenant: String,
+        id: String,
+    },
+}
+
+async fn tenant_id(app: &Bulkhead, slug: &str) -> Result<crate::control::Tenant, CliError> {
+    let unknown = || {
+        CliError::Provision(crate::provision::ProvisionError::UnknownTenant(
+            slug.to_string(),
+        ))
+    };
+    let parsed = crate::control::Slug::parse(slug).map_err(|_| unknown())?;
+    app.provisioner
+        .control()
+        .tenant_by_slug(&parsed)
+        .await
+        .map_err(|e| CliError::Provision(e.into()))?
+        .ok_or_else(unknown)
+}
+
+pub async fn token(app: &Bulkhead, cmd: TokenCommand) -> CliResult {
+    let control = app.provisioner.control();
+    let map = |e: crate::control::ControlError| CliError::Provision(e.into());
+    match cmd {
+        TokenCommand::Create { tenant, role, name } => {
+            let t = tenant_id(app, &tenant).await?;
+            let (row, secret) = Tokens::create(control, t.id, &role, &name)
+                .await
+                .map_err(|e| match e {
+                    crate::auth::TokenError::Control(c) => map(c),
+                    other => CliError::Usage(other.to_string()),
+                })?;
+            control
+                .audit(
+                    &app.provisioner.settings().actor,
+                    "token.create",
+                    Some(t.id),
+                    serde_json::json!({"token": row.id, "role": row.role, "name": row.name}),
+                )
+                .await
+                .map_err(map)?;
+            eprintln!("token {} ({} on {}), shown once:", row.id, row.role, t.slug);
+            println!("{}", secret.expose());
+            Ok(())
+        }
+        TokenCommand::List {
+            tenant,
+            json: as_json,
+        } => {
+            let t = tenant_id(app, &tenant).await?;
+            let rows = control.tokens(t.id).await.map_err(map)?;
+            if as_json {
+                return json(&rows);
+            }
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        r.role.clone(),
+                        r.name.clone(),
+                        when(r.created_at),
+                        r.revoked_at.map_or("-".into(), when),
+                    ]
+                })
+                .collect();
+            table(&["ID", "ROLE", "NAME", "CREATED", "REVOKED"], &rows);
+            Ok(())
+        }
+        TokenCommand::Revoke { tenant, id } => {
+            let t = tenant_id(app, &tenant).await?;
+            let id: uuid::Uuid = id
+                .parse()
+                .map_err(|_| CliError::Usage(format!("`{id}` is not a token id")))?;
+            if !control.revoke_token(t.id, id).await.map_err(map)? {
+                return Err(CliError::Usage(format!(
+                    "tenant `{}` has no live token {id}",
+                    t.slug
+                )));
+            }
+            control
+                .audit(
+                    &app.provisioner.settings().actor,
+                    "token.revoke",
+                    Some(t.id),
+                    serde_json::json!({"token": id}),
+                )
+                .await
+                .map_err(map)?;
+            println!("revoked token {id}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The tenant API under `/api/`: JSON in, JSON out, every handler bound to the
+//! caller's tenant through its extractors.
+
+pub mod projects;
+pub mod tasks;
+pub mod tenant;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Transaction;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::Caller;
+
+/// `?cursor=<id>&limit=<n>`: ids below the cursor, newest first.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl PageQuery {
+    pub const DEFAULT_LIMIT: i64 = 20;
+    pub const MAX_LIMIT: i64 = 100;
+
+    /// (cursor id, limit), validated.
+    pub fn parse(&self) -> ApiResult<(i64, i64)> {
+        let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT);
+        if !(1..=Self::MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::field(
+                "limit",
+                format!("must be between 1 and {}", Self::MAX_LIMIT),
+            ));
+        }
+        let cursor = match &self.cursor {
+            None => i64::MAX,
+            Some(c) => c
+                .parse::<i64>()
+                .ok()
+                .filter(|c| *c > 0)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))?,
+        };
+        Ok((cursor, limit))
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        let next_cursor = (items.len() as i64 == limit)
+            .then(|| items.last().map(|last| id(last).to_string()))
+            .flatten();
+        Self { items, next_cursor }
+    }
+}
+
+/// Records a write in the tenant's own audit log, in the write's transaction.
+pub async fn audit(
+    tx: &Transaction<'_>,
+    caller: &Caller,
+    action: &str,
+    object_type: &str,
+    object_id: &str,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    tx.execute(
+        "INSERT INTO audit_log (actor, actor_label, action, object_type, object_id, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &caller.token.id,
+            &caller.label(),
+            &action,
+            &object_type,
+            &object_id,
+            &detail,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A path id: positive integers only, anything else is simply not found.
+pub fn path_id(raw: &str) -> ApiResult<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(ApiError::NotFound)
+}
+
+/// Checks a required text field's length.
+pub fn text_field(
+    errors: &mut std::collections::BTreeMap<&'static str, String>,
+    name: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) {
+    let n = value.trim().chars().count();
+    if n < min || value.chars().count() > max {
+        errors.insert(name, format!("must be {min}-{max} characters"));
+    }
+}

@@ -1,0 +1,198 @@
+//! `/api/projects`: list (cursor pages), create, read, update, delete.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use super::{Page, PageQuery, audit, path_id, text_field};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Caller, Db};
+
+#[derive(Debug, Serialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, name, description, archived, created_at, updated_at";
+
+fn project(row: &Row) -> Project {
+    Project {
+        id: row.get(0),
+        name: row.get(1),
+        description: row.get(2),
+        archived: row.get(3),
+        created_at: row.get(4),
+        updated_at: row.get(5),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub archived: Option<bool>,
+}
+
+fn validate(name: Option<&str>, description: Option<&str>) -> ApiResult<()> {
+    let mut errors = BTreeMap::new();
+    if let Some(name) = name {
+        text_field(&mut errors, "name", name, 1, 200);
+    }
+    if let Some(description) = description {
+        text_field(&mut errors, "description", description, 0, 10_000);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+pub async fn list_projects(
+    _: Caller,
+    Db(db): Db,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<Project>>> {
+    let (cursor, limit) = q.parse()?;
+    let rows = db
+        .query(
+            &format!("SELECT {COLUMNS} FROM projects WHERE id < $1 ORDER BY id DESC LIMIT $2"),
+            &[&cursor, &limit],
+        )
+        .await?;
+    Ok(Json(Page::new(
+        rows.iter().map(project).collect(),
+        limit,
+        |p| p.id,
+    )))
+}
+
+pub async fn create_project(
+    caller: Caller,
+    Db(mut db): Db,
+    Json(new): Json<NewProject>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    caller.require_write()?;
+    validate(Some(&new.name), Some(&new.description))?;
+    let tx = db.transaction().await?;
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO projects (name, description, created_by) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+            ),
+            &[&new.name.trim(), &new.description, &caller.token.id],
+        )
+        .await?;
+    let created = project(&row);
+    audit(
+        &tx,
+        &caller,
+        "project.create",
+        "project",
+        &created.id.to_string(),
+        json!({"name": created.name}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn get_project(
+    _: Caller,
+    Db(db): Db,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Project>> {
+    let id = path_id(&id)?;
+    let row = db
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM projects WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(project(&row)))
+}
+
+pub async fn update_project(
+    caller: Caller,
+    Db(mut db): Db,
+    Path(id): Path<String>,
+    Json(patch): Json<ProjectPatch>,
+) -> ApiResult<Json<Project>> {
+    caller.require_write()?;
+    let id = path_id(&id)?;
+    validate(patch.name.as_deref(), patch.description.as_deref())?;
+    let tx = db.transaction().await?;
+    let row = tx
+        .query_opt(
+            &format!(
+                "UPDATE projects SET name = coalesce($2, name), description = coalesce($3, description),
+                        archived = coalesce($4, archived), updated_at = now()
+                  WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[&id, &patch.name.as_deref().map(str::trim), &patch.description, &patch.archived],
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let changed = json!({"name": patch.name, "description": patch.description.is_some(), "archived": patch.archived});
+    audit(
+        &tx,
+        &caller,
+        "project.update",
+        "project",
+        &id.to_string(),
+        changed,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(project(&row)))
+}
+
+pub async fn delete_project(
+    caller: Caller,
+    Db(mut db): Db,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_write()?;
+    let id = path_id(&id)?;
+    let tx = db.transaction().await?;
+    let n = tx
+        .execute("DELETE FROM projects WHERE id = $1", &[&id])
+        .await?;
+    if n == 0 {
+        return Err(ApiError::NotFound);
+    }
+    audit(
+        &tx,
+        &caller,
+        "project.delete",
+        "project",
+        &id.to_string(),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

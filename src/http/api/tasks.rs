@@ -1,0 +1,268 @@
+//! `/api/projects/{id}/tasks` and `/api/tasks/{id}`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::{Date, OffsetDateTime};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{Page, PageQuery, audit, path_id, text_field};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Caller, Db};
+
+const STATUSES: &[&str] = &["todo", "doing", "done"];
+
+#[derive(Debug, Serialize)]
+pub struct Task {
+    pub id: i64,
+    pub project_id: i64,
+    pub title: String,
+    pub body: String,
+    pub status: String,
+    pub assignee: Option<Uuid>,
+    pub due_date: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+const COLUMNS: &str =
+    "id, project_id, title, body, status, assignee, due_date, created_at, updated_at";
+
+fn task(row: &Row) -> Task {
+    Task {
+        id: row.get(0),
+        project_id: row.get(1),
+        title: row.get(2),
+        body: row.get(3),
+        status: row.get(4),
+        assignee: row.get(5),
+        due_date: row.get::<_, Option<Date>>(6).map(|d| d.to_string()),
+        created_at: row.get(7),
+        updated_at: row.get(8),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub status: Option<String>,
+    pub assignee: Option<Uuid>,
+    /// `YYYY-MM-DD`
+    pub due_date: Option<String>,
+}
+
+impl TaskInput {
+    /// Validates; returns the parsed due date.
+    fn validate(&self, creating: bool) -> ApiResult<Option<Date>> {
+        let mut errors = BTreeMap::new();
+        match (&self.title, creating) {
+            (Some(title), _) => text_field(&mut errors, "title", title, 1, 500),
+            (None, true) => {
+                errors.insert("title", "is required".to_string());
+            }
+            (None, false) => {}
+        }
+        if let Some(body) = &self.body {
+            text_field(&mut errors, "body", body, 0, 100_000);
+        }
+        if let Some(status) = self
+            .status
+            .as_ref()
+            .filter(|s| !STATUSES.contains(&s.as_str()))
+        {
+            errors.insert("status", format!("must be one of {}", STATUSES.join(", ")));
+        }
+        let due = match &self.due_date {
+            None => None,
+            Some(d) => match parse_date(d) {
+                Some(date) => Some(date),
+                None => {
+                    errors.insert("due_date", "must be a date as YYYY-MM-DD".to_string());
+                    None
+                }
+            },
+        };
+        if errors.is_empty() {
+            Ok(due)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+fn parse_date(s: &str) -> Option<Date> {
+    let mut parts = s.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+    Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()
+}
+
+pub async fn list_tasks(
+    _: Caller,
+    Db(db): Db,
+    Path(project): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<Task>>> {
+    let project = path_id(&project)?;
+    let (cursor, limit) = q.parse()?;
+    if db
+        .query_opt("SELECT 1 FROM projects WHERE id = $1", &[&project])
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound);
+    }
+    let rows = db
+        .query(
+            &format!("SELECT {COLUMNS} FROM tasks WHERE project_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+            &[&project, &cursor, &limit],
+        )
+        .await?;
+    Ok(Json(Page::new(
+        rows.iter().map(task).collect(),
+        limit,
+        |t| t.id,
+    )))
+}
+
+pub async fn create_task(
+    caller: Caller,
+    Db(mut db): Db,
+    Path(project): Path<String>,
+    Json(input): Json<TaskInput>,
+) -> ApiResult<(StatusCode, Json<Task>)> {
+    caller.require_write()?;
+    let project = path_id(&project)?;
+    let due = input.validate(true)?;
+    let tx = db.transaction().await?;
+    if tx
+        .query_opt("SELECT 1 FROM projects WHERE id = $1", &[&project])
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound);
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO tasks (project_id, title, body, status, assignee, due_date, created_by)
+                 VALUES ($1, $2, coalesce($3, ''), coalesce($4, 'todo'), $5, $6, $7) RETURNING {COLUMNS}"
+            ),
+            &[
+                &project,
+                &input.title.as_deref().map(str::trim),
+                &input.body,
+                &input.status,
+                &input.assignee,
+                &due,
+                &caller.token.id,
+            ],
+        )
+        .await?;
+    let created = task(&row);
+    audit(
+        &tx,
+        &caller,
+        "task.create",
+        "task",
+        &created.id.to_string(),
+        json!({"project_id": project}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn get_task(_: Caller, Db(db): Db, Path(id): Path<String>) -> ApiResult<Json<Task>> {
+    let id = path_id(&id)?;
+    let row = db
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(task(&row)))
+}
+
+pub async fn update_task(
+    caller: Caller,
+    Db(mut db): Db,
+    Path(id): Path<String>,
+    Json(input): Json<TaskInput>,
+) -> ApiResult<Json<Task>> {
+    caller.require_write()?;
+    let id = path_id(&id)?;
+    let due = input.validate(false)?;
+    let tx = db.transaction().await?;
+    let row = tx
+        .query_opt(
+            &format!(
+                "UPDATE tasks SET title = coalesce($2, title), body = coalesce($3, body),
+                        status = coalesce($4, status), assignee = coalesce($5, assignee),
+                        due_date = coalesce($6, due_date), updated_at = now()
+                  WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[
+                &id,
+                &input.title.as_deref().map(str::trim),
+                &input.body,
+                &input.status,
+                &input.assignee,
+                &due,
+            ],
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    audit(
+        &tx,
+        &caller,
+        "task.update",
+        "task",
+        &id.to_string(),
+        json!({"status": input.status}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(task(&row)))
+}
+
+pub async fn delete_task(
+    caller: Caller,
+    Db(mut db): Db,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_write()?;
+    let id = path_id(&id)?;
+    let tx = db.transaction().await?;
+    if tx
+        .execute("DELETE FROM tasks WHERE id = $1", &[&id])
+        .await?
+        == 0
+    {
+        return Err(ApiError::NotFound);
+    }
+    audit(
+        &tx,
+        &caller,
+        "task.delete",
+        "task",
+        &id.to_string(),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,17 @@
+//! `GET /api/tenant`: who am I talking to.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+use crate::http::extract::Caller;
+
+pub async fn get_tenant(caller: Caller) -> Json<Value> {
+    let t = &caller.tenant;
+    Json(json!({
+        "slug": t.slug,
+        "plan": t.plan,
+        "mode": t.mode,
+        "schema_version": t.schema_version,
+        "role": caller.role(),
+    }))
+}

@@ -1,0 +1,130 @@
+//! One error type for every handler, one JSON shape for every error:
+//! `{"error": {"code": "...", "message": "...", "fields": {...}}}`.
+//! Internals (SQL, hosts) go to the log, never to the response.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::control::ControlError;
+use crate::pools::PoolError;
+use crate::routing::HostError;
+
+/// Seconds a client is asked to wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad host: {0}")]
+    BadHost(#[from] HostError),
+    /// Unknown host, deleted tenant, another tenant's id or token: one body.
+    #[error("not found")]
+    NotFound,
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("your role may not do this")]
+    Forbidden,
+    #[error("this organisation is suspended")]
+    Suspended,
+    #[error("temporarily unavailable")]
+    Unavailable,
+    #[error("invalid input")]
+    Validation(BTreeMap<&'static str, String>),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Unreachable(_) => {
+                tracing::warn!(error = %e, "control plane unavailable");
+                ApiError::Unavailable
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        if e.is_retryable() {
+            metrics::counter!("bulkhead_pool_unavailable_total").increment(1);
+            tracing::warn!(error = %e, "no tenant connection available");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        match e.code() {
+            Some(c) if *c == SqlState::QUERY_CANCELED || *c == SqlState::LOCK_NOT_AVAILABLE => {
+                ApiError::Unavailable
+            }
+            _ if e.is_closed() => ApiError::Unavailable,
+            _ => ApiError::Internal(crate::pg::describe(&e)),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn field(name: &'static str, message: impl Into<String>) -> Self {
+        let mut fields = BTreeMap::new();
+        fields.insert(name, message.into());
+        ApiError::Validation(fields)
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadHost(_) => (StatusCode::BAD_REQUEST, "bad_host"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Suspended => (StatusCode::FORBIDDEN, "tenant_suspended"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                "internal error".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({"error": {"code": code, "message": message}});
+        if let ApiError::Validation(fields) = &self {
+            body["error"]["fields"] = json!(fields);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,35 @@
+//! The shared state every handler sees.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::auth::Tokens;
+use crate::control::ControlPlane;
+use crate::pools::PoolRouter;
+use crate::routing::Resolver;
+
+pub struct App {
+    pub control: ControlPlane,
+    pub resolver: Arc<Resolver>,
+    pub pools: Arc<PoolRouter>,
+    pub tokens: Arc<Tokens>,
+    /// Tenant schema versions this binary can serve.
+    pub versions: std::ops::RangeInclusive<i32>,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn supports_version(&self, version: i32) -> bool {
+        self.versions.contains(&version)
+    }
+}

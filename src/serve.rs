@@ -1,0 +1,157 @@
+//! The composition root of the server: resolver, pool router, tokens, the
+//! routing listener and the two HTTP listeners, wired from a [`Bulkhead`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::app::Bulkhead;
+use crate::auth::Tokens;
+use crate::pools::{PoolRouter, PoolSettings};
+use crate::routing::{HostName, Resolver, ResolverSettings};
+
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    /// `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    pub base_domain: HostName,
+    pub pools: PoolSettings,
+    pub resolve_ttl: Duration,
+    pub resolve_miss_ttl: Duration,
+}
+
+impl ServeSettings {
+    pub fn new(listen: SocketAddr, base_domain: HostName) -> Self {
+        Self {
+            listen,
+            metrics_listen: None,
+            base_domain,
+            pools: PoolSettings::default(),
+            resolve_ttl: Duration::from_secs(60),
+            resolve_miss_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A server running in the background of this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub pools: Arc<PoolRouter>,
+    pub resolver: Arc<Resolver>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, closes every pool.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let result = (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.listener.abort();
+        self.pools.close_all().await;
+        result
+    }
+
+    /// Resolves when the server has stopped by itself (it should not).
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Binds the listeners and starts serving.
+pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<Running> {
+    let p = &app.provisioner;
+    let control = p.control().clone();
+    let resolver = Arc::new(Resolver::new(
+        control.clone(),
+        ResolverSettings {
+            base_domain: settings.base_domain.clone(),
+            shared_db: p.settings().shared_db.clone(),
+            capacity: 100_000,
+            ttl: settings.resolve_ttl,
+            miss_ttl: settings.resolve_miss_ttl,
+        },
+    ));
+    let tokens = Arc::new(Tokens::new(control.clone()));
+    let pools = PoolRouter::new(control.clone(), p.secret().clone(), settings.pools.clone());
+    let listener = crate::routing::spawn_listener(
+        control.url().clone(),
+        Arc::new(Fanout(resolver.clone(), tokens.clone())),
+    );
+    let state = crate::http::state(
+        control,
+        resolver.clone(),
+        pools.clone(),
+        tokens,
+        p.schema().latest(),
+    );
+    let tcp = tokio::net::TcpListener::bind(settings.listen).await?;
+    let addr = tcp.local_addr()?;
+    let metrics_addr = match settings.metrics_listen {
+        Some(at) => {
+            let metrics = tokio::net::TcpListener::bind(at).await?;
+            let bound = metrics.local_addr()?;
+            tokio::spawn(async move {
+                let _ = axum::serve(metrics, crate::http::metrics_app()).await;
+            });
+            Some(bound)
+        }
+        None => None,
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(crate::http::serve(
+        tcp,
+        crate::http::app(state),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    Ok(Running {
+        addr,
+        metrics_addr,
+        pools,
+        resolver,
+        shutdown: Some(tx),
+        task,
+        listener,
+    })
+}
+
+/// One NOTIFY, every cache.
+struct Fanout(Arc<Resolver>, Arc<Tokens>);
+
+impl crate::routing::Invalidate for Fanout {
+    async fn invalidate(&self, payload: Option<&str>) {
+        crate::routing::Invalidate::invalidate(&*self.0, payload).await;
+        crate::routing::Invalidate::invalidate(&*self.1, payload).await;
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
