@@ -74,10 +74,10 @@ impl TaskInput {
         if let Some(body) = &self.body {
             text_field(&mut errors, "body", body, 0, 100_000);
         }
-        if let Some(status) = self
+        if self
             .status
             .as_ref()
-            .filter(|s| !STATUSES.contains(&s.as_str()))
+            .is_some_and(|s| !STATUSES.contains(&s.as_str()))
         {
             errors.insert("status", format!("must be one of {}", STATUSES.join(", ")));
         }
