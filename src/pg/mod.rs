@@ -266,8 +266,17 @@ fn init(
 
 fn start(dir: &Path, binaries: &Binaries, owner: &os_user::ServerUser) -> Result<u16, PgError> {
     let mut last_error = None;
-    for _ in 0..3 {
-        let port = free_port()?;
+    // The port of the last start first: servers registered with the control
+    // plane keep working across restarts of the cluster.
+    let remembered = std::fs::read_to_string(dir.join("port"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+    for attempt in 0..3 {
+        let port = match (attempt, remembered) {
+            (0, Some(port)) => port,
+            _ => free_port()?,
+        };
         let mut cmd = Command::new(binaries.tool("pg_ctl"));
         cmd.arg("-D")
             .arg(Cluster::data_dir(dir))
@@ -277,7 +286,10 @@ fn start(dir: &Path, binaries: &Binaries, owner: &os_user::ServerUser) -> Result
             .arg(format!("-p {port}"))
             .arg("start");
         match run(owner.command(&mut cmd), "pg_ctl start") {
-            Ok(()) => return Ok(port),
+            Ok(()) => {
+                let _ = std::fs::write(dir.join("port"), port.to_string());
+                return Ok(port);
+            }
             // Most likely another process took the port between our probe and the
             // server's bind: try another one.
             Err(e) => last_error = Some(e),

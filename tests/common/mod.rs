@@ -291,6 +291,81 @@ pub async fn create_private_database(name: &str) {
     }
 }
 
+/// A server for this fleet on a free loopback port, base domain `localhost`.
+pub async fn serve(
+    fleet: &TestFleet,
+    tweak: impl FnOnce(&mut bulkhead::serve::ServeSettings),
+) -> bulkhead::serve::Running {
+    let mut settings = bulkhead::serve::ServeSettings::new(
+        "127.0.0.1:0".parse().unwrap(),
+        bulkhead::routing::HostName::parse("localhost").unwrap(),
+    );
+    tweak(&mut settings);
+    bulkhead::serve::start(&fleet.app, &settings)
+        .await
+        .expect("start the server")
+}
+
+/// A response: status, headers, body text.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP request to `addr` with an explicit `Host` header.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let mut req = client
+        .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+        .header("host", host);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("send");
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.text().await.unwrap(),
+    }
+}
+
+impl TestFleet {
+    /// An API token for a tenant, with a role.
+    pub async fn token(&self, slug: &str, role: &str) -> String {
+        let t = self.tenant_row(slug).await;
+        let (_, secret) = bulkhead::auth::Tokens::create(self.p().control(), t.id, role, "test")
+            .await
+            .unwrap();
+        secret.expose().clone()
+    }
+
+    /// Runs SQL on the control plane.
+    pub async fn control_sql(&self, sql: &str, slug: &str) {
+        let cp = connect(self.args.control_url.as_ref().unwrap())
+            .await
+            .unwrap();
+        cp.execute(sql, &[&slug]).await.unwrap();
+    }
+}
+
 /// Waits for `cond` with a deadline instead of sleeping a fixed time.
 pub async fn eventually<F, Fut>(what: &str, mut cond: F)
 where

@@ -1,0 +1,534 @@
+//! The request path over real HTTP: host resolution, the gate, tokens bound to
+//! one tenant, the pool budget, server failure, and NOTIFY invalidation.
+
+mod common;
+
+use std::time::Duration;
+
+use bulkhead::control::Mode;
+use common::{TestFleet, eventually, http, serve};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn two_tenants() -> (TestFleet, String, String) {
+    let fleet = TestFleet::new().await;
+    let a = fleet.tenant("acme", Mode::Database).await;
+    let b = fleet.tenant("globex", Mode::Schema).await;
+    (fleet, a, b)
+}
+
+fn host(slug: &str) -> String {
+    format!("{slug}.localhost")
+}
+
+#[tokio::test]
+async fn hosts_are_normalised_and_garbage_gets_400_without_a_lookup() {
+    let (fleet, a, _) = two_tenants().await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&a, "member").await;
+    for (h, want) in [
+        (host(&a), 200),
+        (format!("{}:8080", host(&a).to_uppercase()), 200),
+        (format!("{}.", host(&a)), 200),
+        (format!("{}.:443", host(&a)), 200),
+        ("127.0.0.1".to_string(), 400),
+        ("[::1]:80".to_string(), 400),
+        (format!("{}:99999", host(&a)), 400),
+        (format!("{}..localhost", a), 400),
+        ("a_b.localhost".to_string(), 400),
+        (format!("{}.example.com", "x".repeat(64)), 400),
+        ("evil.com".to_string(), 404),
+        (format!("{}.localhost.evil.com", a), 404),
+        ("admin.localhost".to_string(), 404),
+        ("www.localhost".to_string(), 404),
+        ("localhost".to_string(), 404),
+    ] {
+        let r = http(server.addr, "GET", &h, "/api/tenant", Some(&token), None).await;
+        assert_eq!(r.status, want, "Host: {h}: {}", r.body);
+    }
+    // No Host header at all (HTTP/1.0): 400.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /api/tenant HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).await.unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.0 400") || reply.starts_with("HTTP/1.1 400"),
+        "{reply}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_gate_answers_each_status_and_unknown_and_deleted_are_indistinguishable() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("gate", Mode::Database).await;
+    let gone = fleet.tenant("gone", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&slug, "member").await;
+    let h = host(&slug);
+    let get = || http(server.addr, "GET", &h, "/api/projects", Some(&token), None);
+    assert_eq!(get().await.status, 200);
+    for (status, version, code) in [
+        ("suspended", 1, 403),
+        ("provisioning", 1, 503),
+        ("migrating", 1, 503),
+        ("migration_failed", 1, 503),
+        ("active", 999, 503),
+        ("active", 1, 200),
+    ] {
+        fleet
+            .control_sql(
+                &format!("UPDATE tenants SET status = '{status}', schema_version = {version} WHERE slug = $1"),
+                &slug,
+            )
+            .await;
+        eventually(&format!("{status} v{version} -> {code}"), || async {
+            get().await.status == code
+        })
+        .await;
+        let r = get().await;
+        if code == 503 {
+            assert_eq!(r.headers["retry-after"], "5", "{status}");
+        }
+        assert!(r.json()["error"]["code"].is_string() || code == 200);
+    }
+    fleet.p().delete(&gone, None).await.unwrap();
+    let deleted = http(
+        server.addr,
+        "GET",
+        &host(&gone),
+        "/api/projects",
+        Some(&token),
+        None,
+    )
+    .await;
+    let unknown = http(
+        server.addr,
+        "GET",
+        "never-existed.localhost",
+        "/api/projects",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!((deleted.status, unknown.status), (404, 404));
+    assert_eq!(
+        deleted.body, unknown.body,
+        "deleted and unknown must be byte-identical"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_crosses_tenants_over_http() {
+    let (fleet, a, b) = two_tenants().await;
+    let server = serve(&fleet, |_| {}).await;
+    let ta = fleet.token(&a, "admin").await;
+    let tb = fleet.token(&b, "admin").await;
+    let secret_name = "globex-secret-plans";
+    let created = http(
+        server.addr,
+        "POST",
+        &host(&b),
+        "/api/projects",
+        Some(&tb),
+        Some(json!({"name": secret_name})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let b_project = created.json()["id"].as_i64().unwrap();
+    let created = http(
+        server.addr,
+        "POST",
+        &host(&a),
+        "/api/projects",
+        Some(&ta),
+        Some(json!({"name": "acme-only"})),
+    )
+    .await;
+    let a_project = created.json()["id"].as_i64().unwrap();
+    let unknown = http(
+        server.addr,
+        "GET",
+        "nobody.localhost",
+        "/api/projects",
+        Some(&ta),
+        None,
+    )
+    .await;
+
+    let attempts = [
+        // acme's token on globex's host
+        (
+            "GET",
+            host(&b),
+            "/api/projects".to_string(),
+            Some(&ta),
+            None,
+        ),
+        (
+            "GET",
+            host(&b),
+            format!("/api/projects/{b_project}"),
+            Some(&ta),
+            None,
+        ),
+        (
+            "POST",
+            host(&b),
+            "/api/projects".to_string(),
+            Some(&ta),
+            Some(json!({"name": "x"})),
+        ),
+        (
+            "DELETE",
+            host(&b),
+            format!("/api/projects/{b_project}"),
+            Some(&ta),
+            None,
+        ),
+        // acme's project id on globex's host, with globex's token: a row that
+        // exists only in acme's database is simply not there.
+        (
+            "GET",
+            host(&b),
+            format!("/api/projects/{a_project}99"),
+            Some(&tb),
+            None,
+        ),
+        // X-Tenant-ID on the API host with the other tenant's token
+        (
+            "GET",
+            "api.localhost".to_string(),
+            "/api/projects".to_string(),
+            Some(&ta),
+            None,
+        ),
+    ];
+    for (method, h, path, token, body) in attempts {
+        let r = http(
+            server.addr,
+            method,
+            &h,
+            &path,
+            token.map(|t| t.as_str()),
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 404, "{method} {h}{path}: {}", r.body);
+        assert_eq!(r.body, unknown.body, "{method} {h}{path}");
+        assert!(!r.body.contains(secret_name));
+    }
+    // X-Tenant-ID: only with a token of that very tenant.
+    let client = reqwest::Client::new();
+    let via_api = |tenant: String, token: String| {
+        let client = client.clone();
+        let url = format!("http://{}/api/projects", server.addr);
+        async move {
+            let r = client
+                .get(url)
+                .header("host", "api.localhost")
+                .header("x-tenant-id", tenant)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = via_api(b.clone(), ta.clone()).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains(secret_name));
+    let (status, body) = via_api(b.clone(), tb.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(secret_name));
+    // The project is still there for its owner.
+    let r = http(
+        server.addr,
+        "GET",
+        &host(&b),
+        &format!("/api/projects/{b_project}"),
+        Some(&tb),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn projects_and_tasks_crud_with_pages_validation_roles_and_audit() {
+    let (fleet, a, _) = two_tenants().await;
+    let server = serve(&fleet, |_| {}).await;
+    let admin = fleet.token(&a, "admin").await;
+    let viewer = fleet.token(&a, "viewer").await;
+    let h = host(&a);
+    let call =
+        |method: &'static str, path: String, token: &str, body: Option<serde_json::Value>| {
+            let (h, token) = (h.clone(), token.to_string());
+            async move { http(server.addr, method, &h, &path, Some(&token), body).await }
+        };
+    for i in 0..5 {
+        let r = call(
+            "POST",
+            "/api/projects".into(),
+            &admin,
+            Some(json!({"name": format!("p{i}")})),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let page = call("GET", "/api/projects?limit=2".into(), &viewer, None)
+        .await
+        .json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["items"][0]["name"], "p4");
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let next = call(
+        "GET",
+        format!("/api/projects?limit=2&cursor={cursor}"),
+        &viewer,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(next["items"][0]["name"], "p2");
+    let last = call("GET", "/api/projects?limit=10".into(), &viewer, None)
+        .await
+        .json();
+    assert!(last["next_cursor"].is_null());
+
+    let bad = call(
+        "POST",
+        "/api/projects".into(),
+        &admin,
+        Some(json!({"name": ""})),
+    )
+    .await;
+    assert_eq!(bad.status, 422);
+    assert_eq!(
+        bad.json()["error"]["fields"]["name"],
+        "must be 1-200 characters"
+    );
+    let bad = call("GET", "/api/projects?limit=1000".into(), &admin, None).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.json()["error"]["fields"]["limit"].is_string());
+    let forbidden = call(
+        "POST",
+        "/api/projects".into(),
+        &viewer,
+        Some(json!({"name": "nope"})),
+    )
+    .await;
+    assert_eq!(forbidden.status, 403);
+    let unauthenticated = http(server.addr, "GET", &h, "/api/projects", None, None).await;
+    assert_eq!(unauthenticated.status, 401);
+
+    let project = last["items"][0]["id"].as_i64().unwrap();
+    let task = call(
+        "POST",
+        format!("/api/projects/{project}/tasks"),
+        &admin,
+        Some(json!({"title": "write tests", "due_date": "2026-12-24", "status": "doing"})),
+    )
+    .await;
+    assert_eq!(task.status, 201, "{}", task.body);
+    let task_id = task.json()["id"].as_i64().unwrap();
+    assert_eq!(task.json()["due_date"], "2026-12-24");
+    let bad = call(
+        "POST",
+        format!("/api/projects/{project}/tasks"),
+        &admin,
+        Some(json!({"title": "", "due_date": "2026-02-31", "status": "blocked"})),
+    )
+    .await;
+    assert_eq!(bad.status, 422);
+    let fields = &bad.json()["error"]["fields"];
+    assert!(
+        fields["title"].is_string()
+            && fields["due_date"].is_string()
+            && fields["status"].is_string(),
+        "{fields}"
+    );
+    let patched = call(
+        "PATCH",
+        format!("/api/tasks/{task_id}"),
+        &admin,
+        Some(json!({"status": "done"})),
+    )
+    .await;
+    assert_eq!(patched.json()["status"], "done");
+    let tasks = call(
+        "GET",
+        format!("/api/projects/{project}/tasks"),
+        &viewer,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(tasks["items"][0]["id"], task_id);
+    assert_eq!(
+        call("DELETE", format!("/api/tasks/{task_id}"), &admin, None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        call("GET", format!("/api/tasks/{task_id}"), &admin, None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        call(
+            "PATCH",
+            format!("/api/projects/{project}"),
+            &admin,
+            Some(json!({"archived": true}))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        call("DELETE", format!("/api/projects/{project}"), &admin, None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        call("GET", "/api/projects/abc".into(), &admin, None)
+            .await
+            .status,
+        404
+    );
+
+    // Every write is in the tenant's own audit log.
+    let rows = fleet
+        .admin_of(&a)
+        .await
+        .query("SELECT action FROM audit_log ORDER BY id", &[])
+        .await
+        .unwrap();
+    let actions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    for action in [
+        "project.create",
+        "task.create",
+        "task.update",
+        "task.delete",
+        "project.update",
+        "project.delete",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    assert_eq!(actions.iter().filter(|a| *a == "project.create").count(), 5);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_suspension_on_one_instance_reaches_the_other_within_a_second() {
+    let (fleet, a, _) = two_tenants().await;
+    let one = serve(&fleet, |_| {}).await;
+    let two = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&a, "member").await;
+    // Warm both caches (and wait for both listeners to be up).
+    for s in [&one, &two] {
+        eventually("serving", || async {
+            http(
+                s.addr,
+                "GET",
+                &host(&a),
+                "/api/projects",
+                Some(&token),
+                None,
+            )
+            .await
+            .status
+                == 200
+        })
+        .await;
+    }
+    fleet.p().suspend(&a).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let r = http(
+            two.addr,
+            "GET",
+            &host(&a),
+            "/api/projects",
+            Some(&token),
+            None,
+        )
+        .await;
+        if r.status == 403 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} after 1 s",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fleet.p().resume(&a).await.unwrap();
+    eventually("resumed", || async {
+        http(
+            one.addr,
+            "GET",
+            &host(&a),
+            "/api/projects",
+            Some(&token),
+            None,
+        )
+        .await
+        .status
+            == 200
+    })
+    .await;
+    one.stop().await.unwrap();
+    two.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_token_stops_working_at_once() {
+    let (fleet, a, _) = two_tenants().await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&a, "member").await;
+    eventually("serving", || async {
+        http(
+            server.addr,
+            "GET",
+            &host(&a),
+            "/api/tenant",
+            Some(&token),
+            None,
+        )
+        .await
+        .status
+            == 200
+    })
+    .await;
+    let t = fleet.tenant_row(&a).await;
+    let id = fleet.p().control().tokens(t.id).await.unwrap()[0].id;
+    assert!(fleet.p().control().revoke_token(t.id, id).await.unwrap());
+    eventually("revocation", || async {
+        http(
+            server.addr,
+            "GET",
+            &host(&a),
+            "/api/tenant",
+            Some(&token),
+            None,
+        )
+        .await
+        .status
+            == 401
+    })
+    .await;
+    server.stop().await.unwrap();
+}
