@@ -532,3 +532,170 @@ async fn a_revoked_token_stops_working_at_once() {
     .await;
     server.stop().await.unwrap();
 }
+
+/// Tenant-role connections on the server right now.
+async fn tenant_connections(fleet: &TestFleet, slugs: &[String]) -> i64 {
+    let roles: Vec<String> = slugs.iter().map(|s| format!("t_{s}")).collect();
+    fleet
+        .admin("postgres")
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)",
+            &[&roles],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn the_budget_holds_across_many_tenants_and_every_request_gets_200_or_503() {
+    const BUDGET: i64 = 3;
+    let fleet = TestFleet::new().await;
+    fleet
+        .control_sql(
+            &format!("UPDATE servers SET budget = {BUDGET} WHERE name = $1"),
+            "local",
+        )
+        .await;
+    let mut slugs = Vec::new();
+    let mut tokens = Vec::new();
+    for i in 0..8 {
+        let slug = fleet
+            .tenant(
+                &format!("b{i}"),
+                if i % 2 == 0 {
+                    Mode::Database
+                } else {
+                    Mode::Schema
+                },
+            )
+            .await;
+        tokens.push(fleet.token(&slug, "member").await);
+        slugs.push(slug);
+    }
+    let server = serve(&fleet, |s| {
+        s.pools.wait = Duration::from_millis(1500);
+        s.pools.pool_idle = Duration::from_secs(1);
+        s.pools.connection_idle = Duration::from_secs(1);
+    })
+    .await;
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        let fleet_slugs = slugs.clone();
+        let admin = fleet.admin("postgres").await;
+        tokio::spawn(async move {
+            let roles: Vec<String> = fleet_slugs.iter().map(|s| format!("t_{s}")).collect();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let n: i64 = admin
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)",
+                        &[&roles],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                peak.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let mut requests = tokio::task::JoinSet::new();
+    for round in 0..6 {
+        for (i, slug) in slugs.iter().enumerate() {
+            let (h, token, addr) = (host(slug), tokens[i].clone(), server.addr);
+            requests.spawn(async move {
+                let r = http(addr, "GET", &h, "/api/projects", Some(&token), None).await;
+                (round, r.status, r.body)
+            });
+        }
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    while let Some(result) = requests.join_next().await {
+        let (_, status, body) = result.unwrap();
+        assert!(status == 200 || status == 503, "{status}: {body}");
+        if status == 503 {
+            assert!(body.contains("unavailable"), "{body}");
+        }
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    sampler.await.unwrap();
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(peak <= BUDGET, "{peak} tenant connections, budget {BUDGET}");
+    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "{statuses:?}");
+    let budget = server.pools.budget("local").unwrap();
+    assert!(budget.in_use() as i64 <= BUDGET);
+
+    // Idle connections and pools are closed.
+    eventually("idle pools to be evicted", || async {
+        server.pools.housekeeping().await;
+        server.pools.live_pools() == 0 && tenant_connections(&fleet, &slugs).await == 0
+    })
+    .await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_down_server_fails_only_its_own_tenants_and_they_recover_when_it_returns() {
+    let fleet = TestFleet::new().await;
+    let second = bulkhead::pg::Cluster::throwaway(100).expect("a second cluster");
+    fleet
+        .p()
+        .add_server(&bulkhead::provision::AddServer {
+            name: "second".into(),
+            admin_url: second.admin_url("postgres"),
+            capacity: 10,
+            budget: 10,
+        })
+        .await
+        .unwrap();
+    let local = fleet.tenant("onlocal", Mode::Database).await;
+    let remote = fleet.slug("onsecond");
+    fleet
+        .p()
+        .create(&bulkhead::provision::CreateRequest {
+            slug: remote.clone(),
+            display_name: None,
+            mode: Mode::Database,
+            plan: bulkhead::control::Plan::Free,
+            server: Some("second".into()),
+        })
+        .await
+        .unwrap();
+    let (tl, tr) = (
+        fleet.token(&local, "member").await,
+        fleet.token(&remote, "member").await,
+    );
+    let server = serve(&fleet, |s| s.pools.wait = Duration::from_millis(500)).await;
+    let get = |slug: String, token: String| async move {
+        http(
+            server.addr,
+            "GET",
+            &host(&slug),
+            "/api/projects",
+            Some(&token),
+            None,
+        )
+        .await
+    };
+    assert_eq!(get(remote.clone(), tr.clone()).await.status, 200);
+
+    bulkhead::pg::Cluster::stop(&second.dir).unwrap();
+    eventually("the remote tenant to get 503", || async {
+        let r = get(remote.clone(), tr.clone()).await;
+        r.status == 503 && r.headers.contains_key("retry-after") && !r.body.contains("127.0.0.1")
+    })
+    .await;
+    assert_eq!(get(local.clone(), tl.clone()).await.status, 200);
+
+    let restarted = bulkhead::pg::Cluster::ensure(&second.dir, &Default::default()).unwrap();
+    assert_eq!(restarted.port, second.port);
+    eventually("the remote tenant to recover", || async {
+        get(remote.clone(), tr.clone()).await.status == 200
+    })
+    .await;
+    server.stop().await.unwrap();
+}
