@@ -1,1 +1,684 @@
-fn main() {}
+//! `fleet_migrate` benchmark (see BENCHMARKS.md): one migration across the
+//! whole fleet with the fleet migrator, against the floor of the same
+//! statements applied by a plain loop on a copy of the fleet, same cluster.
+//!
+//! `cargo bench --bench fleet_migrate [-- --quick | --tenants N]`
+//!
+//! Two control planes share one throwaway cluster: the bulkhead fleet, and the
+//! floor's copy. The copy needs a control plane of its own because the
+//! migrator migrates every live tenant of its fleet below the target; the
+//! floor only uses it to create identical tenant databases, then loops over
+//! their names. Both fleets are created interleaved (b-0001, f-0001, b-0002…)
+//! so that neither is systematically older, colder or bigger in the catalogs.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bulkhead::app::Bulkhead;
+use bulkhead::config::GlobalArgs;
+use bulkhead::control::{Mode, Plan, Slug, Status};
+use bulkhead::fleet::{self, Progress, RunOptions, RunReport, RunState};
+use bulkhead::pg::Cluster;
+use bulkhead::provision::{AddServer, CreateOutcome, CreateRequest};
+use bulkhead::secret;
+use bulkhead::sql::Ident;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// The migration N+1: a column with a default (a catalog-only change since
+/// PostgreSQL 11) plus an index build over the 1,000 rows.
+const V2_FILE: &str = "V2__bench.sql";
+const V2_SQL: &str = "ALTER TABLE tasks ADD COLUMN priority int NOT NULL DEFAULT 0;\n\
+                      CREATE INDEX tasks_priority ON tasks (priority);\n";
+
+const MAX_CONNECTIONS: u32 = 300;
+const CONCURRENCY: usize = 4;
+const ROWS_PER_TENANT: i32 = 1000;
+/// The same CONNECTION LIMIT bulkhead gives runtime roles by default.
+const CONNECTION_LIMIT: i32 = 20;
+const REQUEST_LOAD: &str = "not measured: serving path not built yet";
+
+/// One control plane on the bench cluster: its database, template and shared
+/// database names, and the slug prefix of its tenants.
+struct FleetNames {
+    control_db: &'static str,
+    template_db: &'static str,
+    shared_db: &'static str,
+    prefix: char,
+}
+
+const BULKHEAD_FLEET: FleetNames = FleetNames {
+    control_db: "bench_fm_control",
+    template_db: "bench_fm_template",
+    shared_db: "bench_fm_shared",
+    prefix: 'b',
+};
+const FLOOR_FLEET: FleetNames = FleetNames {
+    control_db: "bench_fm_floor_control",
+    template_db: "bench_fm_floor_template",
+    shared_db: "bench_fm_floor_shared",
+    prefix: 'f',
+};
+
+/// Sizes from the command line; cargo's own flags (`--bench`) are ignored.
+struct Params {
+    tenants: usize,
+    quick: bool,
+}
+
+impl Params {
+    fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let quick = args.iter().any(|a| a == "--quick");
+        let explicit = args
+            .iter()
+            .enumerate()
+            .find_map(|(i, arg)| match arg.as_str() {
+                "--tenants" => Some(args.get(i + 1).map_or("", String::as_str)),
+                _ => arg.strip_prefix("--tenants="),
+            });
+        let tenants = match explicit {
+            Some(value) => value
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| panic!("--tenants wants a positive number, got `{value}`")),
+            None if quick => 40,
+            None => 1000,
+        };
+        Params { tenants, quick }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let params = Params::from_args();
+    let started = Instant::now();
+    let cluster = tokio::task::spawn_blocking(|| Cluster::throwaway(MAX_CONNECTIONS))
+        .await
+        .expect("the cluster boot task panicked")
+        .expect("boot the throwaway PostgreSQL cluster");
+    let postgres = server_version(&cluster).await;
+
+    // Both control databases exist before either fleet registers the server,
+    // so each one's server lockdown sees them already closed.
+    for names in [&BULKHEAD_FLEET, &FLOOR_FLEET] {
+        create_private_database(&cluster, names.control_db).await;
+    }
+    let mut args = fleet_args(&cluster, &BULKHEAD_FLEET);
+    let bulkhead_app = Arc::new(open_fleet(&cluster, &args).await);
+    let floor_app = Arc::new(open_fleet(&cluster, &fleet_args(&cluster, &FLOOR_FLEET)).await);
+
+    let setup_started = Instant::now();
+    let floor_dbs = build_fleets(&cluster, &bulkhead_app, &floor_app, params.tenants).await;
+    let setup = setup_started.elapsed();
+    println!(
+        "setup: {} + {} tenants at version 1 with {ROWS_PER_TENANT} tasks each in {:.1} s",
+        params.tenants,
+        params.tenants,
+        setup.as_secs_f64()
+    );
+    // The floor's control plane has done its job: only its databases remain.
+    drop(floor_app);
+    drop(bulkhead_app);
+
+    // The next release: the same fleet, re-opened with the V2 migration.
+    let migrations = write_migrations(&cluster.dir);
+    args.migrations_dir = Some(migrations);
+    let app = Bulkhead::open(&args)
+        .await
+        .expect("re-open the fleet with the V2 migration");
+
+    // Floor, bulkhead, floor: the floor's two halves sandwich the bulkhead run,
+    // so drift over the run (WAL, autovacuum, cache) lands on both alike.
+    let (first, second) = floor_dbs.split_at(floor_dbs.len() / 2);
+    let floor_a = floor_round(&cluster, first.to_vec()).await;
+    let measured = bulkhead_run(&app).await;
+    let floor_b = floor_round(&cluster, second.to_vec()).await;
+    let floor = floor_a.merge(floor_b);
+
+    let noop = noop_run(&app).await;
+    let latencies = tenant_latencies(&cluster, measured.report.run).await;
+    report(&Report {
+        params: &params,
+        postgres: &postgres,
+        setup,
+        bulkhead: &measured,
+        latencies,
+        floor: &floor,
+        noop,
+        took: started.elapsed(),
+    });
+}
+
+/// The cluster's superuser connection settings for database `db`.
+fn config(cluster: &Cluster, db: &str) -> Config {
+    let mut config = Config::from_str(cluster.admin_url("postgres").expose())
+        .expect("the cluster's admin URL parses");
+    config.dbname(db).application_name("bench-fleet-migrate");
+    config
+}
+
+async fn connect(config: &Config) -> Client {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect as admin: {}", bulkhead::pg::describe(&e)));
+    tokio::spawn(connection);
+    client
+}
+
+async fn exec(client: &Client, sql: &str) {
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", bulkhead::pg::describe(&e)));
+}
+
+async fn server_version(cluster: &Cluster) -> String {
+    connect(&config(cluster, "postgres"))
+        .await
+        .query_one("SHOW server_version", &[])
+        .await
+        .expect("read the server version")
+        .get(0)
+}
+
+/// A database only superusers may connect to, as a managed server's must be.
+async fn create_private_database(cluster: &Cluster, name: &str) {
+    let admin = connect(&config(cluster, "postgres")).await;
+    // One statement per call: CREATE DATABASE refuses an implicit transaction.
+    for sql in [
+        format!("CREATE DATABASE {}", Ident::new(name)),
+        format!(
+            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+            Ident::new(name)
+        ),
+    ] {
+        exec(&admin, &sql).await;
+    }
+}
+
+/// A fleet's settings, as production passes them (`control_url` + `secret`).
+fn fleet_args(cluster: &Cluster, names: &FleetNames) -> GlobalArgs {
+    GlobalArgs {
+        home: cluster.dir.join(format!("home-{}", names.prefix)),
+        control_url: Some(cluster.admin_url(names.control_db).expose().clone()),
+        secret: Some(secret::random_hex(32)),
+        template_db: names.template_db.into(),
+        shared_db: names.shared_db.into(),
+        tenant_connection_limit: CONNECTION_LIMIT,
+        slug_quarantine_days: 30,
+        pg_max_connections: MAX_CONNECTIONS,
+        // Version 1 (built-in) for setup; V2 comes with the re-open.
+        migrations_dir: None,
+        pg_bindir: None,
+    }
+}
+
+/// Opens a control plane and registers the cluster as its server `local`.
+async fn open_fleet(cluster: &Cluster, args: &GlobalArgs) -> Bulkhead {
+    let app = Bulkhead::open(args).await.expect("open the control plane");
+    app.provisioner
+        .add_server(&AddServer {
+            name: "local".into(),
+            admin_url: cluster.admin_url("postgres"),
+            capacity: 100_000,
+            budget: 80,
+        })
+        .await
+        .expect("register the bench cluster as server `local`");
+    app
+}
+
+/// `b-0001`, `f-0001`…: the same length on both sides, so no name is cheaper.
+fn slug(prefix: char, index: usize) -> String {
+    format!("{prefix}-{index:04}")
+}
+
+/// The database of a database-mode tenant: `t_<slug>`.
+fn database_of(slug: &str) -> String {
+    Slug::parse(slug)
+        .expect("bench slugs are valid")
+        .runtime_role()
+}
+
+/// Untimed setup: both fleets, interleaved, CONCURRENCY at a time, each tenant
+/// created by its provisioner and loaded with rows. Returns the floor's
+/// databases.
+async fn build_fleets(
+    cluster: &Cluster,
+    bulkhead: &Arc<Bulkhead>,
+    floor: &Arc<Bulkhead>,
+    tenants: usize,
+) -> Vec<String> {
+    let mut jobs = Vec::with_capacity(2 * tenants);
+    for i in 1..=tenants {
+        jobs.push((Arc::clone(bulkhead), slug(BULKHEAD_FLEET.prefix, i)));
+        jobs.push((Arc::clone(floor), slug(FLOOR_FLEET.prefix, i)));
+    }
+    let base = config(cluster, "postgres");
+    run_pool(jobs, move |(app, slug): (Arc<Bulkhead>, String)| {
+        let base = base.clone();
+        async move {
+            create_tenant(&app, &slug).await;
+            load_rows(&base, &database_of(&slug)).await;
+        }
+    })
+    .await;
+    (1..=tenants)
+        .map(|i| database_of(&slug(FLOOR_FLEET.prefix, i)))
+        .collect()
+}
+
+async fn create_tenant(app: &Bulkhead, slug: &str) {
+    let request = CreateRequest {
+        slug: slug.to_string(),
+        display_name: None,
+        mode: Mode::Database,
+        plan: Plan::Free,
+        server: None,
+    };
+    match app.provisioner.create(&request).await {
+        Ok(CreateOutcome::Created(tenant)) => {
+            assert_eq!(tenant.status, Status::Active, "tenant {slug} is not active");
+            assert_eq!(
+                tenant.schema_version, 1,
+                "tenant {slug} is not at version 1"
+            );
+        }
+        Ok(other) => panic!("tenant {slug}: expected a new tenant, got {other:?}"),
+        Err(e) => panic!("create {slug}: {e}"),
+    }
+}
+
+/// One project and ROWS_PER_TENANT tasks, then VACUUM ANALYZE so that
+/// autovacuum has no work of ours left to do during the timed phases.
+async fn load_rows(base: &Config, db: &str) {
+    let mut config = base.clone();
+    config.dbname(db);
+    let client = connect(&config).await;
+    let insert = format!(
+        "INSERT INTO projects (name) VALUES ('bench');\n\
+         INSERT INTO tasks (project_id, title)\n\
+         SELECT p.id, 'task ' || g FROM projects p CROSS JOIN generate_series(1, {ROWS_PER_TENANT}) g;"
+    );
+    exec(&client, &insert).await;
+    // Alone: VACUUM refuses to run inside the implicit transaction of a batch.
+    exec(&client, "VACUUM (ANALYZE) projects, tasks").await;
+}
+
+/// The V2 migration in a directory of its own, as the next release ships it.
+fn write_migrations(under: &Path) -> PathBuf {
+    let dir = under.join("bench-migrations");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let file = dir.join(V2_FILE);
+    std::fs::write(&file, V2_SQL).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    dir
+}
+
+/// Runs `job` over `items` with CONCURRENCY tasks, each taking the next item
+/// as soon as it is free (a shared queue, so one slow item does not idle the
+/// others). Returns the wall time and each item's latency.
+async fn run_pool<T, J, F>(items: Vec<T>, job: J) -> (Duration, Vec<Duration>)
+where
+    T: Clone + Send + Sync + 'static,
+    J: Fn(T) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let items = Arc::new(items);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..CONCURRENCY {
+        let (items, next, job) = (Arc::clone(&items), Arc::clone(&next), job.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let t = Instant::now();
+                job(item.clone()).await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::with_capacity(items.len());
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(l) => latencies.extend(l),
+            // Surface the job's own message (which tenant, which statement).
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("a bench worker was cancelled: {e}"),
+        }
+    }
+    (started.elapsed(), latencies)
+}
+
+/// The floor's figures: wall time and per-database latency.
+struct Floor {
+    wall: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Floor {
+    fn merge(mut self, other: Floor) -> Floor {
+        self.wall += other.wall;
+        self.latencies.extend(other.latencies);
+        self
+    }
+}
+
+/// The floor: per database, a superuser connection, the owner's role and the
+/// two statements in one transaction — no lock, no history, no bookkeeping.
+async fn floor_round(cluster: &Cluster, databases: Vec<String>) -> Floor {
+    let base = config(cluster, "postgres");
+    let (wall, latencies) = run_pool(databases, move |db: String| {
+        let base = base.clone();
+        async move {
+            let mut config = base;
+            config.dbname(&db);
+            let client = connect(&config).await;
+            // `t_<slug>` owns nothing; `t_<slug>_owner` owns the tables.
+            let owner = Ident::new(&format!("{db}_owner"));
+            exec(
+                &client,
+                &format!("BEGIN;\nSET LOCAL ROLE {owner};\n{V2_SQL}COMMIT;"),
+            )
+            .await;
+        }
+    })
+    .await;
+    Floor { wall, latencies }
+}
+
+/// The measured bulkhead run and the memory it took.
+struct Measured {
+    report: RunReport,
+    wall: Duration,
+    memory: Memory,
+}
+
+async fn run_fleet(app: &Bulkhead) -> RunReport {
+    let options = RunOptions {
+        concurrency: CONCURRENCY,
+        ..RunOptions::default()
+    };
+    fleet::run(
+        &app.provisioner,
+        &options,
+        &Progress::Silent,
+        &AtomicBool::new(false),
+    )
+    .await
+    .expect("the fleet migration run")
+}
+
+fn assert_succeeded(report: &RunReport, what: &str) {
+    assert_eq!(report.state, RunState::Succeeded, "{what}: {report:?}");
+    assert!(report.failures.is_empty(), "{what} failed: {report:?}");
+    assert!(report.drift.is_empty(), "{what} left drift: {report:?}");
+}
+
+async fn bulkhead_run(app: &Bulkhead) -> Measured {
+    let watch = MemoryWatch::start();
+    let started = Instant::now();
+    let report = run_fleet(app).await;
+    let wall = started.elapsed();
+    let memory = watch.finish();
+    assert_succeeded(&report, "the bulkhead run");
+    assert_eq!(report.target, 2, "the run's target");
+    Measured {
+        report,
+        wall,
+        memory,
+    }
+}
+
+/// A second run with nothing pending: it should read the control plane's
+/// recorded versions rather than visit every database.
+async fn noop_run(app: &Bulkhead) -> Duration {
+    let started = Instant::now();
+    let report = run_fleet(app).await;
+    let wall = started.elapsed();
+    assert_succeeded(&report, "the no-op run");
+    assert_eq!(report.migrated, 0, "the no-op run migrated something");
+    wall
+}
+
+/// Each tenant's time in the run as the control plane recorded it (from
+/// `begin_tenant_migration` to `end_tenant_migration`: the tenant lookup,
+/// connect, migration and both records).
+async fn tenant_latencies(cluster: &Cluster, run: i64) -> Vec<Duration> {
+    let control = connect(&config(cluster, BULKHEAD_FLEET.control_db)).await;
+    control
+        .query(
+            "SELECT extract(epoch FROM finished_at - started_at)::float8
+               FROM migration_results WHERE run_id = $1 AND state = 'succeeded'",
+            &[&run],
+        )
+        .await
+        .expect("read the run's per-tenant times")
+        .iter()
+        .map(|row| Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0)))
+        .collect()
+}
+
+/// This process's memory around the bulkhead run, from /proc/self/status.
+/// The peak is VmHWM after resetting it to the current RSS just before the
+/// run (`clear_refs` 5); where that reset is refused, VmHWM is the peak of
+/// the whole process so far, setup included.
+struct Memory {
+    before_kb: u64,
+    peak_kb: u64,
+    hwm_reset: bool,
+}
+
+/// Started just before the run; `finish` reads the peak.
+struct MemoryWatch {
+    before_kb: u64,
+    hwm_reset: bool,
+}
+
+impl MemoryWatch {
+    fn start() -> Self {
+        let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        MemoryWatch {
+            before_kb: status_kb("VmRSS"),
+            hwm_reset,
+        }
+    }
+
+    fn finish(self) -> Memory {
+        Memory {
+            before_kb: self.before_kb,
+            peak_kb: status_kb("VmHWM"),
+            hwm_reset: self.hwm_reset,
+        }
+    }
+}
+
+/// A `kB` field of /proc/self/status (0 where there is none, e.g. not Linux).
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+                rest.trim().trim_end_matches("kB").trim().parse().ok()
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn mb(kb: u64) -> f64 {
+    (kb as f64 / 1024.0 * 10.0).round() / 10.0
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Nearest rank: the smallest latency at least `p` of the tenants were under.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
+    sorted
+        .get(rank - 1)
+        .map_or(0.0, |d| (d.as_secs_f64() * 1e4).round() / 10.0)
+}
+
+/// Databases/s over the wall time, and per-database latency percentiles.
+fn summary(databases: usize, wall: Duration, mut latencies: Vec<Duration>) -> Value {
+    latencies.sort();
+    json!({
+        "databases": databases,
+        "total_s": secs(wall),
+        "databases_per_s": (databases as f64 / wall.as_secs_f64() * 10.0).round() / 10.0,
+        "p50_ms": percentile_ms(&latencies, 0.50),
+        "p99_ms": percentile_ms(&latencies, 0.99),
+    })
+}
+
+struct Report<'a> {
+    params: &'a Params,
+    postgres: &'a str,
+    setup: Duration,
+    bulkhead: &'a Measured,
+    latencies: Vec<Duration>,
+    floor: &'a Floor,
+    noop: Duration,
+    took: Duration,
+}
+
+fn report(r: &Report) {
+    let run = &r.bulkhead.report;
+    let mut results = summary(run.migrated, r.bulkhead.wall, r.latencies.clone());
+    results["failed"] = json!(run.failures.len());
+    results["noop_run_s"] = json!(secs(r.noop));
+    results["peak_rss_mb"] = json!(mb(r.bulkhead.memory.peak_kb));
+    results["rss_before_run_mb"] = json!(mb(r.bulkhead.memory.before_kb));
+    results["peak_rss_note"] = json!(if r.bulkhead.memory.hwm_reset {
+        "VmHWM of the bench process during the run (reset just before it); \
+         includes what the bench's own setup left resident"
+    } else {
+        "VmHWM of the bench process since it started: setup included"
+    });
+    results["request_load"] = json!(REQUEST_LOAD);
+    let baseline = summary(
+        r.floor.latencies.len(),
+        r.floor.wall,
+        r.floor.latencies.clone(),
+    );
+    let ratio =
+        (r.floor.wall.as_secs_f64() / r.bulkhead.wall.as_secs_f64() * 1000.0).round() / 1000.0;
+
+    print_summary(r, &results, &baseline, ratio);
+
+    let report = json!({
+        "scenario": "fleet_migrate",
+        "git": git_sha(),
+        "machine": machine(),
+        "params": {
+            "tenants": r.params.tenants,
+            "rows_per_tenant": ROWS_PER_TENANT,
+            "mode": "database",
+            "concurrency": CONCURRENCY,
+            "quick": r.params.quick,
+            "max_connections": MAX_CONNECTIONS,
+            "postgres": r.postgres,
+            "migration": V2_SQL,
+            "order": "floor (first half), bulkhead (all), floor (second half)",
+            "setup_s": secs(r.setup),
+        },
+        "results": results,
+        "baseline": baseline,
+        "ratio": ratio,
+    });
+    let path = write_report(&report);
+    println!(
+        "wrote {} ({:.1} s in all)",
+        path.display(),
+        r.took.as_secs_f64()
+    );
+}
+
+fn print_summary(r: &Report, results: &Value, baseline: &Value, ratio: f64) {
+    println!(
+        "\nfleet_migrate: {} databases, {ROWS_PER_TENANT} tasks each, {CONCURRENCY} at a time, \
+         PostgreSQL {}, order floor/bulkhead/floor",
+        r.params.tenants, r.postgres
+    );
+    println!(
+        "{:<9} {:>12} {:>9} {:>9} {:>9}",
+        "side", "databases/s", "total s", "p50 ms", "p99 ms"
+    );
+    for (side, figures) in [("bulkhead", results), ("floor", baseline)] {
+        // Value's Display ignores width: format the numbers as strings.
+        let cell = |name: &str| figures[name].to_string();
+        println!(
+            "{side:<9} {:>12} {:>9} {:>9} {:>9}",
+            cell("databases_per_s"),
+            cell("total_s"),
+            cell("p50_ms"),
+            cell("p99_ms")
+        );
+    }
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    let failed = r.bulkhead.report.failures.len();
+    println!(
+        "ratio = floor time / bulkhead time = {ratio} (goal >= 0.77: {})",
+        verdict(ratio >= 0.77)
+    );
+    println!(
+        "failed tenants: {failed} (goal 0: {})",
+        verdict(failed == 0)
+    );
+    println!(
+        "no-op run: {:.3} s (goal < 1 s: {})",
+        r.noop.as_secs_f64(),
+        verdict(r.noop < Duration::from_secs(1))
+    );
+    println!(
+        "bench process RSS: {} MB before the run, peak {} MB during it{}",
+        mb(r.bulkhead.memory.before_kb),
+        mb(r.bulkhead.memory.peak_kb),
+        if r.bulkhead.memory.hwm_reset {
+            " (includes what setup left resident)"
+        } else {
+            " (peak since start: setup included)"
+        }
+    );
+    println!("request load during the run: {REQUEST_LOAD}");
+}
+
+fn write_report(report: &Value) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let path = dir.join("fleet_migrate.json");
+    let text = serde_json::to_string_pretty(report).expect("the report serialises");
+    std::fs::write(&path, text + "\n").unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+fn git_sha() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores")
+}
