@@ -699,3 +699,140 @@ async fn a_down_server_fails_only_its_own_tenants_and_they_recover_when_it_retur
     .await;
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
+    let (fleet, a, _) = two_tenants().await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&a, "member").await;
+    let domain = format!("app.{a}.example.com");
+    let get = |h: String| {
+        let token = token.clone();
+        async move { http(server.addr, "GET", &h, "/api/tenant", Some(&token), None).await }
+    };
+    let ask = |h: String| async move {
+        http(
+            server.addr,
+            "GET",
+            "localhost",
+            &format!("/internal/tls-ask?domain={h}"),
+            None,
+            None,
+        )
+        .await
+        .status
+    };
+    assert_eq!(ask(host(&a)).await, 200);
+    assert_eq!(ask("evil.example.com".into()).await, 404);
+    assert_eq!(ask("not a host".into()).await, 400);
+
+    let out = fleet
+        .cli()
+        .args(["tenant", "domain", "add", &a, &domain])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = stdout
+        .lines()
+        .find_map(|l| l.split_whitespace().find(|w| w.contains("bulkhead-verify")))
+        .unwrap();
+    let path = &url[url.find("/.well-known").unwrap()..];
+
+    // Unverified: not routed, no certificate, but the token is served on that host only.
+    assert_eq!(get(domain.clone()).await.status, 404);
+    assert_eq!(ask(domain.clone()).await, 404);
+    assert_eq!(
+        http(server.addr, "GET", &domain, path, None, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        http(server.addr, "GET", &host(&a), path, None, None)
+            .await
+            .status,
+        404
+    );
+
+    // Verifying a domain that does not answer the token fails and changes nothing.
+    let out = fleet
+        .cli()
+        .args([
+            "tenant",
+            "domain",
+            "verify",
+            &a,
+            &domain,
+            "--connect-to",
+            "127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verification of"),
+        "{out:?}"
+    );
+    assert_eq!(get(domain.clone()).await.status, 404);
+
+    let addr = server.addr.to_string();
+    // Async: the server runs on this test's own runtime and must keep serving.
+    let mut verify = tokio::process::Command::from(fleet.cli());
+    let out = verify
+        .args([
+            "tenant",
+            "domain",
+            "verify",
+            &a,
+            &domain,
+            "--connect-to",
+            &addr,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the verified domain to route", || async {
+        let r = get(domain.clone()).await;
+        r.status == 200 && r.json()["slug"] == a.as_str()
+    })
+    .await;
+    assert_eq!(ask(domain.clone()).await, 200);
+
+    // Another tenant cannot take or remove it.
+    let other = fleet.tenant("other", Mode::Schema).await;
+    let out = fleet
+        .cli()
+        .args(["tenant", "domain", "add", &other, &domain])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = fleet
+        .cli()
+        .args(["tenant", "domain", "remove", &other, &domain])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = fleet
+        .cli()
+        .args(["tenant", "domain", "remove", &a, &domain])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    eventually("the removed domain to stop routing", || async {
+        get(domain.clone()).await.status == 404
+    })
+    .await;
+    assert_eq!(ask(domain.clone()).await, 404);
+    server.stop().await.unwrap();
+}

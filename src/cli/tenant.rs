@@ -46,6 +46,32 @@ pub enum TenantCommand {
     RotateCredentials { slug: String },
     /// Print the runtime connection URL of a tenant (contains its password; audited).
     ConnectUrl { slug: String },
+    /// Custom domains: add, verify, remove, list.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainCommand {
+    /// Register a custom domain; prints the token to prove control of it.
+    Add { slug: String, host: String },
+    /// Check that http://<host>/.well-known/bulkhead-verify/<token> answers the
+    /// token (bulkhead serves it once the host points at it); then it routes.
+    Verify {
+        slug: String,
+        host: String,
+        /// Fetch from this address instead of the host's DNS (e.g. before the cut-over).
+        #[arg(long, env = "BULKHEAD_VERIFY_CONNECT_TO")]
+        connect_to: Option<std::net::SocketAddr>,
+    },
+    /// Stop routing a custom domain.
+    Remove { slug: String, host: String },
+    /// A tenant's domains and their verification state.
+    List {
+        slug: String,
+        #[arg(long, env = "BULKHEAD_JSON")]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -181,6 +207,7 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
             );
             Ok(())
         }
+        TenantCommand::Domain(cmd) => domain(app, cmd).await,
         TenantCommand::ConnectUrl { slug } => {
             let url = p.connect_url(&slug).await?;
             println!("{}", url.expose());
@@ -214,4 +241,91 @@ pub fn print_tenants(tenants: &[Tenant]) {
         ],
         &rows,
     );
+}
+
+async fn live_tenant(app: &Bulkhead, slug: &str) -> Result<Tenant, CliError> {
+    let unknown = || {
+        CliError::Provision(crate::provision::ProvisionError::UnknownTenant(
+            slug.to_string(),
+        ))
+    };
+    let parsed = crate::control::Slug::parse(slug).map_err(|_| unknown())?;
+    app.provisioner
+        .control()
+        .tenant_by_slug(&parsed)
+        .await
+        .map_err(to_cli)?
+        .ok_or_else(unknown)
+}
+
+async fn domain(app: &Bulkhead, cmd: DomainCommand) -> CliResult {
+    use crate::routing::domains;
+    let control = app.provisioner.control();
+    let actor = &app.provisioner.settings().actor;
+    let fail = |e: domains::DomainError| {
+        if e.is_bad_input() {
+            CliError::Usage(e.to_string())
+        } else {
+            CliError::Other(e.to_string())
+        }
+    };
+    match cmd {
+        DomainCommand::Add { slug, host } => {
+            let t = live_tenant(app, &slug).await?;
+            let d = domains::add(control, t.id, &host, actor)
+                .await
+                .map_err(fail)?;
+            println!(
+                "added {} to tenant `{}` (not routed until verified)",
+                d.host, t.slug
+            );
+            println!(
+                "point it at bulkhead, then run: bulkhead tenant domain verify {} {}",
+                t.slug, d.host
+            );
+            println!(
+                "bulkhead will then serve http://{}{}{}",
+                d.host,
+                domains::WELL_KNOWN,
+                d.verification_token
+            );
+            Ok(())
+        }
+        DomainCommand::Verify {
+            slug,
+            host,
+            connect_to,
+        } => {
+            let t = live_tenant(app, &slug).await?;
+            let d = domains::verify(control, t.id, t.slug.as_str(), &host, connect_to, actor)
+                .await
+                .map_err(fail)?;
+            println!("verified {}: it now routes to tenant `{}`", d.host, t.slug);
+            Ok(())
+        }
+        DomainCommand::Remove { slug, host } => {
+            let t = live_tenant(app, &slug).await?;
+            domains::remove(control, t.id, t.slug.as_str(), &host, actor)
+                .await
+                .map_err(fail)?;
+            println!("removed {host} from tenant `{}`", t.slug);
+            Ok(())
+        }
+        DomainCommand::List {
+            slug,
+            json: as_json,
+        } => {
+            let t = live_tenant(app, &slug).await?;
+            let list = control.domains(t.id).await.map_err(to_cli)?;
+            if as_json {
+                return json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|d| vec![d.host.clone(), d.verified_at.map_or("pending".into(), when)])
+                .collect();
+            table(&["HOST", "VERIFIED"], &rows);
+            Ok(())
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! domain. Migrated from `control-plane-migrations/` on every start.
 
 mod audit;
+mod domains;
 mod lock;
 mod model;
 mod runs;
@@ -15,6 +16,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use audit::AuditEntry;
+pub use domains::Domain;
 pub use lock::{FleetLock, TenantLock};
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
 pub use runs::{Run, RunCounts, RunFailure, RunTenant};

@@ -60,3 +60,21 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub async fn render_metrics(State(handle): State<PrometheusHandle>) -> String {
     handle.render()
 }
+
+/// `/.well-known/bulkhead-verify/{token}`: answers the token of a domain
+/// waiting for verification, on that domain's own host only.
+pub async fn domain_verification(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<String, super::ApiError> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or(crate::routing::HostError::Missing)?;
+    let host = HostName::parse(host)?;
+    match state.control.domain(host.as_str()).await? {
+        Some(d) if d.verification_token == token => Ok(token),
+        _ => Err(super::ApiError::NotFound),
+    }
+}

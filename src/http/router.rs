@@ -12,6 +12,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/internal/tls-ask", get(ops::tls_ask))
+        .route(
+            "/.well-known/bulkhead-verify/{token}",
+            get(ops::domain_verification),
+        )
         .route("/api/tenant", get(tenant::get_tenant))
         .route(
             "/api/projects",

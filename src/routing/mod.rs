@@ -2,6 +2,7 @@
 //! admin or API host), through a bounded cache that every routing change in
 //! the control plane invalidates at once via LISTEN/NOTIFY.
 
+pub mod domains;
 mod host;
 mod listen;
 
