@@ -212,28 +212,33 @@ impl ControlPlane {
             .collect())
     }
 
-    /// Marks one tenant as under migration (a suspended tenant stays suspended).
-    /// `false` if the tenant is no longer one a run should touch.
+    /// Marks one tenant as under migration (a suspended tenant stays suspended)
+    /// and returns it; `None` if it is no longer one a run should touch.
     pub async fn begin_tenant_migration(
         &self,
         run: i64,
         tenant: TenantId,
-    ) -> Result<bool, ControlError> {
+    ) -> Result<Option<super::Tenant>, ControlError> {
+        let columns = super::tenants::columns_of("t");
         let row = self
             .client()
             .await?
             .query_opt(
-                "WITH t AS (
-                    UPDATE tenants SET status = CASE WHEN status = 'suspended' THEN 'suspended' ELSE 'migrating' END,
-                           updated_at = now()
-                     WHERE id = $2 AND status IN ('active', 'suspended', 'migrating', 'migration_failed')
-                 RETURNING id)
-                 UPDATE migration_results SET state = 'running', started_at = now(), error = NULL
-                  WHERE run_id = $1 AND tenant_id IN (SELECT id FROM t) RETURNING 1",
+                &format!(
+                    "WITH t AS (
+                        UPDATE tenants SET status = CASE WHEN status = 'suspended' THEN 'suspended' ELSE 'migrating' END,
+                               updated_at = now()
+                         WHERE id = $2 AND status IN ('active', 'suspended', 'migrating', 'migration_failed')
+                     RETURNING *),
+                     r AS (
+                        UPDATE migration_results SET state = 'running', started_at = now(), error = NULL
+                         WHERE run_id = $1 AND tenant_id IN (SELECT id FROM t) RETURNING tenant_id)
+                     SELECT {columns} FROM t JOIN r ON r.tenant_id = t.id"
+                ),
                 &[&run, &tenant.0],
             )
             .await?;
-        Ok(row.is_some())
+        row.as_ref().map(super::tenants::tenant).transpose()
     }
 
     /// Records the outcome of one tenant's migration.

@@ -67,11 +67,20 @@ pub enum Reservation {
     Quarantined { until: OffsetDateTime },
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, slug, display_name, plan, status, isolation_mode, server, schema_version,
     step, credential_generation, last_error, created_at, updated_at, deleted_at, slug_reusable_at";
 
-fn tenant(row: &Row) -> Result<Tenant, ControlError> {
+/// [`COLUMNS`] qualified with a table alias, for joins.
+pub(super) fn columns_of(alias: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn tenant(row: &Row) -> Result<Tenant, ControlError> {
     let text = |i: usize| -> String { row.get(i) };
     let slug = text(1);
     Ok(Tenant {
@@ -165,11 +174,7 @@ impl ControlPlane {
 
     /// The live tenant a verified custom domain routes to.
     pub async fn tenant_by_domain(&self, host: &str) -> Result<Option<Tenant>, ControlError> {
-        let columns = COLUMNS
-            .split(',')
-            .map(|c| format!("t.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = columns_of("t");
         let row = self
             .client()
             .await?

@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Progress;
-use crate::control::{ControlError, Run, RunFailure, RunTenant, Server, Status};
+use crate::control::{ControlError, Run, RunFailure, RunTenant, Server};
 use crate::migrations::{MigrateError, current_version};
-use crate::provision::{ProvisionError, Provisioner, connect_to};
+use crate::provision::{ProvisionError, Provisioner, connect_to, connect_with_options};
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -430,16 +430,13 @@ impl Batch<'_> {
     async fn migrate_one(&self, t: &RunTenant) -> Result<Option<i32>, (i32, String)> {
         let control = self.p.control();
         let internal = |e: ControlError| (0, e.to_string());
-        if !control
+        let tenant = match control
             .begin_tenant_migration(self.run, t.id)
             .await
             .map_err(internal)?
         {
-            return Ok(None);
-        }
-        let tenant = match control.tenant(t.id).await.map_err(internal)? {
-            Some(tenant) if tenant.status != Status::Deleted => tenant,
-            _ => return Ok(None),
+            Some(tenant) => tenant,
+            None => return Ok(None),
         };
         let result = self.apply(&tenant).await;
         let (version, error) = match &result {
@@ -460,19 +457,16 @@ impl Batch<'_> {
             .get(&tenant.server)
             .ok_or_else(|| (before, format!("unknown server `{}`", tenant.server)))?;
         let db = tenant.database(&self.p.settings().shared_db);
-        let mut client = connect_to(server, &db)
+        // A lock held by live traffic fails this tenant quickly instead of
+        // stalling the fleet behind it. Set at connection start: no round trip.
+        let options = format!(
+            "-c lock_timeout={} -c statement_timeout={}",
+            self.options.lock_timeout.as_millis(),
+            self.options.statement_timeout.as_millis()
+        );
+        let mut client = connect_with_options(server, &db, &options)
             .await
             .map_err(|e| (before, e.to_string()))?;
-        // A lock held by live traffic fails this tenant quickly instead of
-        // stalling the fleet behind it.
-        client
-            .batch_execute(&format!(
-                "SET lock_timeout = {}; SET statement_timeout = {}",
-                self.options.lock_timeout.as_millis(),
-                self.options.statement_timeout.as_millis()
-            ))
-            .await
-            .map_err(|e| (before, crate::pg::describe(&e)))?;
         let schema = tenant.schema();
         match self
             .p

@@ -60,6 +60,18 @@ pub async fn connect_to(server: &Server, db: &str) -> Result<Client, ProvisionEr
     .await
 }
 
+/// One admin connection to `db` of `server` with server options set at
+/// connection start (`-c name=value ...`).
+pub async fn connect_with_options(
+    server: &Server,
+    db: &str,
+    options: &str,
+) -> Result<Client, ProvisionError> {
+    let mut config = admin_config(&server.admin_url, &server.name, Some(db))?;
+    config.options(options);
+    connect(&config, &server.name).await
+}
+
 /// Pools of admin connections to each server's maintenance database.
 #[derive(Default)]
 pub struct AdminPools {

@@ -13,7 +13,7 @@ mod template;
 use std::path::PathBuf;
 
 pub use admin::admin_config;
-pub(crate) use admin::connect_to;
+pub(crate) use admin::{connect_to, connect_with_options};
 pub use create::CreateOutcome;
 pub use delete::{Reconciled, RolePrivileges};
 pub use servers::AddServer;
