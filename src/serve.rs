@@ -109,6 +109,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         }
         None => None,
     };
+    tokio::spawn(publish_fleet_gauges(p.control().clone()));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve(
         tcp,
@@ -126,6 +127,25 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         task,
         listener,
     })
+}
+
+/// Tenants per status (migrating, migration_failed…) for /metrics, every 15 s.
+async fn publish_fleet_gauges(control: crate::control::ControlPlane) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        let Ok(counts) = control.version_counts().await else {
+            continue;
+        };
+        for status in crate::control::Status::ALL {
+            let n: i64 = counts
+                .iter()
+                .filter(|(_, s, _)| s == status.as_str())
+                .map(|(_, _, n)| n)
+                .sum();
+            metrics::gauge!("bulkhead_tenants", "status" => status.as_str()).set(n as f64);
+        }
+    }
 }
 
 /// One NOTIFY, every cache.
