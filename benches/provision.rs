@@ -9,6 +9,7 @@
 //! idempotency checks and no isolation check.
 
 use std::future::Future;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +20,7 @@ use bulkhead::config::GlobalArgs;
 use bulkhead::control::{Mode, Plan, Slug, Status};
 use bulkhead::pg::Cluster;
 use bulkhead::provision::{AddServer, CreateOutcome, CreateRequest};
-use bulkhead::secret::{self, Secret};
+use bulkhead::secret;
 use bulkhead::sql::{Arg, Ident, Literal, render};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -37,6 +38,9 @@ const SHARED_DB: &str = "bench_shared";
 /// The same CONNECTION LIMIT bulkhead gives runtime roles (`GlobalArgs` below).
 const CONNECTION_LIMIT: i32 = 20;
 const MODES: [Mode; 2] = [Mode::Database, Mode::Schema];
+/// The advisory lock key provisioning/server_lockdown.sql serialises database
+/// ACL changes with.
+const DATACL_LOCK: i64 = 7415003;
 
 /// Sizes from the command line; cargo's own flags (`--bench`) are ignored.
 struct Params {
@@ -46,37 +50,25 @@ struct Params {
 
 impl Params {
     fn from_args() -> Self {
-        let mut params = Params {
-            tenants: 200,
-            quick: false,
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let quick = args.iter().any(|a| a == "--quick");
+        let explicit = args
+            .iter()
+            .enumerate()
+            .find_map(|(i, arg)| match arg.as_str() {
+                "--tenants" => Some(args.get(i + 1).map_or("", String::as_str)),
+                _ => arg.strip_prefix("--tenants="),
+            });
+        let tenants = match explicit {
+            Some(value) => value
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| panic!("--tenants wants a positive number, got `{value}`")),
+            None if quick => 20,
+            None => 200,
         };
-        let mut explicit = None;
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let value = match arg.as_str() {
-                "--quick" => {
-                    params.quick = true;
-                    continue;
-                }
-                "--tenants" => args.next(),
-                _ => arg.strip_prefix("--tenants=").map(str::to_string),
-            };
-            if let Some(value) = value {
-                let n: usize = value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .unwrap_or_else(|| panic!("--tenants wants a positive number, got `{value}`"));
-                explicit = Some(n);
-            } else if arg == "--tenants" {
-                panic!("--tenants wants a number");
-            }
-        }
-        if params.quick {
-            params.tenants = 20;
-        }
-        params.tenants = explicit.unwrap_or(params.tenants);
-        params
+        Params { tenants, quick }
     }
 }
 
@@ -89,7 +81,11 @@ async fn main() {
         .expect("the cluster boot task panicked")
         .expect("boot the throwaway PostgreSQL cluster");
     let app = Arc::new(open_fleet(&cluster).await);
+    // Bulkhead first: its first tenants create the template and shared
+    // databases the floor clones from and connects to.
+    warm_up(Side::Bulkhead, &app, &[]).await;
     let floors = open_floor_workers(&cluster).await;
+    warm_up(Side::Floor, &app, &floors).await;
     let postgres = floors[0]
         .postgres
         .query_one("SHOW server_version", &[])
@@ -97,7 +93,6 @@ async fn main() {
         .expect("read the server version")
         .get::<_, String>(0);
 
-    warm_up(&app, &floors).await;
     let mut bulkhead = Vec::new();
     let mut floor = Vec::new();
     for mode in MODES {
@@ -134,6 +129,9 @@ async fn open_fleet(cluster: &Cluster) -> Bulkhead {
         tenant_connection_limit: CONNECTION_LIMIT,
         slug_quarantine_days: 30,
         pg_max_connections: MAX_CONNECTIONS,
+        // The built-in tenant migrations only: the floor runs exactly those.
+        migrations_dir: None,
+        pg_bindir: None,
     };
     let app = Bulkhead::open(&args).await.expect("open the control plane");
     app.provisioner
@@ -165,13 +163,14 @@ async fn connect(config: &Config) -> Client {
     client
 }
 
-/// Untimed: the first tenant of each mode creates the template and the shared
-/// database, and each side's first statements warm caches the timed runs
-/// would otherwise pay for unevenly.
-async fn warm_up(app: &Bulkhead, floors: &[Arc<FloorWorker>]) {
+/// Untimed: one round of CONCURRENCY tenants per mode, 4 at a time. Bulkhead's
+/// first one creates the template and the shared database; on both sides the
+/// warm-up opens and primes (catalog caches) the connections the timed rounds
+/// reuse, which they would otherwise pay for unevenly.
+async fn warm_up(side: Side, app: &Arc<Bulkhead>, floors: &[Arc<FloorWorker>]) {
     for mode in MODES {
-        create_with_bulkhead(app, &slug(Side::Bulkhead, mode, 0), mode).await;
-        floors[0].create(&slug(Side::Floor, mode, 0), mode).await;
+        let slugs = (1..=CONCURRENCY).map(|i| slug(side, mode, Phase::WarmUp, i));
+        time_round(side, mode, app, floors, slugs.collect()).await;
     }
 }
 
@@ -181,56 +180,114 @@ enum Side {
     Floor,
 }
 
-/// `bd-0007`, `fs-0012`…: distinct per side and mode, valid slugs, and the same
-/// length on both sides so that no name is cheaper to handle than another.
-fn slug(side: Side, mode: Mode, index: usize) -> String {
-    let side = if side == Side::Bulkhead { 'b' } else { 'f' };
-    let mode = if mode == Mode::Database { 'd' } else { 's' };
-    format!("{side}{mode}-{index:04}")
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    WarmUp,
+    Timed,
 }
 
-/// Times one mode, in ABBA order — floor, bulkhead, bulkhead, floor, each
-/// round half of the tenants — so that neither side systematically gets the
-/// warmer cluster or the smaller catalogs: drift over the run (catalog growth,
-/// WAL, autovacuum) lands on both sides alike.
+/// `bdt-0007`, `fsw-0002`…: distinct per side, mode and phase, valid slugs, and
+/// the same length everywhere so that no name is cheaper to handle than another.
+fn slug(side: Side, mode: Mode, phase: Phase, index: usize) -> String {
+    let side = if side == Side::Bulkhead { 'b' } else { 'f' };
+    let mode = if mode == Mode::Database { 'd' } else { 's' };
+    let phase = if phase == Phase::Timed { 't' } else { 'w' };
+    format!("{side}{mode}{phase}-{index:04}")
+}
+
+/// Times one mode in rounds that alternate ABBA-wise — floor, bulkhead,
+/// bulkhead, floor, floor, bulkhead… — each side creating the same tenants'
+/// share per round, so that neither systematically gets the warmer cluster or
+/// the smaller catalogs, and drift over the run (catalog growth, WAL,
+/// autovacuum, other load on a shared machine) lands on both sides alike.
 async fn measure_mode(
     app: &Arc<Bulkhead>,
     floors: &[Arc<FloorWorker>],
     mode: Mode,
     tenants: usize,
 ) -> (Tally, Tally) {
-    let half = tenants / 2;
-    let (first, second) = (1..=half, half + 1..=tenants);
     let mut bulkhead = Tally::new(mode);
     let mut floor = Tally::new(mode);
-    let bulkheads = vec![Arc::clone(app); CONCURRENCY];
-    for (side, range) in [
-        (Side::Floor, first.clone()),
-        (Side::Bulkhead, first),
-        (Side::Bulkhead, second.clone()),
-        (Side::Floor, second),
-    ] {
-        let slugs: Vec<String> = range.map(|i| slug(side, mode, i)).collect();
-        match side {
-            Side::Bulkhead => {
-                let job = move |app: Arc<Bulkhead>, slug: String| async move {
-                    create_with_bulkhead(&app, &slug, mode).await;
-                };
-                bulkhead.add(run_round(&bulkheads, slugs, job).await);
-            }
-            Side::Floor => {
-                let job = move |worker: Arc<FloorWorker>, slug: String| async move {
-                    worker.create(&slug, mode).await;
-                };
-                floor.add(run_round(floors, slugs, job).await);
+    for (k, range) in rounds(tenants).into_iter().enumerate() {
+        let order = if k % 2 == 0 {
+            [Side::Floor, Side::Bulkhead]
+        } else {
+            [Side::Bulkhead, Side::Floor]
+        };
+        for side in order {
+            let slugs = range
+                .clone()
+                .map(|i| slug(side, mode, Phase::Timed, i))
+                .collect();
+            let round = time_round(side, mode, app, floors, slugs).await;
+            match side {
+                Side::Bulkhead => bulkhead.add(round),
+                Side::Floor => floor.add(round),
             }
         }
     }
     (bulkhead, floor)
 }
 
+/// Tenants per timed round, roughly: small enough that the sides alternate
+/// often, large enough that a round's ramp-up and tail (workers idle while the
+/// last tenants finish) stay a small part of it.
+const ROUND_SIZE: usize = 20;
+
+/// Splits tenants 1..=n into an even number of nearly equal rounds (at least
+/// two, so that even `--quick` runs one full ABBA cycle).
+fn rounds(n: usize) -> Vec<RangeInclusive<usize>> {
+    let count = n.div_ceil(ROUND_SIZE).max(2).next_multiple_of(2).min(n);
+    (0..count)
+        .map(|r| (r * n / count + 1)..=((r + 1) * n / count))
+        .collect()
+}
+
+/// Creates `slugs` in `mode` on one side, CONCURRENCY at a time.
+async fn time_round(
+    side: Side,
+    mode: Mode,
+    app: &Arc<Bulkhead>,
+    floors: &[Arc<FloorWorker>],
+    slugs: Vec<String>,
+) -> Round {
+    match side {
+        Side::Bulkhead => {
+            // The provisioner is shared: its admin pool is what bounds it.
+            let workers = vec![Arc::clone(app); CONCURRENCY];
+            let job = move |app: Arc<Bulkhead>, slug: String| async move {
+                create_with_bulkhead(&app, &slug, mode).await;
+            };
+            // Rounds run one after another: the counter's growth is this round's.
+            let before = RESUMED.load(Ordering::Relaxed);
+            let mut round = run_round(&workers, slugs, job).await;
+            round.resumed = RESUMED.load(Ordering::Relaxed) - before;
+            round
+        }
+        Side::Floor => {
+            let job = move |worker: Arc<FloorWorker>, slug: String| async move {
+                worker.create(&slug, mode).await;
+            };
+            run_round(floors, slugs, job).await
+        }
+    }
+}
+
+/// Creations bulkhead had to resume after losing a race on the shared
+/// database's ACL (see `create_with_bulkhead`); reported, never hidden.
+static RESUMED: AtomicUsize = AtomicUsize::new(0);
+const MAX_RESUMES: usize = 3;
+
 /// One tenant through the provisioner; it must end active (the isolation
 /// check passed), or the figure would be for something else.
+///
+/// Concurrent schema-mode creations each `GRANT CONNECT ON DATABASE` the
+/// shared database, and PostgreSQL fails all but one of simultaneous updates
+/// of that row with "tuple concurrently updated". The provisioner does not
+/// serialise them yet, so that one error is resumed the way an operator would
+/// (the same create again, which continues from the failed step), counted in
+/// the report, and its time stays in the tenant's latency. Any other error
+/// fails the bench.
 async fn create_with_bulkhead(app: &Bulkhead, slug: &str, mode: Mode) {
     let request = CreateRequest {
         slug: slug.to_string(),
@@ -239,12 +296,18 @@ async fn create_with_bulkhead(app: &Bulkhead, slug: &str, mode: Mode) {
         plan: Plan::Free,
         server: None,
     };
-    match app.provisioner.create(&request).await {
-        Ok(CreateOutcome::Created(tenant)) => {
-            assert_eq!(tenant.status, Status::Active, "tenant {slug} is not active");
+    for attempt in 0..=MAX_RESUMES {
+        match app.provisioner.create(&request).await {
+            Ok(CreateOutcome::Created(tenant)) => {
+                assert_eq!(tenant.status, Status::Active, "tenant {slug} is not active");
+                return;
+            }
+            Ok(other) => panic!("tenant {slug}: expected a new tenant, got {other:?}"),
+            Err(e) if attempt < MAX_RESUMES && e.to_string().contains("concurrently updated") => {
+                RESUMED.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => panic!("bulkhead failed to create {slug}: {e}"),
         }
-        Ok(other) => panic!("tenant {slug}: expected a new tenant, got {other:?}"),
-        Err(e) => panic!("bulkhead failed to create {slug}: {e}"),
     }
 }
 
@@ -252,6 +315,8 @@ async fn create_with_bulkhead(app: &Bulkhead, slug: &str, mode: Mode) {
 struct Round {
     wall: Duration,
     latencies: Vec<Duration>,
+    /// Creations resumed after a "tuple concurrently updated" (bulkhead only).
+    resumed: usize,
 }
 
 /// Runs `job` over `slugs` with one task per worker, each taking the next slug
@@ -261,7 +326,7 @@ async fn run_round<W, J, F>(workers: &[Arc<W>], slugs: Vec<String>, job: J) -> R
 where
     W: Send + Sync + 'static,
     J: Fn(Arc<W>, String) -> F + Clone + Send + 'static,
-    F: Future<Output = ()> + Send,
+    F: Future<Output = ()> + Send + 'static,
 {
     let slugs = Arc::new(slugs);
     let next = Arc::new(AtomicUsize::new(0));
@@ -296,13 +361,14 @@ where
     Round {
         wall: started.elapsed(),
         latencies,
+        resumed: 0,
     }
 }
 
 /// A floor worker: a plain client with the connections a minimal provisioning
 /// script would keep open — to `postgres` for roles and databases, to the
 /// shared database for schemas. Opened before any timing, as bulkhead's admin
-/// pool is warm by the time it is timed.
+/// pool is warm by the time it is timed; so only once the shared database exists.
 struct FloorWorker {
     postgres: Client,
     shared: Client,
@@ -315,9 +381,7 @@ async fn open_floor_workers(cluster: &Cluster) -> Vec<Arc<FloorWorker>> {
     for _ in 0..CONCURRENCY {
         workers.push(Arc::new(FloorWorker {
             postgres: connect(&config(cluster, "postgres")).await,
-            // The shared database does not exist before the warm-up: connect
-            // lazily? No — bulkhead's warm-up creates it first; see `warm_up`.
-            shared: connect(&config(cluster, "postgres")).await,
+            shared: connect(&config(cluster, SHARED_DB)).await,
             admin: config(cluster, "postgres"),
         }));
     }
@@ -414,11 +478,15 @@ impl FloorWorker {
                 ("runtime", Arg::Ident(runtime)),
             ],
         );
+        // Concurrent GRANTs on one database row fail with "tuple concurrently
+        // updated": the grants (the transaction's tail) take the lock
+        // server_lockdown.sql takes for the same reason, held until COMMIT.
         let sql = format!(
             "CREATE SCHEMA {schema} AUTHORIZATION {owner};\n\
              SET LOCAL ROLE {owner};\nSET LOCAL search_path TO {schema};\n\
              {TENANT_SCHEMA}\n\
-             RESET ROLE;\n{grants}"
+             RESET ROLE;\n\
+             SELECT pg_advisory_xact_lock({DATACL_LOCK});\n{grants}"
         );
         Self::exec(&self.shared, &transaction(&sql), "schema tenant").await;
     }
@@ -433,6 +501,7 @@ struct Tally {
     mode: Mode,
     wall: Duration,
     latencies: Vec<Duration>,
+    resumed: usize,
 }
 
 impl Tally {
@@ -441,12 +510,14 @@ impl Tally {
             mode,
             wall: Duration::ZERO,
             latencies: Vec::new(),
+            resumed: 0,
         }
     }
 
     fn add(&mut self, round: Round) {
         self.wall += round.wall;
         self.latencies.extend(round.latencies);
+        self.resumed += round.resumed;
     }
 
     fn merged(tallies: &[Tally]) -> (Duration, Vec<Duration>) {
@@ -496,14 +567,18 @@ fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], 
     let baseline = side_results(floor);
     for (b, f) in bulkhead.iter().zip(floor) {
         results[b.mode.as_str()]["ratio"] = json!(ratio(f.wall, b.wall));
+        results[b.mode.as_str()]["resumed"] = json!(b.resumed);
     }
     let overall = ratio(Tally::merged(floor).0, Tally::merged(bulkhead).0);
+    let resumed: usize = bulkhead.iter().map(|t| t.resumed).sum();
     results["overall"]["ratio"] = json!(overall);
+    results["overall"]["resumed"] = json!(resumed);
 
     println!(
-        "\nprovision: {} tenants per mode, {CONCURRENCY} at a time, PostgreSQL {postgres}, \
-         order floor/bulkhead/bulkhead/floor per mode",
-        params.tenants
+        "\nprovision: {} tenants per mode, {CONCURRENCY} at a time, {} alternating rounds per \
+         side and mode (ABBA), PostgreSQL {postgres}",
+        params.tenants,
+        rounds(params.tenants).len()
     );
     println!(
         "{:<9} {:<9} {:>10} {:>9} {:>9} {:>9}",
@@ -511,12 +586,22 @@ fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], 
     );
     for key in ["database", "schema", "overall"] {
         for (side, figures) in [("bulkhead", &results[key]), ("floor", &baseline[key])] {
-            let ratio = figures.get("ratio").map_or(String::new(), Value::to_string);
+            // Value's Display ignores width: format the numbers as strings.
+            let cell = |name: &str| figures.get(name).map_or(String::new(), Value::to_string);
             println!(
-                "{key:<9} {side:<9} {:>10} {:>9} {:>9} {ratio:>9}",
-                figures["tenants_per_s"], figures["p50_ms"], figures["p99_ms"]
+                "{key:<9} {side:<9} {:>10} {:>9} {:>9} {:>9}",
+                cell("tenants_per_s"),
+                cell("p50_ms"),
+                cell("p99_ms"),
+                cell("ratio")
             );
         }
+    }
+    if resumed > 0 {
+        println!(
+            "bulkhead resumed {resumed} creation(s) that lost the shared database's GRANT race \
+             (\"tuple concurrently updated\"); their retry time is in the figures"
+        );
     }
     let verdict = if overall >= 0.67 { "met" } else { "NOT met" };
     println!("ratio = floor time / bulkhead time = {overall} (goal >= 0.67: {verdict})");
@@ -531,14 +616,19 @@ fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], 
             "quick": params.quick,
             "max_connections": MAX_CONNECTIONS,
             "postgres": postgres,
-            "order": "per mode: floor, bulkhead, bulkhead, floor (half the tenants each)",
+            "rounds_per_side": rounds(params.tenants).len(),
+            "order": "per mode, alternating rounds: floor, bulkhead, bulkhead, floor, floor…",
         },
         "results": results,
         "baseline": baseline,
         "ratio": overall,
     });
     let path = write_report(&report);
-    println!("wrote {} ({:.1} s in all)", path.display(), took.as_secs_f64());
+    println!(
+        "wrote {} ({:.1} s in all)",
+        path.display(),
+        took.as_secs_f64()
+    );
 }
 
 fn write_report(report: &Value) -> std::path::PathBuf {

@@ -464,3 +464,30 @@ async fn placement_picks_the_open_server_with_most_free_capacity_and_skips_drain
     assert!(matches!(err, ProvisionError::ServerDraining(_)), "{err}");
     assert!(fleet.traces_of(&fleet.slug("nope")).await.is_empty());
 }
+
+#[tokio::test]
+async fn concurrent_creates_in_both_modes_all_succeed() {
+    let fleet = TestFleet::new().await;
+    // Warm up: the first tenant of each mode creates the template / shared db.
+    fleet.tenant("warm-db", Mode::Database).await;
+    fleet.tenant("warm-sc", Mode::Schema).await;
+    let requests: Vec<CreateRequest> = (0..8)
+        .map(|i| {
+            request(
+                &fleet.slug(&format!("par{i}")),
+                if i % 2 == 0 {
+                    Mode::Schema
+                } else {
+                    Mode::Database
+                },
+            )
+        })
+        .collect();
+    let results = futures::future::join_all(requests.iter().map(|r| fleet.p().create(r))).await;
+    for (r, result) in requests.iter().zip(results) {
+        match result {
+            Ok(CreateOutcome::Created(t)) => assert_eq!(t.status, Status::Active),
+            other => panic!("{}: {other:?}", r.slug),
+        }
+    }
+}

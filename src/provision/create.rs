@@ -130,7 +130,7 @@ impl Provisioner {
             let result = match step {
                 Step::Reserve => Ok(()),
                 Step::Roles => self.step_roles(&tenant, &server).await,
-                Step::Storage => self.step_storage(&tenant, &server).await,
+                Step::Storage => self.step_storage(&tenant, &server, &mut session).await,
                 Step::Grants => self.step_grants(&tenant, &server, &mut session).await,
                 Step::Migrate => self.step_migrate(&tenant, &server, &mut session).await,
                 Step::Verify => self.step_verify(&tenant, &server).await,
@@ -210,7 +210,12 @@ impl Provisioner {
         client.batch_execute(&sql).await
     }
 
-    async fn step_storage(&self, tenant: &Tenant, server: &Server) -> Result<(), ProvisionError> {
+    async fn step_storage(
+        &self,
+        tenant: &Tenant,
+        server: &Server,
+        session: &mut Session,
+    ) -> Result<(), ProvisionError> {
         let err = Self::step_error(tenant, Step::Storage);
         let owner = Ident::new(&tenant.slug.owner_role());
         let runtime = Ident::new(&tenant.slug.runtime_role());
@@ -260,7 +265,8 @@ impl Provisioner {
             }
             Mode::Schema => {
                 self.ensure_shared(server).await?;
-                let client = admin::connect_to(server, &self.settings.shared_db).await?;
+                // The same connection then serves the grants and migrate steps.
+                let client = self.inside(tenant, server, session).await?;
                 let sql = render(
                     sql::SCHEMA_CREATE,
                     &[
