@@ -38,9 +38,6 @@ const SHARED_DB: &str = "bench_shared";
 /// The same CONNECTION LIMIT bulkhead gives runtime roles (`GlobalArgs` below).
 const CONNECTION_LIMIT: i32 = 20;
 const MODES: [Mode; 2] = [Mode::Database, Mode::Schema];
-/// The advisory lock key provisioning/server_lockdown.sql serialises database
-/// ACL changes with.
-const DATACL_LOCK: i64 = 7415003;
 
 /// Sizes from the command line; cargo's own flags (`--bench`) are ignored.
 struct Params {
@@ -258,11 +255,7 @@ async fn time_round(
             let job = move |app: Arc<Bulkhead>, slug: String| async move {
                 create_with_bulkhead(&app, &slug, mode).await;
             };
-            // Rounds run one after another: the counter's growth is this round's.
-            let before = RESUMED.load(Ordering::Relaxed);
-            let mut round = run_round(&workers, slugs, job).await;
-            round.resumed = RESUMED.load(Ordering::Relaxed) - before;
-            round
+            run_round(&workers, slugs, job).await
         }
         Side::Floor => {
             let job = move |worker: Arc<FloorWorker>, slug: String| async move {
@@ -273,21 +266,9 @@ async fn time_round(
     }
 }
 
-/// Creations bulkhead had to resume after losing a race on the shared
-/// database's ACL (see `create_with_bulkhead`); reported, never hidden.
-static RESUMED: AtomicUsize = AtomicUsize::new(0);
-const MAX_RESUMES: usize = 3;
-
 /// One tenant through the provisioner; it must end active (the isolation
-/// check passed), or the figure would be for something else.
-///
-/// Concurrent schema-mode creations each `GRANT CONNECT ON DATABASE` the
-/// shared database, and PostgreSQL fails all but one of simultaneous updates
-/// of that row with "tuple concurrently updated". The provisioner does not
-/// serialise them yet, so that one error is resumed the way an operator would
-/// (the same create again, which continues from the failed step), counted in
-/// the report, and its time stays in the tenant's latency. Any other error
-/// fails the bench.
+/// check passed), or the figure would be for something else. Any error fails
+/// the bench.
 async fn create_with_bulkhead(app: &Bulkhead, slug: &str, mode: Mode) {
     let request = CreateRequest {
         slug: slug.to_string(),
@@ -296,18 +277,12 @@ async fn create_with_bulkhead(app: &Bulkhead, slug: &str, mode: Mode) {
         plan: Plan::Free,
         server: None,
     };
-    for attempt in 0..=MAX_RESUMES {
-        match app.provisioner.create(&request).await {
-            Ok(CreateOutcome::Created(tenant)) => {
-                assert_eq!(tenant.status, Status::Active, "tenant {slug} is not active");
-                return;
-            }
-            Ok(other) => panic!("tenant {slug}: expected a new tenant, got {other:?}"),
-            Err(e) if attempt < MAX_RESUMES && e.to_string().contains("concurrently updated") => {
-                RESUMED.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => panic!("bulkhead failed to create {slug}: {e}"),
+    match app.provisioner.create(&request).await {
+        Ok(CreateOutcome::Created(tenant)) => {
+            assert_eq!(tenant.status, Status::Active, "tenant {slug} is not active");
         }
+        Ok(other) => panic!("tenant {slug}: expected a new tenant, got {other:?}"),
+        Err(e) => panic!("bulkhead failed to create {slug}: {e}"),
     }
 }
 
@@ -315,8 +290,6 @@ async fn create_with_bulkhead(app: &Bulkhead, slug: &str, mode: Mode) {
 struct Round {
     wall: Duration,
     latencies: Vec<Duration>,
-    /// Creations resumed after a "tuple concurrently updated" (bulkhead only).
-    resumed: usize,
 }
 
 /// Runs `job` over `slugs` with one task per worker, each taking the next slug
@@ -361,7 +334,6 @@ where
     Round {
         wall: started.elapsed(),
         latencies,
-        resumed: 0,
     }
 }
 
@@ -478,15 +450,13 @@ impl FloorWorker {
                 ("runtime", Arg::Ident(runtime)),
             ],
         );
-        // Concurrent GRANTs on one database row fail with "tuple concurrently
-        // updated": the grants (the transaction's tail) take the lock
-        // server_lockdown.sql takes for the same reason, held until COMMIT.
+        // The grants (the transaction's tail) take the advisory lock bulkhead's
+        // own grants take, as schema_grants.sql is run as is.
         let sql = format!(
             "CREATE SCHEMA {schema} AUTHORIZATION {owner};\n\
              SET LOCAL ROLE {owner};\nSET LOCAL search_path TO {schema};\n\
              {TENANT_SCHEMA}\n\
-             RESET ROLE;\n\
-             SELECT pg_advisory_xact_lock({DATACL_LOCK});\n{grants}"
+             RESET ROLE;\n{grants}"
         );
         Self::exec(&self.shared, &transaction(&sql), "schema tenant").await;
     }
@@ -501,7 +471,6 @@ struct Tally {
     mode: Mode,
     wall: Duration,
     latencies: Vec<Duration>,
-    resumed: usize,
 }
 
 impl Tally {
@@ -510,14 +479,12 @@ impl Tally {
             mode,
             wall: Duration::ZERO,
             latencies: Vec::new(),
-            resumed: 0,
         }
     }
 
     fn add(&mut self, round: Round) {
         self.wall += round.wall;
         self.latencies.extend(round.latencies);
-        self.resumed += round.resumed;
     }
 
     fn merged(tallies: &[Tally]) -> (Duration, Vec<Duration>) {
@@ -567,12 +534,9 @@ fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], 
     let baseline = side_results(floor);
     for (b, f) in bulkhead.iter().zip(floor) {
         results[b.mode.as_str()]["ratio"] = json!(ratio(f.wall, b.wall));
-        results[b.mode.as_str()]["resumed"] = json!(b.resumed);
     }
     let overall = ratio(Tally::merged(floor).0, Tally::merged(bulkhead).0);
-    let resumed: usize = bulkhead.iter().map(|t| t.resumed).sum();
     results["overall"]["ratio"] = json!(overall);
-    results["overall"]["resumed"] = json!(resumed);
 
     println!(
         "\nprovision: {} tenants per mode, {CONCURRENCY} at a time, {} alternating rounds per \
@@ -596,12 +560,6 @@ fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], 
                 cell("ratio")
             );
         }
-    }
-    if resumed > 0 {
-        println!(
-            "bulkhead resumed {resumed} creation(s) that lost the shared database's GRANT race \
-             (\"tuple concurrently updated\"); their retry time is in the figures"
-        );
     }
     let verdict = if overall >= 0.67 { "met" } else { "NOT met" };
     println!("ratio = floor time / bulkhead time = {overall} (goal >= 0.67: {verdict})");

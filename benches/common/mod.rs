@@ -1,0 +1,155 @@
+//! What every bench shares: a throwaway cluster with a fleet on it, admin
+//! connections, statistics, and the JSON report under `target/bench/`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bulkhead::app::Bulkhead;
+use bulkhead::config::GlobalArgs;
+use bulkhead::pg::Cluster;
+use bulkhead::provision::AddServer;
+use bulkhead::secret;
+use bulkhead::sql::Ident;
+use serde_json::Value;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// Flags every bench takes; cargo's own (`--bench`) are ignored.
+pub struct Args {
+    pub quick: bool,
+    args: Vec<String>,
+}
+
+impl Args {
+    pub fn parse() -> Self {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        Self {
+            quick: args.iter().any(|a| a == "--quick"),
+            args,
+        }
+    }
+
+    /// `--name N` or `--name=N`.
+    pub fn number(&self, name: &str) -> Option<usize> {
+        let flag = format!("--{name}");
+        let value = self.args.iter().enumerate().find_map(|(i, a)| {
+            if *a == flag {
+                self.args.get(i + 1).cloned()
+            } else {
+                a.strip_prefix(&format!("{flag}=")).map(str::to_string)
+            }
+        })?;
+        Some(
+            value
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| panic!("{flag} wants a positive number, got `{value}`")),
+        )
+    }
+}
+
+pub async fn boot_cluster(max_connections: u32) -> Cluster {
+    tokio::task::spawn_blocking(move || Cluster::throwaway(max_connections))
+        .await
+        .expect("the cluster boot task")
+        .unwrap_or_else(|e| panic!("boot a throwaway cluster: {e}"))
+}
+
+pub fn config(cluster: &Cluster, db: &str) -> Config {
+    Config::from_str(cluster.admin_url(db).expose()).expect("the cluster's admin URL parses")
+}
+
+pub async fn connect(config: &Config) -> Client {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {}", bulkhead::pg::describe(&e)));
+    tokio::spawn(connection);
+    client
+}
+
+/// A database only superusers may connect to, as on a managed server.
+pub async fn create_private_database(cluster: &Cluster, name: &str) {
+    let admin = connect(&config(cluster, "postgres")).await;
+    for sql in [
+        format!("CREATE DATABASE {}", Ident::new(name)),
+        format!(
+            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+            Ident::new(name)
+        ),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", bulkhead::pg::describe(&e)));
+    }
+}
+
+/// A fleet (control plane `<prefix>_control`) on the cluster, its server `local`
+/// with the given connection budget.
+pub async fn open_fleet(cluster: &Cluster, prefix: &str, budget: i32) -> Bulkhead {
+    let control_db = format!("{prefix}_control");
+    create_private_database(cluster, &control_db).await;
+    let args = GlobalArgs {
+        home: cluster.dir.join(format!("home-{prefix}")),
+        control_url: Some(cluster.admin_url(&control_db).expose().clone()),
+        secret: Some(secret::random_hex(32)),
+        template_db: format!("{prefix}_template"),
+        shared_db: format!("{prefix}_shared"),
+        tenant_connection_limit: 64,
+        slug_quarantine_days: 30,
+        pg_max_connections: 300,
+        migrations_dir: None,
+        pg_bindir: None,
+    };
+    let app = Bulkhead::open(&args).await.expect("open the control plane");
+    app.provisioner
+        .add_server(&AddServer {
+            name: "local".into(),
+            admin_url: cluster.admin_url("postgres"),
+            capacity: 100_000,
+            budget,
+        })
+        .await
+        .expect("register the bench cluster as server `local`");
+    app
+}
+
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    (sorted[i].as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+pub fn git_sha() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores")
+}
+
+/// Writes `target/bench/<name>.json`.
+pub fn write_report(name: &str, report: &Value) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let path = dir.join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(report).expect("the report serialises");
+    std::fs::write(&path, text + "\n").unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
