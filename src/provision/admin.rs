@@ -79,14 +79,26 @@ pub struct AdminPools {
 }
 
 impl AdminPools {
+    /// A connection to the server's maintenance database (its admin URL's).
     pub async fn get(&self, server: &Server) -> Result<deadpool_postgres::Object, ProvisionError> {
+        self.get_db(server, None).await
+    }
+
+    /// A connection to database `db` of the server (maintenance db: `None`).
+    /// Callers leave no session state behind (`SET ROLE` is always reset).
+    pub async fn get_db(
+        &self,
+        server: &Server,
+        db: Option<&str>,
+    ) -> Result<deadpool_postgres::Object, ProvisionError> {
+        let key = format!("{}\0{}", server.name, db.unwrap_or(""));
         let pool = {
             let mut pools = self.pools.lock().expect("admin pool map poisoned");
             // Keyed by URL too: a server whose URL changed gets a fresh pool.
-            match pools.get(&server.name) {
+            match pools.get(&key) {
                 Some((url, pool)) if url == server.admin_url.expose() => pool.clone(),
                 _ => {
-                    let config = admin_config(&server.admin_url, &server.name, None)?;
+                    let config = admin_config(&server.admin_url, &server.name, db)?;
                     let manager = Manager::from_config(
                         config,
                         NoTls,
@@ -100,10 +112,7 @@ impl AdminPools {
                             detail: e.to_string(),
                         }
                     })?;
-                    pools.insert(
-                        server.name.clone(),
-                        (server.admin_url.expose().clone(), pool.clone()),
-                    );
+                    pools.insert(key, (server.admin_url.expose().clone(), pool.clone()));
                     pool
                 }
             }

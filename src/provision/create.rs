@@ -23,7 +23,24 @@ pub enum CreateOutcome {
 #[derive(Default)]
 struct Session {
     /// Admin connection to the tenant's database (database mode) or the shared one.
-    inside: Option<Client>,
+    inside: Option<Inside>,
+}
+
+/// A new database needs a connection of its own; the shared database of
+/// schema-mode tenants is reached through a pool, which spares every tenant a
+/// backend start in a database whose catalog grows with the fleet.
+enum Inside {
+    Own(Client),
+    Pooled(deadpool_postgres::Object),
+}
+
+impl Inside {
+    fn client(&mut self) -> &mut Client {
+        match self {
+            Inside::Own(client) => client,
+            Inside::Pooled(object) => object,
+        }
+    }
 }
 
 impl Provisioner {
@@ -290,10 +307,18 @@ impl Provisioner {
         session: &'s mut Session,
     ) -> Result<&'s mut Client, ProvisionError> {
         if session.inside.is_none() {
-            let db = tenant.database(&self.settings.shared_db);
-            session.inside = Some(admin::connect_to(server, &db).await?);
+            session.inside = Some(match tenant.mode {
+                Mode::Database => {
+                    Inside::Own(admin::connect_to(server, &tenant.database("")).await?)
+                }
+                Mode::Schema => Inside::Pooled(
+                    self.admin
+                        .get_db(server, Some(&self.settings.shared_db))
+                        .await?,
+                ),
+            });
         }
-        Ok(session.inside.as_mut().expect("set above"))
+        Ok(session.inside.as_mut().expect("set above").client())
     }
 
     async fn step_grants(
