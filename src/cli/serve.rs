@@ -119,27 +119,12 @@ pub enum TokenCommand {
     },
 }
 
-async fn tenant_id(app: &Bulkhead, slug: &str) -> Result<crate::control::Tenant, CliError> {
-    let unknown = || {
-        CliError::Provision(crate::provision::ProvisionError::UnknownTenant(
-            slug.to_string(),
-        ))
-    };
-    let parsed = crate::control::Slug::parse(slug).map_err(|_| unknown())?;
-    app.provisioner
-        .control()
-        .tenant_by_slug(&parsed)
-        .await
-        .map_err(|e| CliError::Provision(e.into()))?
-        .ok_or_else(unknown)
-}
-
 pub async fn token(app: &Bulkhead, cmd: TokenCommand) -> CliResult {
     let control = app.provisioner.control();
     let map = |e: crate::control::ControlError| CliError::Provision(e.into());
     match cmd {
         TokenCommand::Create { tenant, role, name } => {
-            let t = tenant_id(app, &tenant).await?;
+            let t = super::tenant::live_tenant(app, &tenant).await?;
             let (row, secret) = Tokens::create(control, t.id, &role, &name)
                 .await
                 .map_err(|e| match e {
@@ -163,7 +148,7 @@ pub async fn token(app: &Bulkhead, cmd: TokenCommand) -> CliResult {
             tenant,
             json: as_json,
         } => {
-            let t = tenant_id(app, &tenant).await?;
+            let t = super::tenant::live_tenant(app, &tenant).await?;
             let rows = control.tokens(t.id).await.map_err(map)?;
             if as_json {
                 return json(&rows);
@@ -184,7 +169,7 @@ pub async fn token(app: &Bulkhead, cmd: TokenCommand) -> CliResult {
             Ok(())
         }
         TokenCommand::Revoke { tenant, id } => {
-            let t = tenant_id(app, &tenant).await?;
+            let t = super::tenant::live_tenant(app, &tenant).await?;
             let id: uuid::Uuid = id
                 .parse()
                 .map_err(|_| CliError::Usage(format!("`{id}` is not a token id")))?;

@@ -129,17 +129,7 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
             slug,
             json: as_json,
         } => {
-            let parsed = crate::control::Slug::parse(&slug).map_err(|_| {
-                CliError::Provision(crate::provision::ProvisionError::UnknownTenant(
-                    slug.clone(),
-                ))
-            })?;
-            let tenant = p
-                .control()
-                .tenant_by_slug(&parsed)
-                .await
-                .map_err(to_cli)?
-                .ok_or(crate::provision::ProvisionError::UnknownTenant(slug))?;
+            let tenant = live_tenant(app, &slug).await?;
             if as_json {
                 return json(&tenant);
             }
@@ -243,7 +233,8 @@ pub fn print_tenants(tenants: &[Tenant]) {
     );
 }
 
-async fn live_tenant(app: &Bulkhead, slug: &str) -> Result<Tenant, CliError> {
+/// The live tenant a command names, or the "no tenant" error (exit 2).
+pub(super) async fn live_tenant(app: &Bulkhead, slug: &str) -> Result<Tenant, CliError> {
     let unknown = || {
         CliError::Provision(crate::provision::ProvisionError::UnknownTenant(
             slug.to_string(),
