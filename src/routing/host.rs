@@ -49,6 +49,15 @@ impl HostName {
         if name.is_empty() || name.contains(['/', '\\', '@', ' ', '%', '?', '#', ':']) {
             return Err(HostError::Malformed);
         }
+        // The common case, a lower-case ASCII name, needs no IDNA processing
+        // (validate() checks every label the same way).
+        if name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && !name.split('.').any(|l| l.starts_with("xn--"))
+        {
+            return Self::validate(name.to_string());
+        }
         let ascii = idna::domain_to_ascii(name).map_err(|_| HostError::Malformed)?;
         Self::validate(ascii)
     }
