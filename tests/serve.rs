@@ -836,3 +836,43 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
     assert_eq!(ask(domain.clone()).await, 404);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_api_host_reveals_nothing_about_a_tenant_without_its_token() {
+    let (fleet, a, b) = two_tenants().await;
+    let server = serve(&fleet, |_| {}).await;
+    let (ta, tb) = (
+        fleet.token(&a, "member").await,
+        fleet.token(&b, "member").await,
+    );
+    fleet.p().suspend(&b).await.unwrap();
+    let client = reqwest::Client::new();
+    let ask = |tenant: &str, token: Option<&str>| {
+        let mut req = client
+            .get(format!("http://{}/api/tenant", server.addr))
+            .header("host", "api.localhost")
+            .header("x-tenant-id", tenant);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (_, unknown) = ask("nobody-here", Some(&ta)).await;
+    for (token, who) in [
+        (None, "no token"),
+        (Some(ta.as_str()), "another tenant's token"),
+        (Some("bh_forged"), "a forged token"),
+    ] {
+        let (status, body) = ask(&b, token).await;
+        assert_eq!((status, &body), (404, &unknown), "{who}");
+    }
+    // Its own token learns it is suspended.
+    eventually("suspension seen", || async {
+        ask(&b, Some(&tb)).await.0 == 403
+    })
+    .await;
+    server.stop().await.unwrap();
+}

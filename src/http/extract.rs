@@ -94,10 +94,20 @@ async fn tenant_of(parts: &mut Parts, state: &AppState) -> Result<Arc<TenantEntr
                 .get("x-tenant-id")
                 .and_then(|v| v.to_str().ok())
                 .ok_or(ApiError::NotFound)?;
-            match state.resolver.resolve_slug(slug.trim()).await? {
+            let entry = match state.resolver.resolve_slug(slug.trim()).await? {
                 Route::Tenant(entry) => entry,
                 _ => return Err(ApiError::NotFound),
+            };
+            // Before the gate: without a token of that tenant, the header
+            // reveals nothing, not even that the tenant exists or is suspended.
+            let token = match bearer(parts) {
+                Some(presented) => state.tokens.verify(presented).await?,
+                None => None,
+            };
+            if token.is_none_or(|t| t.tenant != entry.id) {
+                return Err(ApiError::NotFound);
             }
+            entry
         }
         _ => return Err(ApiError::NotFound),
     };
