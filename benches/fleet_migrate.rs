@@ -11,24 +11,24 @@
 //! their names. Both fleets are created interleaved (b-0001, f-0001, b-0002…)
 //! so that neither is systematically older, colder or bigger in the catalogs.
 
+mod common;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bulkhead::app::Bulkhead;
-use bulkhead::config::GlobalArgs;
 use bulkhead::control::{Mode, Plan, Slug, Status};
 use bulkhead::fleet::{self, Progress, RunOptions, RunReport, RunState};
 use bulkhead::pg::Cluster;
-use bulkhead::provision::{AddServer, CreateOutcome, CreateRequest};
-use bulkhead::secret;
+use bulkhead::provision::{CreateOutcome, CreateRequest};
 use bulkhead::sql::Ident;
+use common::{Sizes, connect, nearest_rank_ms};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 /// The migration N+1: a column with a default (a catalog-only change since
 /// PostgreSQL 11) plus an index build over the 1,000 rows.
@@ -41,78 +41,44 @@ const CONCURRENCY: usize = 4;
 const ROWS_PER_TENANT: i32 = 1000;
 /// The same CONNECTION LIMIT bulkhead gives runtime roles by default.
 const CONNECTION_LIMIT: i32 = 20;
+/// `application_name` of the bench's own connections.
+const APPLICATION_NAME: &str = "bench-fleet-migrate";
 const REQUEST_LOAD: &str = "not measured: serving path not built yet";
 
-/// One control plane on the bench cluster: its database, template and shared
-/// database names, and the slug prefix of its tenants.
+/// One control plane on the bench cluster: the name its databases start with
+/// (`<name>_control`, `_template`, `_shared`: `common::fleet_args`), and the
+/// slug prefix of its tenants.
 struct FleetNames {
-    control_db: &'static str,
-    template_db: &'static str,
-    shared_db: &'static str,
+    name: &'static str,
     prefix: char,
 }
 
 const BULKHEAD_FLEET: FleetNames = FleetNames {
-    control_db: "bench_fm_control",
-    template_db: "bench_fm_template",
-    shared_db: "bench_fm_shared",
+    name: "bench_fm",
     prefix: 'b',
 };
 const FLOOR_FLEET: FleetNames = FleetNames {
-    control_db: "bench_fm_floor_control",
-    template_db: "bench_fm_floor_template",
-    shared_db: "bench_fm_floor_shared",
+    name: "bench_fm_floor",
     prefix: 'f',
 };
 
-/// Sizes from the command line; cargo's own flags (`--bench`) are ignored.
-struct Params {
-    tenants: usize,
-    quick: bool,
-}
-
-impl Params {
-    fn from_args() -> Self {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let quick = args.iter().any(|a| a == "--quick");
-        let explicit = args
-            .iter()
-            .enumerate()
-            .find_map(|(i, arg)| match arg.as_str() {
-                "--tenants" => Some(args.get(i + 1).map_or("", String::as_str)),
-                _ => arg.strip_prefix("--tenants="),
-            });
-        let tenants = match explicit {
-            Some(value) => value
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .unwrap_or_else(|| panic!("--tenants wants a positive number, got `{value}`")),
-            None if quick => 40,
-            None => 1000,
-        };
-        Params { tenants, quick }
-    }
-}
-
 #[tokio::main]
 async fn main() {
-    let params = Params::from_args();
+    let params = Sizes::from_args(40, 1000);
     let started = Instant::now();
-    let cluster = tokio::task::spawn_blocking(|| Cluster::throwaway(MAX_CONNECTIONS))
-        .await
-        .expect("the cluster boot task panicked")
-        .expect("boot the throwaway PostgreSQL cluster");
+    let cluster = common::boot_cluster(MAX_CONNECTIONS).await;
     let postgres = server_version(&cluster).await;
 
     // Both control databases exist before either fleet registers the server,
     // so each one's server lockdown sees them already closed.
     for names in [&BULKHEAD_FLEET, &FLOOR_FLEET] {
-        create_private_database(&cluster, names.control_db).await;
+        common::create_private_database(&cluster, &common::control_db(names.name)).await;
     }
-    let mut args = fleet_args(&cluster, &BULKHEAD_FLEET);
-    let bulkhead_app = Arc::new(open_fleet(&cluster, &args).await);
-    let floor_app = Arc::new(open_fleet(&cluster, &fleet_args(&cluster, &FLOOR_FLEET)).await);
+    // Version 1 (built-in) for setup; V2 comes with the re-open.
+    let mut args = common::fleet_args(&cluster, BULKHEAD_FLEET.name, CONNECTION_LIMIT);
+    let bulkhead_app = Arc::new(common::open_registered(&cluster, &args, 80).await);
+    let floor_args = common::fleet_args(&cluster, FLOOR_FLEET.name, CONNECTION_LIMIT);
+    let floor_app = Arc::new(common::open_registered(&cluster, &floor_args, 80).await);
 
     let setup_started = Instant::now();
     let floor_dbs = build_fleets(&cluster, &bulkhead_app, &floor_app, params.tenants).await;
@@ -156,23 +122,6 @@ async fn main() {
     });
 }
 
-/// The cluster's superuser connection settings for database `db`.
-fn config(cluster: &Cluster, db: &str) -> Config {
-    let mut config = Config::from_str(cluster.admin_url("postgres").expose())
-        .expect("the cluster's admin URL parses");
-    config.dbname(db).application_name("bench-fleet-migrate");
-    config
-}
-
-async fn connect(config: &Config) -> Client {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect as admin: {}", bulkhead::pg::describe(&e)));
-    tokio::spawn(connection);
-    client
-}
-
 async fn exec(client: &Client, sql: &str) {
     client
         .batch_execute(sql)
@@ -181,59 +130,12 @@ async fn exec(client: &Client, sql: &str) {
 }
 
 async fn server_version(cluster: &Cluster) -> String {
-    connect(&config(cluster, "postgres"))
+    connect(&common::named_config(cluster, "postgres", APPLICATION_NAME))
         .await
         .query_one("SHOW server_version", &[])
         .await
         .expect("read the server version")
         .get(0)
-}
-
-/// A database only superusers may connect to, as a managed server's must be.
-async fn create_private_database(cluster: &Cluster, name: &str) {
-    let admin = connect(&config(cluster, "postgres")).await;
-    // One statement per call: CREATE DATABASE refuses an implicit transaction.
-    for sql in [
-        format!("CREATE DATABASE {}", Ident::new(name)),
-        format!(
-            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
-            Ident::new(name)
-        ),
-    ] {
-        exec(&admin, &sql).await;
-    }
-}
-
-/// A fleet's settings, as production passes them (`control_url` + `secret`).
-fn fleet_args(cluster: &Cluster, names: &FleetNames) -> GlobalArgs {
-    GlobalArgs {
-        home: cluster.dir.join(format!("home-{}", names.prefix)),
-        control_url: Some(cluster.admin_url(names.control_db).expose().clone()),
-        secret: Some(secret::random_hex(32)),
-        template_db: names.template_db.into(),
-        shared_db: names.shared_db.into(),
-        tenant_connection_limit: CONNECTION_LIMIT,
-        slug_quarantine_days: 30,
-        pg_max_connections: MAX_CONNECTIONS,
-        // Version 1 (built-in) for setup; V2 comes with the re-open.
-        migrations_dir: None,
-        pg_bindir: None,
-    }
-}
-
-/// Opens a control plane and registers the cluster as its server `local`.
-async fn open_fleet(cluster: &Cluster, args: &GlobalArgs) -> Bulkhead {
-    let app = Bulkhead::open(args).await.expect("open the control plane");
-    app.provisioner
-        .add_server(&AddServer {
-            name: "local".into(),
-            admin_url: cluster.admin_url("postgres"),
-            capacity: 100_000,
-            budget: 80,
-        })
-        .await
-        .expect("register the bench cluster as server `local`");
-    app
 }
 
 /// `b-0001`, `f-0001`…: the same length on both sides, so no name is cheaper.
@@ -262,7 +164,7 @@ async fn build_fleets(
         jobs.push((Arc::clone(bulkhead), slug(BULKHEAD_FLEET.prefix, i)));
         jobs.push((Arc::clone(floor), slug(FLOOR_FLEET.prefix, i)));
     }
-    let base = config(cluster, "postgres");
+    let base = common::named_config(cluster, "postgres", APPLICATION_NAME);
     run_pool(jobs, move |(app, slug): (Arc<Bulkhead>, String)| {
         let base = base.clone();
         async move {
@@ -376,7 +278,7 @@ impl Floor {
 /// The floor: per database, a superuser connection, the owner's role and the
 /// two statements in one transaction — no lock, no history, no bookkeeping.
 async fn floor_round(cluster: &Cluster, databases: Vec<String>) -> Floor {
-    let base = config(cluster, "postgres");
+    let base = common::named_config(cluster, "postgres", APPLICATION_NAME);
     let (wall, latencies) = run_pool(databases, move |db: String| {
         let base = base.clone();
         async move {
@@ -454,7 +356,12 @@ async fn noop_run(app: &Bulkhead) -> Duration {
 /// `begin_tenant_migration` to `end_tenant_migration`: the tenant lookup,
 /// connect, migration and both records).
 async fn tenant_latencies(cluster: &Cluster, run: i64) -> Vec<Duration> {
-    let control = connect(&config(cluster, BULKHEAD_FLEET.control_db)).await;
+    let control = connect(&common::named_config(
+        cluster,
+        &common::control_db(BULKHEAD_FLEET.name),
+        APPLICATION_NAME,
+    ))
+    .await;
     control
         .query(
             "SELECT extract(epoch FROM finished_at - started_at)::float8
@@ -523,14 +430,6 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-/// Nearest rank: the smallest latency at least `p` of the tenants were under.
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
-    sorted
-        .get(rank - 1)
-        .map_or(0.0, |d| (d.as_secs_f64() * 1e4).round() / 10.0)
-}
-
 /// Databases/s over the wall time, and per-database latency percentiles.
 fn summary(databases: usize, wall: Duration, mut latencies: Vec<Duration>) -> Value {
     latencies.sort();
@@ -538,13 +437,13 @@ fn summary(databases: usize, wall: Duration, mut latencies: Vec<Duration>) -> Va
         "databases": databases,
         "total_s": secs(wall),
         "databases_per_s": (databases as f64 / wall.as_secs_f64() * 10.0).round() / 10.0,
-        "p50_ms": percentile_ms(&latencies, 0.50),
-        "p99_ms": percentile_ms(&latencies, 0.99),
+        "p50_ms": nearest_rank_ms(&latencies, 0.50),
+        "p99_ms": nearest_rank_ms(&latencies, 0.99),
     })
 }
 
 struct Report<'a> {
-    params: &'a Params,
+    params: &'a Sizes,
     postgres: &'a str,
     setup: Duration,
     bulkhead: &'a Measured,
@@ -580,8 +479,8 @@ fn report(r: &Report) {
 
     let report = json!({
         "scenario": "fleet_migrate",
-        "git": git_sha(),
-        "machine": machine(),
+        "git": common::git_sha(),
+        "machine": common::machine(),
         "params": {
             "tenants": r.params.tenants,
             "rows_per_tenant": ROWS_PER_TENANT,
@@ -598,7 +497,7 @@ fn report(r: &Report) {
         "baseline": baseline,
         "ratio": ratio,
     });
-    let path = write_report(&report);
+    let path = common::write_report("fleet_migrate", &report);
     println!(
         "wrote {} ({:.1} s in all)",
         path.display(),
@@ -653,32 +552,4 @@ fn print_summary(r: &Report, results: &Value, baseline: &Value, ratio: f64) {
         }
     );
     println!("request load during the run: {REQUEST_LOAD}");
-}
-
-fn write_report(report: &Value) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    let path = dir.join("fleet_migrate.json");
-    let text = serde_json::to_string_pretty(report).expect("the report serialises");
-    std::fs::write(&path, text + "\n").unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    path
-}
-
-fn git_sha() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores")
 }

@@ -8,23 +8,24 @@
 //! clone (or schema + migration) and the grants, with no control plane, no
 //! idempotency checks and no isolation check.
 
+mod common;
+
 use std::future::Future;
 use std::ops::RangeInclusive;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bulkhead::app::Bulkhead;
-use bulkhead::config::GlobalArgs;
 use bulkhead::control::{Mode, Plan, Slug, Status};
 use bulkhead::pg::Cluster;
-use bulkhead::provision::{AddServer, CreateOutcome, CreateRequest};
+use bulkhead::provision::{CreateOutcome, CreateRequest};
 use bulkhead::secret;
 use bulkhead::sql::{Arg, Ident, Literal, render};
+use common::{Sizes, connect, nearest_rank_ms};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 const DATABASE_GRANTS: &str = include_str!("../provisioning/database_grants.sql");
 const SCHEMA_GRANTS: &str = include_str!("../provisioning/schema_grants.sql");
@@ -32,51 +33,22 @@ const TENANT_SCHEMA: &str = include_str!("../tenant-migrations/V1__core.sql");
 
 const MAX_CONNECTIONS: u32 = 300;
 const CONCURRENCY: usize = 4;
-const CONTROL_DB: &str = "bench_control";
+/// The fleet's name: its databases are `bench_control`, `bench_template` and
+/// `bench_shared` (`common::fleet_args`).
+const FLEET: &str = "bench";
 const TEMPLATE_DB: &str = "bench_template";
 const SHARED_DB: &str = "bench_shared";
-/// The same CONNECTION LIMIT bulkhead gives runtime roles (`GlobalArgs` below).
+/// The same CONNECTION LIMIT bulkhead gives runtime roles (`open_fleet`).
 const CONNECTION_LIMIT: i32 = 20;
+/// `application_name` of the bench's own connections.
+const APPLICATION_NAME: &str = "bench-provision";
 const MODES: [Mode; 2] = [Mode::Database, Mode::Schema];
-
-/// Sizes from the command line; cargo's own flags (`--bench`) are ignored.
-struct Params {
-    tenants: usize,
-    quick: bool,
-}
-
-impl Params {
-    fn from_args() -> Self {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let quick = args.iter().any(|a| a == "--quick");
-        let explicit = args
-            .iter()
-            .enumerate()
-            .find_map(|(i, arg)| match arg.as_str() {
-                "--tenants" => Some(args.get(i + 1).map_or("", String::as_str)),
-                _ => arg.strip_prefix("--tenants="),
-            });
-        let tenants = match explicit {
-            Some(value) => value
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .unwrap_or_else(|| panic!("--tenants wants a positive number, got `{value}`")),
-            None if quick => 20,
-            None => 200,
-        };
-        Params { tenants, quick }
-    }
-}
 
 #[tokio::main]
 async fn main() {
-    let params = Params::from_args();
+    let params = Sizes::from_args(20, 200);
     let started = Instant::now();
-    let cluster = tokio::task::spawn_blocking(|| Cluster::throwaway(MAX_CONNECTIONS))
-        .await
-        .expect("the cluster boot task panicked")
-        .expect("boot the throwaway PostgreSQL cluster");
+    let cluster = common::boot_cluster(MAX_CONNECTIONS).await;
     let app = Arc::new(open_fleet(&cluster).await);
     // Bulkhead first: its first tenants create the template and shared
     // databases the floor clones from and connects to.
@@ -101,63 +73,17 @@ async fn main() {
 }
 
 /// A control plane of its own on the cluster, opened the way production opens
-/// one (`control_url` + `secret`), with the cluster registered as a server.
+/// one (`control_url` + `secret`) with the built-in tenant migrations only (the
+/// floor runs exactly those), and the cluster registered as a server.
 async fn open_fleet(cluster: &Cluster) -> Bulkhead {
-    let admin = connect(&config(cluster, "postgres")).await;
-    // One statement per call: CREATE DATABASE refuses an implicit transaction.
-    for sql in [
-        format!("CREATE DATABASE {}", Ident::new(CONTROL_DB)),
-        format!(
-            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
-            Ident::new(CONTROL_DB)
-        ),
-    ] {
-        admin
-            .batch_execute(&sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {}", bulkhead::pg::describe(&e)));
-    }
-    let args = GlobalArgs {
-        home: cluster.dir.join("home"),
-        control_url: Some(cluster.admin_url(CONTROL_DB).expose().clone()),
-        secret: Some(secret::random_hex(32)),
-        template_db: TEMPLATE_DB.into(),
-        shared_db: SHARED_DB.into(),
-        tenant_connection_limit: CONNECTION_LIMIT,
-        slug_quarantine_days: 30,
-        pg_max_connections: MAX_CONNECTIONS,
-        // The built-in tenant migrations only: the floor runs exactly those.
-        migrations_dir: None,
-        pg_bindir: None,
-    };
-    let app = Bulkhead::open(&args).await.expect("open the control plane");
-    app.provisioner
-        .add_server(&AddServer {
-            name: "local".into(),
-            admin_url: cluster.admin_url("postgres"),
-            capacity: 100_000,
-            budget: 80,
-        })
-        .await
-        .expect("register the bench cluster as server `local`");
-    app
-}
-
-/// The cluster's superuser connection settings for database `db`.
-fn config(cluster: &Cluster, db: &str) -> Config {
-    let mut config =
-        Config::from_str(cluster.admin_url(db).expose()).expect("the cluster's admin URL parses");
-    config.application_name("bench-provision");
-    config
-}
-
-async fn connect(config: &Config) -> Client {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect as admin: {}", bulkhead::pg::describe(&e)));
-    tokio::spawn(connection);
-    client
+    common::create_private_database(cluster, &common::control_db(FLEET)).await;
+    let args = common::fleet_args(cluster, FLEET, CONNECTION_LIMIT);
+    // The floor clones from and connects to these.
+    assert_eq!(
+        (args.template_db.as_str(), args.shared_db.as_str()),
+        (TEMPLATE_DB, SHARED_DB)
+    );
+    common::open_registered(cluster, &args, 80).await
 }
 
 /// Untimed: one round of CONCURRENCY tenants per mode, 4 at a time. Bulkhead's
@@ -352,9 +278,9 @@ async fn open_floor_workers(cluster: &Cluster) -> Vec<Arc<FloorWorker>> {
     let mut workers = Vec::with_capacity(CONCURRENCY);
     for _ in 0..CONCURRENCY {
         workers.push(Arc::new(FloorWorker {
-            postgres: connect(&config(cluster, "postgres")).await,
-            shared: connect(&config(cluster, SHARED_DB)).await,
-            admin: config(cluster, "postgres"),
+            postgres: connect(&common::named_config(cluster, "postgres", APPLICATION_NAME)).await,
+            shared: connect(&common::named_config(cluster, SHARED_DB, APPLICATION_NAME)).await,
+            admin: common::named_config(cluster, "postgres", APPLICATION_NAME),
         }));
     }
     workers
@@ -497,19 +423,13 @@ impl Tally {
 /// Tenants/s over the wall time, and per-tenant latency percentiles.
 fn summary(wall: Duration, mut latencies: Vec<Duration>) -> Value {
     latencies.sort();
-    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-    let percentile = |p: f64| {
-        // Nearest rank: the smallest latency at least p of the tenants were under.
-        let rank = ((p * latencies.len() as f64).ceil() as usize).max(1);
-        latencies.get(rank - 1).copied().map_or(0.0, ms)
-    };
     let n = latencies.len();
     json!({
         "tenants": n,
         "seconds": (wall.as_secs_f64() * 1000.0).round() / 1000.0,
         "tenants_per_s": (n as f64 / wall.as_secs_f64() * 10.0).round() / 10.0,
-        "p50_ms": percentile(0.50),
-        "p99_ms": percentile(0.99),
+        "p50_ms": nearest_rank_ms(&latencies, 0.50),
+        "p99_ms": nearest_rank_ms(&latencies, 0.99),
     })
 }
 
@@ -529,7 +449,7 @@ fn side_results(tallies: &[Tally]) -> Value {
     Value::Object(results)
 }
 
-fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], took: Duration) {
+fn report(params: &Sizes, postgres: &str, bulkhead: &[Tally], floor: &[Tally], took: Duration) {
     let mut results = side_results(bulkhead);
     let baseline = side_results(floor);
     for (b, f) in bulkhead.iter().zip(floor) {
@@ -566,8 +486,8 @@ fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], 
 
     let report = json!({
         "scenario": "provision",
-        "git": git_sha(),
-        "machine": machine(),
+        "git": common::git_sha(),
+        "machine": common::machine(),
         "params": {
             "tenants_per_mode": params.tenants,
             "concurrency": CONCURRENCY,
@@ -581,38 +501,10 @@ fn report(params: &Params, postgres: &str, bulkhead: &[Tally], floor: &[Tally], 
         "baseline": baseline,
         "ratio": overall,
     });
-    let path = write_report(&report);
+    let path = common::write_report("provision", &report);
     println!(
         "wrote {} ({:.1} s in all)",
         path.display(),
         took.as_secs_f64()
     );
-}
-
-fn write_report(report: &Value) -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    let path = dir.join("provision.json");
-    let text = serde_json::to_string_pretty(report).expect("the report serialises");
-    std::fs::write(&path, text + "\n").unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    path
-}
-
-fn git_sha() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores")
 }

@@ -491,3 +491,28 @@ async fn concurrent_creates_in_both_modes_all_succeed() {
         }
     }
 }
+
+#[tokio::test]
+async fn concurrent_first_creates_race_to_make_the_template_and_shared_database() {
+    let fleet = TestFleet::new().await;
+    let requests: Vec<CreateRequest> = (0..6)
+        .map(|i| {
+            request(
+                &fleet.slug(&format!("cold{i}")),
+                if i % 2 == 0 {
+                    Mode::Schema
+                } else {
+                    Mode::Database
+                },
+            )
+        })
+        .collect();
+    let results = futures::future::join_all(requests.iter().map(|r| fleet.p().create(r))).await;
+    for (r, result) in requests.iter().zip(results) {
+        assert!(
+            matches!(result, Ok(CreateOutcome::Created(_))),
+            "{}: {result:?}",
+            r.slug
+        );
+    }
+}

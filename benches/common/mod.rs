@@ -35,7 +35,8 @@ impl Args {
         let flag = format!("--{name}");
         let value = self.args.iter().enumerate().find_map(|(i, a)| {
             if *a == flag {
-                self.args.get(i + 1).cloned()
+                // A trailing `--name` is an error below, not a silent default.
+                Some(self.args.get(i + 1).cloned().unwrap_or_default())
             } else {
                 a.strip_prefix(&format!("{flag}=")).map(str::to_string)
             }
@@ -50,6 +51,25 @@ impl Args {
     }
 }
 
+/// A tenant-count bench's sizes: `--tenants N`, else its `--quick` or full
+/// default.
+pub struct Sizes {
+    pub tenants: usize,
+    pub quick: bool,
+}
+
+impl Sizes {
+    pub fn from_args(quick: usize, full: usize) -> Self {
+        let args = Args::parse();
+        Self {
+            tenants: args
+                .number("tenants")
+                .unwrap_or(if args.quick { quick } else { full }),
+            quick: args.quick,
+        }
+    }
+}
+
 pub async fn boot_cluster(max_connections: u32) -> Cluster {
     tokio::task::spawn_blocking(move || Cluster::throwaway(max_connections))
         .await
@@ -59,6 +79,13 @@ pub async fn boot_cluster(max_connections: u32) -> Cluster {
 
 pub fn config(cluster: &Cluster, db: &str) -> Config {
     Config::from_str(cluster.admin_url(db).expose()).expect("the cluster's admin URL parses")
+}
+
+/// `config`, shown as `application_name` in `pg_stat_activity`.
+pub fn named_config(cluster: &Cluster, db: &str, application_name: &str) -> Config {
+    let mut config = config(cluster, db);
+    config.application_name(application_name);
+    config
 }
 
 pub async fn connect(config: &Config) -> Client {
@@ -90,21 +117,37 @@ pub async fn create_private_database(cluster: &Cluster, name: &str) {
 /// A fleet (control plane `<prefix>_control`) on the cluster, its server `local`
 /// with the given connection budget.
 pub async fn open_fleet(cluster: &Cluster, prefix: &str, budget: i32) -> Bulkhead {
-    let control_db = format!("{prefix}_control");
-    create_private_database(cluster, &control_db).await;
-    let args = GlobalArgs {
+    create_private_database(cluster, &control_db(prefix)).await;
+    open_registered(cluster, &fleet_args(cluster, prefix, 64), budget).await
+}
+
+/// The control database of fleet `<prefix>`.
+pub fn control_db(prefix: &str) -> String {
+    format!("{prefix}_control")
+}
+
+/// Fleet `<prefix>`'s settings, as production passes them (`control_url` +
+/// `secret`): databases `<prefix>_control`, `_template` and `_shared`, runtime
+/// roles with CONNECTION LIMIT `connection_limit`, the built-in migrations.
+pub fn fleet_args(cluster: &Cluster, prefix: &str, connection_limit: i32) -> GlobalArgs {
+    GlobalArgs {
         home: cluster.dir.join(format!("home-{prefix}")),
-        control_url: Some(cluster.admin_url(&control_db).expose().clone()),
+        control_url: Some(cluster.admin_url(&control_db(prefix)).expose().clone()),
         secret: Some(secret::random_hex(32)),
         template_db: format!("{prefix}_template"),
         shared_db: format!("{prefix}_shared"),
-        tenant_connection_limit: 64,
+        tenant_connection_limit: connection_limit,
         slug_quarantine_days: 30,
         pg_max_connections: 300,
         migrations_dir: None,
         pg_bindir: None,
-    };
-    let app = Bulkhead::open(&args).await.expect("open the control plane");
+    }
+}
+
+/// Opens the control plane `args` name (its database must exist) and registers
+/// the cluster as its server `local` with the given connection budget.
+pub async fn open_registered(cluster: &Cluster, args: &GlobalArgs, budget: i32) -> Bulkhead {
+    let app = Bulkhead::open(args).await.expect("open the control plane");
     app.provisioner
         .add_server(&AddServer {
             name: "local".into(),
@@ -123,6 +166,15 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     (sorted[i].as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+/// Nearest rank, to 0.1 ms: the smallest latency at least `p` of them were
+/// under (`percentile_ms` rounds an interpolated index instead, to 0.01 ms).
+pub fn nearest_rank_ms(sorted: &[Duration], p: f64) -> f64 {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
+    sorted
+        .get(rank - 1)
+        .map_or(0.0, |d| (d.as_secs_f64() * 1e4).round() / 10.0)
 }
 
 pub fn git_sha() -> String {

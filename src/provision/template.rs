@@ -95,7 +95,10 @@ impl Provisioner {
                 ("template_owner", Arg::Ident(&owner)),
             ],
         );
-        client.batch_execute(&sql).await.map_err(&err)?;
+        client
+            .batch_execute(&sql::in_transaction(&sql))
+            .await
+            .map_err(&err)?;
         let version = self
             .schema
             .apply(&mut client, &owner_name, "public", None)
@@ -143,7 +146,10 @@ impl Provisioner {
             }
             let client = admin::connect_to(server, &self.settings.shared_db).await?;
             let sql = render(sql::SHARED_LOCKDOWN, &[("shared", Arg::Ident(&shared))]);
-            client.batch_execute(&sql).await.map_err(&err)
+            client
+                .batch_execute(&sql::in_transaction(&sql))
+                .await
+                .map_err(&err)
         }
         .await;
         maintenance
