@@ -43,7 +43,11 @@ const ROWS_PER_TENANT: i32 = 1000;
 const CONNECTION_LIMIT: i32 = 20;
 /// `application_name` of the bench's own connections.
 const APPLICATION_NAME: &str = "bench-fleet-migrate";
-const REQUEST_LOAD: &str = "not measured: serving path not built yet";
+/// The migration N+2, rolled out while 16 clients call the API of the fleet.
+const V3_FILE: &str = "V3__bench_under_load.sql";
+const V3_SQL: &str = "CREATE INDEX tasks_title ON tasks (title);\n";
+/// Concurrent API clients during the loaded run.
+const LOAD_CLIENTS: usize = 16;
 
 /// One control plane on the bench cluster: the name its databases start with
 /// (`<name>_control`, `_template`, `_shared`: `common::fleet_args`), and the
@@ -110,6 +114,8 @@ async fn main() {
 
     let noop = noop_run(&app).await;
     let latencies = tenant_latencies(&cluster, measured.report.run).await;
+    // Separately from the timed comparison: the next migration, under load.
+    let loaded = run_under_load(&mut args, params.tenants).await;
     report(&Report {
         params: &params,
         postgres: &postgres,
@@ -118,8 +124,131 @@ async fn main() {
         latencies,
         floor: &floor,
         noop,
+        loaded: &loaded,
         took: started.elapsed(),
     });
+}
+
+/// What the API clients saw while a migration run went through the fleet.
+struct Loaded {
+    run: Duration,
+    requests: usize,
+    ok: usize,
+    /// 503 + Retry-After: the tenant was being migrated at that moment.
+    unavailable: usize,
+    /// Anything else: none expected.
+    errors: Vec<String>,
+    latencies: Vec<Duration>,
+}
+
+/// Re-opens the fleet with V3, serves it, and runs the migrator while
+/// LOAD_CLIENTS clients call `GET /api/projects` on random tenants.
+async fn run_under_load(args: &mut bulkhead::config::GlobalArgs, tenants: usize) -> Loaded {
+    let dir = args
+        .migrations_dir
+        .clone()
+        .expect("the V2 migrations directory");
+    std::fs::write(dir.join(V3_FILE), V3_SQL).expect("write V3");
+    let app = Bulkhead::open(args)
+        .await
+        .expect("re-open the fleet with V3");
+    let mut tokens = Vec::with_capacity(tenants);
+    for i in 1..=tenants {
+        let slug = slug(BULKHEAD_FLEET.prefix, i);
+        let tenant = app
+            .provisioner
+            .control()
+            .tenant_by_slug(&Slug::parse(&slug).expect("bench slug"))
+            .await
+            .expect("control plane")
+            .expect("bench tenant");
+        let (_, token) =
+            bulkhead::auth::Tokens::create(app.provisioner.control(), tenant.id, "member", "load")
+                .await
+                .expect("a token");
+        tokens.push((format!("{slug}.localhost"), token.expose().clone()));
+    }
+    let settings = bulkhead::serve::ServeSettings::new(
+        "127.0.0.1:0".parse().expect("address"),
+        bulkhead::routing::HostName::parse("localhost").expect("base domain"),
+    );
+    let server = bulkhead::serve::start(&app, &settings)
+        .await
+        .expect("serve the fleet");
+    let done = Arc::new(AtomicBool::new(false));
+    let tokens = Arc::new(tokens);
+    let client = reqwest::Client::new();
+    let mut clients = JoinSet::new();
+    for c in 0..LOAD_CLIENTS {
+        let (done, tokens, client, addr) =
+            (done.clone(), tokens.clone(), client.clone(), server.addr);
+        clients.spawn(async move {
+            let mut seen = Loaded {
+                run: Duration::ZERO,
+                requests: 0,
+                ok: 0,
+                unavailable: 0,
+                errors: Vec::new(),
+                latencies: Vec::new(),
+            };
+            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (c as u64 + 1);
+            while !done.load(Ordering::SeqCst) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let (host, token) = &tokens[(x % tokens.len() as u64) as usize];
+                let t0 = Instant::now();
+                let result = client
+                    .get(format!("http://{addr}/api/projects"))
+                    .header("host", host)
+                    .bearer_auth(token)
+                    .send()
+                    .await;
+                seen.requests += 1;
+                match result {
+                    Ok(r) if r.status() == 200 => {
+                        seen.ok += 1;
+                        seen.latencies.push(t0.elapsed());
+                    }
+                    Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => {
+                        seen.unavailable += 1
+                    }
+                    Ok(r) => seen.errors.push(format!("{host}: {}", r.status())),
+                    Err(e) => seen.errors.push(format!("{host}: {e}")),
+                }
+            }
+            seen
+        });
+    }
+    let started = Instant::now();
+    let report = run_fleet(&app).await;
+    let run = started.elapsed();
+    done.store(true, Ordering::SeqCst);
+    assert_succeeded(&report, "the run under load");
+    let mut total = Loaded {
+        run,
+        requests: 0,
+        ok: 0,
+        unavailable: 0,
+        errors: Vec::new(),
+        latencies: Vec::new(),
+    };
+    while let Some(seen) = clients.join_next().await {
+        let seen = seen.expect("a load client");
+        total.requests += seen.requests;
+        total.ok += seen.ok;
+        total.unavailable += seen.unavailable;
+        total.errors.extend(seen.errors);
+        total.latencies.extend(seen.latencies);
+    }
+    total.latencies.sort();
+    server.stop().await.expect("stop the server");
+    assert!(
+        total.errors.is_empty(),
+        "request errors during the run: {:?}",
+        &total.errors[..total.errors.len().min(5)]
+    );
+    total
 }
 
 async fn exec(client: &Client, sql: &str) {
@@ -450,6 +579,7 @@ struct Report<'a> {
     latencies: Vec<Duration>,
     floor: &'a Floor,
     noop: Duration,
+    loaded: &'a Loaded,
     took: Duration,
 }
 
@@ -466,7 +596,18 @@ fn report(r: &Report) {
     } else {
         "VmHWM of the bench process since it started: setup included"
     });
-    results["request_load"] = json!(REQUEST_LOAD);
+    let l = r.loaded;
+    results["request_load"] = json!({
+        "clients": LOAD_CLIENTS,
+        "migration": V3_SQL,
+        "run_s": secs(l.run),
+        "requests": l.requests,
+        "ok": l.ok,
+        "unavailable_503": l.unavailable,
+        "errors": l.errors.len(),
+        "ok_p50_ms": nearest_rank_ms(&l.latencies, 0.50),
+        "ok_p99_ms": nearest_rank_ms(&l.latencies, 0.99),
+    });
     let baseline = summary(
         r.floor.latencies.len(),
         r.floor.wall,
@@ -551,5 +692,15 @@ fn print_summary(r: &Report, results: &Value, baseline: &Value, ratio: f64) {
             " (peak since start: setup included)"
         }
     );
-    println!("request load during the run: {REQUEST_LOAD}");
+    let l = r.loaded;
+    println!(
+        "under load ({LOAD_CLIENTS} API clients, next migration): run {:.1} s; {} requests, {} ok \
+         (p99 {} ms), {} 503 while migrating, {} errors (goal 0)",
+        l.run.as_secs_f64(),
+        l.requests,
+        l.ok,
+        nearest_rank_ms(&l.latencies, 0.99),
+        l.unavailable,
+        l.errors.len()
+    );
 }
