@@ -465,23 +465,17 @@ async fn placement_picks_the_open_server_with_most_free_capacity_and_skips_drain
     assert!(fleet.traces_of(&fleet.slug("nope")).await.is_empty());
 }
 
-#[tokio::test]
-async fn concurrent_creates_in_both_modes_all_succeed() {
-    let fleet = TestFleet::new().await;
-    // Warm up: the first tenant of each mode creates the template / shared db.
-    fleet.tenant("warm-db", Mode::Database).await;
-    fleet.tenant("warm-sc", Mode::Schema).await;
-    let requests: Vec<CreateRequest> = (0..8)
-        .map(|i| {
-            request(
-                &fleet.slug(&format!("par{i}")),
-                if i % 2 == 0 {
-                    Mode::Schema
-                } else {
-                    Mode::Database
-                },
-            )
-        })
+/// Creates `n` tenants at once, alternating modes; every one must be created.
+async fn create_concurrently(fleet: &TestFleet, base: &str, n: usize) {
+    let mode = |i: usize| {
+        if i.is_multiple_of(2) {
+            Mode::Schema
+        } else {
+            Mode::Database
+        }
+    };
+    let requests: Vec<CreateRequest> = (0..n)
+        .map(|i| request(&fleet.slug(&format!("{base}{i}")), mode(i)))
         .collect();
     let results = futures::future::join_all(requests.iter().map(|r| fleet.p().create(r))).await;
     for (r, result) in requests.iter().zip(results) {
@@ -493,26 +487,16 @@ async fn concurrent_creates_in_both_modes_all_succeed() {
 }
 
 #[tokio::test]
+async fn concurrent_creates_in_both_modes_all_succeed() {
+    let fleet = TestFleet::new().await;
+    // Warm up: the first tenant of each mode creates the template / shared db.
+    fleet.tenant("warm-db", Mode::Database).await;
+    fleet.tenant("warm-sc", Mode::Schema).await;
+    create_concurrently(&fleet, "par", 8).await;
+}
+
+#[tokio::test]
 async fn concurrent_first_creates_race_to_make_the_template_and_shared_database() {
     let fleet = TestFleet::new().await;
-    let requests: Vec<CreateRequest> = (0..6)
-        .map(|i| {
-            request(
-                &fleet.slug(&format!("cold{i}")),
-                if i % 2 == 0 {
-                    Mode::Schema
-                } else {
-                    Mode::Database
-                },
-            )
-        })
-        .collect();
-    let results = futures::future::join_all(requests.iter().map(|r| fleet.p().create(r))).await;
-    for (r, result) in requests.iter().zip(results) {
-        assert!(
-            matches!(result, Ok(CreateOutcome::Created(_))),
-            "{}: {result:?}",
-            r.slug
-        );
-    }
+    create_concurrently(&fleet, "cold", 6).await;
 }

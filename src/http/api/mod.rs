@@ -84,6 +84,38 @@ pub async fn audit(
     Ok(())
 }
 
+/// Deletes row `id` of `table` and records `<object>.delete` in the audit
+/// log, in one transaction; 404 if there is no such row.
+pub async fn delete_audited(
+    caller: &Caller,
+    db: &mut crate::pools::TenantConn,
+    table: &'static str,
+    object: &'static str,
+    id: &str,
+) -> ApiResult<axum::http::StatusCode> {
+    caller.require_write()?;
+    let id = path_id(id)?;
+    let tx = db.transaction().await?;
+    let sql = format!(
+        "DELETE FROM {} WHERE id = $1",
+        crate::sql::Ident::new(table)
+    );
+    if tx.execute(&sql, &[&id]).await? == 0 {
+        return Err(ApiError::NotFound);
+    }
+    audit(
+        &tx,
+        caller,
+        &format!("{object}.delete"),
+        object,
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// A path id: positive integers only, anything else is simply not found.
 pub fn path_id(raw: &str) -> ApiResult<i64> {
     raw.parse::<i64>()

@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::{Page, PageQuery, audit, path_id, text_field};
+use super::{Page, PageQuery, audit, delete_audited, path_id, text_field};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Caller, Db};
 
@@ -185,24 +185,5 @@ pub async fn delete_project(
     Db(mut db): Db,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_write()?;
-    let id = path_id(&id)?;
-    let tx = db.transaction().await?;
-    let n = tx
-        .execute("DELETE FROM projects WHERE id = $1", &[&id])
-        .await?;
-    if n == 0 {
-        return Err(ApiError::NotFound);
-    }
-    audit(
-        &tx,
-        &caller,
-        "project.delete",
-        "project",
-        &id.to_string(),
-        json!({}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_audited(&caller, &mut db, "projects", "project", &id).await
 }

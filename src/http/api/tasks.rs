@@ -11,7 +11,7 @@ use time::{Date, OffsetDateTime};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{Page, PageQuery, audit, path_id, text_field};
+use super::{Page, PageQuery, audit, delete_audited, path_id, text_field};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Caller, Db};
 
@@ -244,25 +244,5 @@ pub async fn delete_task(
     Db(mut db): Db,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_write()?;
-    let id = path_id(&id)?;
-    let tx = db.transaction().await?;
-    if tx
-        .execute("DELETE FROM tasks WHERE id = $1", &[&id])
-        .await?
-        == 0
-    {
-        return Err(ApiError::NotFound);
-    }
-    audit(
-        &tx,
-        &caller,
-        "task.delete",
-        "task",
-        &id.to_string(),
-        json!({}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_audited(&caller, &mut db, "tasks", "task", &id).await
 }
