@@ -183,7 +183,7 @@ async fn delete_with_export(mode: Mode) {
         .batch_execute("INSERT INTO projects (name) VALUES ('keep me'), ('and me')")
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("bulkhead-export-{}", fleet.id));
+    let dir = common::scratch(&format!("export-{}", fleet.id));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{slug}.dump"));
 

@@ -18,6 +18,9 @@ use tokio_postgres::{Client, NoTls};
 pub struct TestPg {
     /// `postgres://user:pw@host:port` (no path)
     base_url: String,
+    /// Scratch files of this test binary: inside the throwaway cluster's
+    /// directory, so they go with it when the binary exits.
+    scratch: std::path::PathBuf,
 }
 
 impl TestPg {
@@ -37,14 +40,23 @@ pub fn pg() -> &'static TestPg {
             };
             return TestPg {
                 base_url: base.to_string(),
+                scratch: std::env::temp_dir().join(format!("bulkhead-test-{}", std::process::id())),
             };
         }
         let cluster = bulkhead::pg::Cluster::throwaway(400).expect("boot the test cluster");
         let url = cluster.admin_url("postgres");
         TestPg {
             base_url: url.expose().trim_end_matches("/postgres").to_string(),
+            scratch: cluster.dir.join("scratch"),
         }
     })
+}
+
+/// A new scratch directory for one test's files, removed with the test cluster.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = pg().scratch.join(format!("{name}-{}", random_hex(3)));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
 }
 
 pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
@@ -68,7 +80,7 @@ impl TestFleet {
         let control_db = format!("cp_{id}");
         create_private_database(&control_db).await;
         let args = GlobalArgs {
-            home: std::env::temp_dir().join(format!("bulkhead-home-{id}")),
+            home: pg.scratch.join(format!("home-{id}")),
             control_url: Some(pg.url(&control_db)),
             secret: Some(random_hex(32)),
             template_db: format!("tpl_{id}"),
@@ -245,9 +257,7 @@ impl TestFleet {
 
     /// A directory of extra tenant migrations, written now.
     pub fn migrations_dir(&self, files: &[(&str, &str)]) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("bulkhead-migrations-{}-{}", self.id, random_hex(3)));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch(&format!("migrations-{}", self.id));
         for (name, sql) in files {
             std::fs::write(dir.join(name), sql).unwrap();
         }
