@@ -428,17 +428,7 @@ async fn ctrl_c_lets_in_flight_tenants_finish_and_records_the_run_as_interrupted
 #[tokio::test]
 async fn tenants_on_two_servers_migrate_and_both_templates_move() {
     let mut fleet = TestFleet::new().await;
-    let second = bulkhead::pg::Cluster::throwaway(100).expect("a second cluster");
-    fleet
-        .p()
-        .add_server(&bulkhead::provision::AddServer {
-            name: "second".into(),
-            admin_url: second.admin_url("postgres"),
-            capacity: 10,
-            budget: 10,
-        })
-        .await
-        .unwrap();
+    fleet.second_server("second").await;
     let mut slugs = Vec::new();
     for (i, server) in ["local", "second", "local", "second"].iter().enumerate() {
         let slug = fleet.slug(&format!("srv{i}"));

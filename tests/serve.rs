@@ -641,17 +641,7 @@ async fn the_budget_holds_across_many_tenants_and_every_request_gets_200_or_503(
 #[tokio::test]
 async fn a_down_server_fails_only_its_own_tenants_and_they_recover_when_it_returns() {
     let fleet = TestFleet::new().await;
-    let second = bulkhead::pg::Cluster::throwaway(100).expect("a second cluster");
-    fleet
-        .p()
-        .add_server(&bulkhead::provision::AddServer {
-            name: "second".into(),
-            admin_url: second.admin_url("postgres"),
-            capacity: 10,
-            budget: 10,
-        })
-        .await
-        .unwrap();
+    let second = fleet.second_server("second").await;
     let local = fleet.tenant("onlocal", Mode::Database).await;
     let remote = fleet.slug("onsecond");
     fleet

@@ -367,6 +367,22 @@ impl TestFleet {
         secret.expose().clone()
     }
 
+    /// A second throwaway cluster, registered with this fleet as server `name`
+    /// (capacity 10, budget 10). It is removed when the test binary exits.
+    pub async fn second_server(&self, name: &str) -> bulkhead::pg::Cluster {
+        let cluster = bulkhead::pg::Cluster::throwaway(100).expect("a second cluster");
+        self.p()
+            .add_server(&bulkhead::provision::AddServer {
+                name: name.into(),
+                admin_url: cluster.admin_url("postgres"),
+                capacity: 10,
+                budget: 10,
+            })
+            .await
+            .expect("register the second cluster");
+        cluster
+    }
+
     /// Runs SQL on the control plane.
     pub async fn control_sql(&self, sql: &str, slug: &str) {
         let cp = connect(self.args.control_url.as_ref().unwrap())
