@@ -268,13 +268,18 @@ impl PoolRouter {
     /// extractor, which resolved the tenant from the request's host.
     pub(crate) async fn connect(&self, tenant: &TenantEntry) -> Result<TenantConn, PoolError> {
         let key = (tenant.id, tenant.credential_generation);
-        let pool = match self.pools.get(&key).await {
-            Some(pool) => pool,
-            None => {
-                let pool = self.new_pool(tenant).await?;
-                self.pools.get_with(key, async { pool }).await
-            }
-        };
+        // Single flight: concurrent first requests of a tenant build one pool.
+        let pool = self
+            .pools
+            .try_get_with(key, self.new_pool(tenant))
+            .await
+            .map_err(|e| match &*e {
+                PoolError::UnknownServer(s) => PoolError::UnknownServer(s.clone()),
+                other => PoolError::Unavailable {
+                    server: tenant.server.clone(),
+                    detail: other.to_string(),
+                },
+            })?;
         pool.last_used
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         let object = pool.pool.get().await.map_err(|e| match e {
