@@ -26,6 +26,9 @@ pub use tokens::TokenRow;
 
 use crate::secret::Secret;
 
+/// Connections a process holds to the control plane (plus one LISTEN).
+pub const CONTROL_POOL_SIZE: usize = 8;
+
 mod embedded {
     refinery::embed_migrations!("control-plane-migrations");
 }
@@ -61,8 +64,11 @@ impl ControlPlane {
     /// Connects, then applies pending control-plane migrations (serialised
     /// across processes by an advisory lock).
     pub async fn open(url: &Secret<String>) -> Result<Self, ControlError> {
-        let config = tokio_postgres::Config::from_str(url.expose())
+        let mut config = tokio_postgres::Config::from_str(url.expose())
             .map_err(|e| ControlError::BadUrl(e.to_string()))?;
+        if config.get_application_name().is_none() {
+            config.application_name("bulkhead-control");
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -71,7 +77,10 @@ impl ControlPlane {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(16)
+            // Requests reach the control plane only on cache misses: a few
+            // connections serve them, and the rest of a shared server's
+            // connections stay free for tenants.
+            .max_size(CONTROL_POOL_SIZE)
             .build()
             .map_err(|e| ControlError::BadUrl(e.to_string()))?;
         let plane = Self {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use binaries::Binaries;
+pub use os_user::ServerUser;
 
 use crate::secret::{self, Secret};
 

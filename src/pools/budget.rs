@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -18,6 +18,8 @@ pub struct ServerBudget {
     waiters: AtomicUsize,
     pools: Mutex<Vec<Weak<TenantPool>>>,
     pub(super) waits: AtomicU64,
+    /// Moving average of the time to open and check a connection, in µs.
+    connect_micros: AtomicU64,
 }
 
 impl ServerBudget {
@@ -29,12 +31,33 @@ impl ServerBudget {
             waiters: AtomicUsize::new(0),
             pools: Mutex::new(Vec::new()),
             waits: AtomicU64::new(0),
+            connect_micros: AtomicU64::new(0),
         }
     }
 
     /// Connections currently open against this server.
     pub fn in_use(&self) -> usize {
         self.limit - self.slots.available_permits()
+    }
+
+    /// Whether one more connection could open without closing another.
+    pub(super) fn has_room(&self) -> bool {
+        self.slots.available_permits() > 0
+    }
+
+    /// Folds one connection's opening time into the moving average (1/8).
+    pub(super) fn record_connect(&self, took: Duration) {
+        let sample = took.as_micros().min(u128::from(u32::MAX)) as u64;
+        let _ = self
+            .connect_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                Some(if avg == 0 { sample } else { avg - avg / 8 + sample / 8 })
+            });
+    }
+
+    /// What opening a connection to this server costs lately.
+    pub(super) fn connect_cost(&self) -> Duration {
+        Duration::from_micros(self.connect_micros.load(Ordering::Relaxed))
     }
 
     pub(super) fn register(&self, pool: &Arc<TenantPool>) {
@@ -47,41 +70,44 @@ impl ServerBudget {
         self.waiters.load(Ordering::SeqCst) > 0
     }
 
-    /// A slot for one new connection, waiting at most `wait`.
+    /// A slot for one new connection, waiting at most `wait`. When the
+    /// budget is spent, the least recently used idle connection is closed and
+    /// its slot awaited (it frees once the server has let go of the backend);
+    /// only when nothing is idle does the caller become a waiter, to whom
+    /// connections being returned are handed over.
     pub(super) async fn acquire(&self, wait: Duration) -> Option<OwnedSemaphorePermit> {
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-                return Some(permit);
-            }
-            if self.reclaim_one() {
-                continue;
-            }
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let reclaimed = self.reclaim_one();
+        if !reclaimed {
             self.waits.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("bulkhead_budget_waits_total", "server" => self.name.clone())
                 .increment(1);
             self.waiters.fetch_add(1, Ordering::SeqCst);
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let result = tokio::time::timeout(remaining, self.slots.clone().acquire_owned()).await;
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
-            return match result {
-                Ok(Ok(permit)) => Some(permit),
-                _ => None,
-            };
         }
+        let result = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await;
+        if !reclaimed {
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+        result.ok()?.ok()
     }
 
-    /// Closes one idle connection of the least recently used pool that has
-    /// one; `true` if a slot was freed.
+    /// Closes one idle connection: of a pool with several idle, else of the
+    /// least recently used pool that has one; `true` if one was closed.
     pub(super) fn reclaim_one(&self) -> bool {
         let pools: Vec<Arc<TenantPool>> = {
             let pools = self.pools.lock().expect("pool registry poisoned");
             pools.iter().filter_map(Weak::upgrade).collect()
         };
+        // A pool's second idle connection goes before anyone's last one:
+        // as many tenants as possible keep a connection.
         let victim = pools
             .iter()
-            .filter(|p| p.pool.status().available > 0)
-            .min_by_key(|p| p.last_used.load(Ordering::Relaxed));
+            .map(|p| (p, p.pool.status().available))
+            .filter(|(_, idle)| *idle > 0)
+            .min_by_key(|(p, idle)| (*idle == 1, p.last_used.load(Ordering::Relaxed)))
+            .map(|(p, _)| p);
         let Some(victim) = victim else {
             return false;
         };
@@ -93,8 +119,13 @@ impl ServerBudget {
             closed = true;
             false
         });
-        // Dropping the removed connection closes it and returns its slot.
-        !removed.removed.is_empty()
+        // Dropping the removed connection closes it; its slot frees once the
+        // server has let go of the backend.
+        if removed.removed.is_empty() {
+            return false;
+        }
+        victim.lanes.shrink();
+        true
     }
 
     /// Closes connections idle for longer than `idle`.

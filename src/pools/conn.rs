@@ -6,18 +6,27 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use deadpool::managed::Object;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{ServerBudget, TenantManager};
 
 pub struct TenantConn {
     object: Option<Object<TenantManager>>,
+    /// Released after the connection is back in its pool, so the request
+    /// that gets the lane next finds it idle there.
+    lane: Option<OwnedSemaphorePermit>,
     server: Arc<ServerBudget>,
 }
 
 impl TenantConn {
-    pub(super) fn new(object: Object<TenantManager>, server: Arc<ServerBudget>) -> Self {
+    pub(super) fn new(
+        object: Object<TenantManager>,
+        lane: OwnedSemaphorePermit,
+        server: Arc<ServerBudget>,
+    ) -> Self {
         Self {
             object: Some(object),
+            lane: Some(lane),
             server,
         }
     }
@@ -40,6 +49,7 @@ impl DerefMut for TenantConn {
 impl Drop for TenantConn {
     fn drop(&mut self) {
         drop(self.object.take());
+        drop(self.lane.take());
         if self.server.has_waiters() {
             self.server.reclaim_one();
         }

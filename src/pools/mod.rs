@@ -5,6 +5,8 @@
 
 mod budget;
 mod conn;
+mod lanes;
+mod socket;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -85,6 +87,7 @@ pub struct TenantPool {
     pool: managed::Pool<TenantManager>,
     last_used: AtomicU64,
     server: Arc<ServerBudget>,
+    lanes: lanes::Lanes,
 }
 
 pub struct TenantManager {
@@ -94,12 +97,15 @@ pub struct TenantManager {
     slug: String,
     server: Arc<ServerBudget>,
     wait: Duration,
+    connect_timeout: Duration,
 }
 
-/// A live connection with the budget slot it occupies.
+/// A live connection. Its budget slot belongs to the task driving the
+/// connection, so it is freed only when the server has closed the socket: the
+/// backend has left PostgreSQL's connection count by then, and a connection
+/// opened in its place is never refused for "too many clients".
 pub struct TenantClient {
     client: tokio_postgres::Client,
-    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl managed::Manager for TenantManager {
@@ -112,24 +118,35 @@ impl managed::Manager for TenantManager {
             .acquire(self.wait)
             .await
             .ok_or_else(|| PoolError::Busy(self.server.name.clone()))?;
-        let (client, connection) =
-            self.config
-                .connect(NoTls)
+        let started = Instant::now();
+        let unavailable = |detail: String| PoolError::Unavailable {
+            server: self.server.name.clone(),
+            detail,
+        };
+        let connecting = async {
+            let stream = socket::DrainingStream::connect(&self.config, self.connect_timeout)
                 .await
-                .map_err(|e| PoolError::Unavailable {
-                    server: self.server.name.clone(),
-                    detail: crate::pg::describe(&e),
-                })?;
+                .map_err(|e| unavailable(e.to_string()))?;
+            self.config
+                .connect_raw(stream, NoTls)
+                .await
+                .map_err(|e| unavailable(crate::pg::describe(&e)))
+        };
+        let (client, connection) = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| unavailable("connection timed out".into()))??;
         tokio::spawn(async move {
             let _ = connection.await;
+            drop(slot);
         });
         metrics::counter!("bulkhead_connections_opened_total", "server" => self.server.name.clone())
             .increment(1);
         self.verify(&client).await?;
-        Ok(TenantClient {
-            client,
-            _slot: slot,
-        })
+        let cost = started.elapsed();
+        self.server.record_connect(cost);
+        metrics::histogram!("bulkhead_connect_seconds", "server" => self.server.name.clone())
+            .record(cost.as_secs_f64());
+        Ok(TenantClient { client })
     }
 
     async fn recycle(&self, obj: &mut TenantClient, _: &Metrics) -> RecycleResult<PoolError> {
@@ -282,6 +299,15 @@ impl PoolRouter {
             })?;
         pool.last_used
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let lane = pool
+            .lanes
+            .enter(
+                pool.server.has_room(),
+                pool.server.connect_cost(),
+                self.settings.wait,
+            )
+            .await
+            .ok_or(PoolError::TenantBusy)?;
         let object = pool.pool.get().await.map_err(|e| match e {
             managed::PoolError::Backend(e) => e,
             managed::PoolError::Timeout(_) => PoolError::TenantBusy,
@@ -290,7 +316,7 @@ impl PoolRouter {
                 detail: other.to_string(),
             },
         })?;
-        Ok(TenantConn::new(object, pool.server.clone()))
+        Ok(TenantConn::new(object, lane, pool.server.clone()))
     }
 
     async fn new_pool(&self, tenant: &TenantEntry) -> Result<Arc<TenantPool>, PoolError> {
@@ -304,8 +330,7 @@ impl PoolRouter {
             .user(&role)
             .password(password.expose().as_bytes())
             .dbname(&tenant.database)
-            .application_name("bulkhead")
-            .connect_timeout(self.settings.connect_timeout);
+            .application_name("bulkhead");
         let manager = TenantManager {
             config,
             role,
@@ -313,6 +338,7 @@ impl PoolRouter {
             slug: tenant.slug.to_string(),
             server: budget.clone(),
             wait: self.settings.wait,
+            connect_timeout: self.settings.connect_timeout,
         };
         let pool = managed::Pool::builder(manager)
             .max_size(self.settings.per_tenant)
@@ -331,6 +357,7 @@ impl PoolRouter {
             pool,
             last_used: AtomicU64::new(0),
             server: budget.clone(),
+            lanes: lanes::Lanes::new(self.settings.per_tenant),
         });
         budget.register(&pool);
         metrics::counter!("bulkhead_pools_created_total").increment(1);
