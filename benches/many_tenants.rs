@@ -136,7 +136,10 @@ struct Sampler {
 impl Sampler {
     async fn start(cluster: &bulkhead::pg::Cluster) -> Self {
         let client = common::connect(&common::named_config(cluster, "postgres", "sampler")).await;
-        let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let (stop, peak) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
         let (stop2, peak2) = (stop.clone(), peak.clone());
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -223,7 +226,7 @@ async fn main() {
         summary.insert("connections_opened".into(), json!(delta.connections_opened));
         summary.insert(
             "share_opening_a_connection".into(),
-            json!(round3(delta.connections_opened as f64 / requests)),
+            json!(round3(delta.connections_opened / requests)),
         );
         summary.insert(
             "connect_ms_mean".into(),
@@ -253,7 +256,7 @@ async fn main() {
             baseline.insert("pgbouncer".into(), json!(bouncer.version));
             baseline.insert(
                 "config".into(),
-                json!("pool_mode = transaction, default_pool_size = 1, server_idle_timeout = 1, max_client_conn = 10000"),
+                json!("pool_mode = transaction, default_pool_size = 1, server_idle_timeout = 1, server_login_retry = 1, max_client_conn = 10000"),
             );
             for distribution in distributions {
                 let sampler = Sampler::start(&cluster).await;
@@ -360,7 +363,7 @@ async fn provision(
             let tenant = provision_one(app, &admin, i).await;
             out.lock().expect("tenants")[i] = Some(tenant);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if finished % 250 == 0 {
+            if finished.is_multiple_of(250) {
                 println!("  provisioned {finished}/{n}");
             }
         }
@@ -566,7 +569,7 @@ impl PgBouncer {
             .collect();
         std::fs::write(dir.join("users.txt"), users).expect("write users.txt");
         let ini = format!(
-            "[databases]\n* = host=127.0.0.1 port={pg}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {users}\npool_mode = transaction\ndefault_pool_size = 1\nmax_client_conn = 10000\nserver_idle_timeout = 1\nignore_startup_parameters = extra_float_digits\nlogfile = {log}\nlog_connections = 0\nlog_disconnections = 0\n",
+            "[databases]\n* = host=127.0.0.1 port={pg}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {users}\npool_mode = transaction\ndefault_pool_size = 1\nmax_client_conn = 10000\nserver_idle_timeout = 1\nserver_login_retry = 1\nignore_startup_parameters = extra_float_digits\nlogfile = {log}\nlog_connections = 0\nlog_disconnections = 0\n",
             pg = cluster.port,
             users = dir.join("users.txt").display(),
             log = dir.join("pgbouncer.log").display(),

@@ -729,7 +729,10 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
     );
     let url = stdout
         .lines()
-        .find_map(|l| l.split_whitespace().find(|w| w.contains("bulkhead-verify")))
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.contains("/.well-known/bulkhead-verify/"))
+        })
         .unwrap();
     let path = &url[url.find("/.well-known").unwrap()..];
 
@@ -758,6 +761,8 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
             "verify",
             &a,
             &domain,
+            "--method",
+            "http",
             "--connect-to",
             "127.0.0.1:1",
         ])
@@ -780,6 +785,7 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
             "verify",
             &a,
             &domain,
+            "--method=http",
             "--connect-to",
             &addr,
         ])
@@ -824,6 +830,88 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
     })
     .await;
     assert_eq!(ask(domain.clone()).await, 404);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_custom_domain_is_verified_by_its_dns_txt_record() {
+    let fleet = TestFleet::new().await;
+    let a = fleet.tenant("txt", Mode::Database).await;
+    let server = serve(&fleet, |_| {}).await;
+    let dns = common::dns::TxtServer::start().await;
+    let domain = format!("www.{a}.example.net");
+    let token = fleet.token(&a, "member").await;
+    let out = fleet
+        .cli()
+        .args(["tenant", "domain", "add", &a, &domain])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    let record = format!("_bulkhead.{domain}");
+    let value = stdout
+        .lines()
+        .find(|l| l.contains(&record))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("bulkhead-verify="))
+        })
+        .unwrap_or_else(|| panic!("add names the TXT record and its value: {stdout}"))
+        .to_string();
+    let verify = || {
+        let mut cmd = tokio::process::Command::from(fleet.cli());
+        cmd.args([
+            "tenant",
+            "domain",
+            "verify",
+            &a,
+            &domain,
+            "--method",
+            "dns",
+            "--dns-server",
+            &dns.addr.to_string(),
+        ]);
+        cmd
+    };
+
+    // No record, then a record with someone else's token: refused, not routed.
+    let out = verify().output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    dns.publish(&record, "bulkhead-verify=0123456789abcdef0123456789abcdef");
+    dns.publish(&format!("_bulkhead.{a}.example.net"), &value);
+    let out = verify().output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not hold"), "{stderr}");
+    assert!(
+        !stderr.contains(&value),
+        "the token is not echoed: {stderr}"
+    );
+    let get = || {
+        http(
+            server.addr,
+            "GET",
+            &domain,
+            "/api/tenant",
+            Some(&token),
+            None,
+        )
+    };
+    assert_eq!(get().await.status, 404);
+
+    // The right value among others: verified, and it routes.
+    dns.publish(&record, &value);
+    let out = verify().output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the domain verified by DNS to route", || async {
+        let r = get().await;
+        r.status == 200 && r.json()["slug"] == a.as_str()
+    })
+    .await;
     server.stop().await.unwrap();
 }
 

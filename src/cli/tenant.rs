@@ -55,14 +55,24 @@ pub enum TenantCommand {
 pub enum DomainCommand {
     /// Register a custom domain; prints the token to prove control of it.
     Add { slug: String, host: String },
-    /// Check that http://<host>/.well-known/bulkhead-verify/<token> answers the
-    /// token (bulkhead serves it once the host points at it); then it routes.
+    /// Prove control of the host, then it routes: a DNS TXT record
+    /// `_bulkhead.<host>` holding `bulkhead-verify=<token>`, or
+    /// http://<host>/.well-known/bulkhead-verify/<token> answering the token
+    /// (bulkhead serves it once the host points at it).
     Verify {
         slug: String,
         host: String,
-        /// Fetch from this address instead of the host's DNS (e.g. before the cut-over).
+        /// Which proof to accept.
+        #[arg(long, value_enum, default_value_t, env = "BULKHEAD_VERIFY_METHOD")]
+        method: crate::routing::domains::Method,
+        /// Fetch the HTTP token from this address instead of the host's (e.g.
+        /// before the cut-over).
         #[arg(long, env = "BULKHEAD_VERIFY_CONNECT_TO")]
         connect_to: Option<std::net::SocketAddr>,
+        /// Ask this DNS server (ip:port) for the TXT record instead of the
+        /// system's resolvers.
+        #[arg(long, env = "BULKHEAD_VERIFY_DNS_SERVER")]
+        dns_server: Option<std::net::SocketAddr>,
     },
     /// Stop routing a custom domain.
     Remove { slug: String, host: String },
@@ -270,25 +280,40 @@ async fn domain(app: &Bulkhead, cmd: DomainCommand) -> CliResult {
                 "added {} to tenant `{}` (not routed until verified)",
                 d.host, t.slug
             );
+            println!("prove control of it, either way:");
             println!(
-                "point it at bulkhead, then run: bulkhead tenant domain verify {} {}",
-                t.slug, d.host
+                "  DNS:  a TXT record {}.{} with the value {}{}",
+                domains::TXT_LABEL,
+                d.host,
+                domains::TXT_PREFIX,
+                d.verification_token
             );
             println!(
-                "bulkhead will then serve http://{}{}{}",
+                "  HTTP: point it at bulkhead, which then serves http://{}{}{}",
                 d.host,
                 domains::WELL_KNOWN,
                 d.verification_token
+            );
+            println!(
+                "then run: bulkhead tenant domain verify {} {}",
+                t.slug, d.host
             );
             Ok(())
         }
         DomainCommand::Verify {
             slug,
             host,
+            method,
             connect_to,
+            dns_server,
         } => {
             let t = live_tenant(app, &slug).await?;
-            let d = domains::verify(control, t.id, t.slug.as_str(), &host, connect_to, actor)
+            let options = domains::VerifyOptions {
+                method,
+                connect_to,
+                dns_server,
+            };
+            let d = domains::verify(control, t.id, t.slug.as_str(), &host, &options, actor)
                 .await
                 .map_err(fail)?;
             println!("verified {}: it now routes to tenant `{}`", d.host, t.slug);

@@ -51,7 +51,11 @@ impl ServerBudget {
         let _ = self
             .connect_micros
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
-                Some(if avg == 0 { sample } else { avg - avg / 8 + sample / 8 })
+                Some(if avg == 0 {
+                    sample
+                } else {
+                    avg - avg / 8 + sample / 8
+                })
             });
     }
 

@@ -105,15 +105,29 @@ mod tests {
     #[tokio::test]
     async fn first_request_gets_a_lane_and_a_busy_tenant_grows_to_its_cap() {
         let lanes = Lanes::new(2);
-        let a = lanes.enter(false, MIN_PATIENCE, Duration::from_secs(1)).await.unwrap();
+        let a = lanes
+            .enter(false, MIN_PATIENCE, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(lanes.granted(), 1);
         // Budget spent: the second request waits its patience, then grows.
-        let b = lanes.enter(false, MIN_PATIENCE, Duration::from_secs(1)).await.unwrap();
+        let b = lanes
+            .enter(false, MIN_PATIENCE, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(lanes.granted(), 2);
         // At the cap: nothing more within the wait.
-        assert!(lanes.enter(true, MIN_PATIENCE, Duration::from_millis(20)).await.is_none());
+        assert!(
+            lanes
+                .enter(true, MIN_PATIENCE, Duration::from_millis(20))
+                .await
+                .is_none()
+        );
         drop(a);
-        let c = lanes.enter(false, MIN_PATIENCE, Duration::from_secs(1)).await.unwrap();
+        let c = lanes
+            .enter(false, MIN_PATIENCE, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(lanes.granted(), 2);
         drop((b, c));
     }
@@ -121,10 +135,16 @@ mod tests {
     #[tokio::test]
     async fn a_lane_returned_within_the_patience_is_reused_without_growing() {
         let lanes = Arc::new(Lanes::new(5));
-        let held = lanes.enter(false, MIN_PATIENCE, Duration::from_secs(1)).await.unwrap();
+        let held = lanes
+            .enter(false, MIN_PATIENCE, Duration::from_secs(1))
+            .await
+            .unwrap();
         // Runs (on this single-threaded test runtime) once `enter` waits.
         let releaser = tokio::spawn(async move { drop(held) });
-        let again = lanes.enter(false, MIN_PATIENCE, Duration::from_secs(1)).await.unwrap();
+        let again = lanes
+            .enter(false, MIN_PATIENCE, Duration::from_secs(1))
+            .await
+            .unwrap();
         releaser.await.unwrap();
         assert_eq!(lanes.granted(), 1, "waited for its own lane");
         drop(again);
@@ -133,8 +153,14 @@ mod tests {
     #[tokio::test]
     async fn shrink_keeps_one_lane_and_never_takes_a_held_one() {
         let lanes = Lanes::new(4);
-        let a = lanes.enter(true, MIN_PATIENCE, Duration::from_secs(1)).await.unwrap();
-        let b = lanes.enter(true, MIN_PATIENCE, Duration::from_secs(1)).await.unwrap();
+        let a = lanes
+            .enter(true, MIN_PATIENCE, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let b = lanes
+            .enter(true, MIN_PATIENCE, Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(lanes.granted(), 2);
         lanes.shrink();
         assert_eq!(lanes.granted(), 2, "both lanes are held");

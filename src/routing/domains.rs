@@ -1,6 +1,9 @@
-//! Custom domains: added with a verification token, routed only once the
-//! token is served at `http://<host>/.well-known/bulkhead-verify/<token>`
-//! (bulkhead serves it itself once the host points at it).
+//! Custom domains: added with a verification token, routed only once control
+//! of the host is proven, by either
+//! - HTTP: `http://<host>/.well-known/bulkhead-verify/<token>` answers the
+//!   token (bulkhead serves it itself once the host points at it), or
+//! - DNS: a TXT record `_bulkhead.<host>` holds `bulkhead-verify=<token>`
+//!   (possible before the host points anywhere).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,6 +14,29 @@ use super::HostName;
 use crate::control::{ControlError, ControlPlane, Domain, TenantId};
 
 pub const WELL_KNOWN: &str = "/.well-known/bulkhead-verify/";
+/// The label in front of the host that carries the TXT record.
+pub const TXT_LABEL: &str = "_bulkhead";
+/// What the TXT record holds, followed by the token.
+pub const TXT_PREFIX: &str = "bulkhead-verify=";
+
+/// How control of a host may be proven.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// The DNS TXT record, else the HTTP token.
+    #[default]
+    Any,
+    Http,
+    Dns,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    pub method: Method,
+    /// Fetch the HTTP token from this address instead of the host's own.
+    pub connect_to: Option<SocketAddr>,
+    /// Ask this DNS server instead of the system's resolvers.
+    pub dns_server: Option<SocketAddr>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
@@ -58,14 +84,14 @@ pub async fn add(
     Ok(domain)
 }
 
-/// Fetches the well-known URL from the host (or from `connect_to`, with the
-/// host's name in `Host`), and marks the domain verified if it answers the token.
+/// Proves control of the host (see the module docs) and marks the domain
+/// verified; it routes from then on.
 pub async fn verify(
     control: &ControlPlane,
     tenant: TenantId,
     slug: &str,
     raw: &str,
-    connect_to: Option<SocketAddr>,
+    options: &VerifyOptions,
     actor: &str,
 ) -> Result<Domain, DomainError> {
     let host = HostName::parse(raw).map_err(|_| DomainError::BadHost(raw.to_string()))?;
@@ -77,40 +103,114 @@ pub async fn verify(
             host: host.to_string(),
             slug: slug.to_string(),
         })?;
-    let fail = |detail: String| DomainError::NotVerified {
-        host: host.to_string(),
-        detail,
-    };
-    let target = connect_to.map_or_else(|| host.to_string(), |a| a.to_string());
-    let url = format!("http://{target}{WELL_KNOWN}{}", domain.verification_token);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let response = client
-        .get(&url)
-        .header("host", host.as_str())
-        .send()
-        .await
-        .map_err(|e| fail(format!("GET http://{host}{WELL_KNOWN}…: {e}")))?;
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    if !status.is_success() || body.trim() != domain.verification_token {
-        return Err(fail(format!(
-            "http://{host}{WELL_KNOWN}… answered {status}, not the token"
-        )));
+    let token = &domain.verification_token;
+    let mut failures = Vec::new();
+    let mut proven_by = None;
+    if matches!(options.method, Method::Any | Method::Dns) {
+        match check_txt(&host, token, options.dns_server).await {
+            Ok(()) => proven_by = Some("dns"),
+            Err(e) => failures.push(e),
+        }
     }
+    if proven_by.is_none() && matches!(options.method, Method::Any | Method::Http) {
+        match check_http(&host, token, options.connect_to).await {
+            Ok(()) => proven_by = Some("http"),
+            Err(e) => failures.push(e),
+        }
+    }
+    let Some(method) = proven_by else {
+        return Err(DomainError::NotVerified {
+            host: host.to_string(),
+            detail: failures.join("; "),
+        });
+    };
     control.mark_domain_verified(host.as_str()).await?;
     control
         .audit(
             actor,
             "domain.verify",
             Some(tenant),
-            json!({"host": host.as_str()}),
+            json!({"host": host.as_str(), "method": method}),
         )
         .await?;
     Ok(control.domain(host.as_str()).await?.unwrap_or(domain))
+}
+
+/// `http://<host>/.well-known/bulkhead-verify/<token>` (fetched from
+/// `connect_to` when given, with the host's name in `Host`) answers the token.
+async fn check_http(
+    host: &HostName,
+    token: &str,
+    connect_to: Option<SocketAddr>,
+) -> Result<(), String> {
+    let target = connect_to.map_or_else(|| host.to_string(), |a| a.to_string());
+    let url = format!("http://{target}{WELL_KNOWN}{token}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(&url)
+        .header("host", host.as_str())
+        .send()
+        .await
+        .map_err(|e| format!("GET http://{host}{WELL_KNOWN}…: {e}"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() || body.trim() != token {
+        return Err(format!(
+            "http://{host}{WELL_KNOWN}… answered {status}, not the token"
+        ));
+    }
+    Ok(())
+}
+
+/// A TXT record `_bulkhead.<host>` holds `bulkhead-verify=<token>`.
+async fn check_txt(
+    host: &HostName,
+    token: &str,
+    dns_server: Option<SocketAddr>,
+) -> Result<(), String> {
+    use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+
+    let name = format!("{TXT_LABEL}.{host}.");
+    let provider = TokioConnectionProvider::default();
+    let mut builder = match dns_server {
+        Some(server) => hickory_resolver::Resolver::builder_with_config(
+            ResolverConfig::from_parts(
+                None,
+                vec![],
+                NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true),
+            ),
+            provider,
+        ),
+        None => hickory_resolver::Resolver::builder(provider)
+            .map_err(|e| format!("no DNS resolver configured: {e}"))?,
+    };
+    builder.options_mut().timeout = Duration::from_secs(5);
+    builder.options_mut().attempts = 2;
+    let resolver = builder.build();
+    let expected = format!("{TXT_PREFIX}{token}");
+    let lookup = resolver
+        .txt_lookup(name.as_str())
+        .await
+        .map_err(|e| format!("TXT {name}: {e}"))?;
+    // A long record arrives as several strings: they form one value.
+    let found = lookup.iter().any(|txt| {
+        let value: Vec<u8> = txt
+            .txt_data()
+            .iter()
+            .flat_map(|s| s.iter().copied())
+            .collect();
+        String::from_utf8_lossy(&value).trim() == expected
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(format!("TXT {name} does not hold {TXT_PREFIX}<token>"))
+    }
 }
 
 pub async fn remove(

@@ -4,6 +4,8 @@
 //! run in parallel and never depend on order.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::process::Command;
 use std::str::FromStr;
 use std::sync::OnceLock;
