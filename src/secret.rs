@@ -100,6 +100,16 @@ impl MasterSecret {
         mac.update(&generation.to_be_bytes());
         Secret::new(hex::encode(mac.finalize().into_bytes()))
     }
+
+    /// The CSRF token of a session: bound to it, unguessable without both the
+    /// session's cookie value and this secret, never stored.
+    pub fn csrf_token(&self, session: &str) -> String {
+        let mut mac =
+            HmacSha256::new_from_slice(self.0.expose()).expect("HMAC accepts keys of any length");
+        mac.update(b"bulkhead session csrf v1\0");
+        mac.update(session.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 /// `n` random bytes, hex encoded.

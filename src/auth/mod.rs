@@ -1,7 +1,9 @@
-//! Who is calling: API tokens for machine clients (sessions for people come
-//! with the accounts work), each bound to exactly one tenant, and the roles
-//! they carry.
+//! Who is calling: API tokens for machine clients and sessions for people,
+//! each bound to exactly one tenant, and the roles they carry.
 
+pub mod passwords;
+pub mod sessions;
 mod tokens;
 
+pub use sessions::SessionSettings;
 pub use tokens::{Role, TokenError, TokenInfo, Tokens};

@@ -1,23 +1,21 @@
 //! Per-tenant advisory locks in the control plane: one process at a time runs
 //! a tenant's creation or deletion steps, across every bulkhead process.
 
-use deadpool_postgres::Object;
-
 use super::{ControlError, ControlPlane, TenantId};
 
 const KEY: &str = "hashtextextended('bulkhead tenant ' || $1::text, 0)";
 
 /// Held until [`TenantLock::release`]; if dropped instead (an error path), its
-/// connection is taken out of the pool and closed, which releases the lock.
+/// connection (one of its own) closes, which releases the lock.
 pub struct TenantLock {
-    client: Option<Object>,
+    client: Option<tokio_postgres::Client>,
     tenant: TenantId,
 }
 
 impl ControlPlane {
     /// Waits for the tenant's lock.
     pub async fn lock_tenant(&self, tenant: TenantId) -> Result<TenantLock, ControlError> {
-        let client = self.client().await?;
+        let client = self.dedicated().await?;
         client
             .execute(
                 &format!("SELECT pg_advisory_lock({KEY})"),
@@ -35,7 +33,7 @@ impl ControlPlane {
         &self,
         tenant: TenantId,
     ) -> Result<Option<TenantLock>, ControlError> {
-        let client = self.client().await?;
+        let client = self.dedicated().await?;
         let got: bool = client
             .query_one(
                 &format!("SELECT pg_try_advisory_lock({KEY})"),
@@ -64,19 +62,10 @@ impl TenantLock {
     }
 }
 
-impl Drop for TenantLock {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            // Never return a connection holding a session lock to the pool.
-            drop(Object::take(client));
-        }
-    }
-}
-
 /// The fleet-wide migration lock, held on a connection of its own for the whole
 /// run: if the process dies, the connection closes and the lock is free.
 pub struct FleetLock {
-    client: deadpool_postgres::ClientWrapper,
+    client: tokio_postgres::Client,
 }
 
 const FLEET_KEY: &str = "hashtextextended('bulkhead fleet migration', 0)";
@@ -94,7 +83,7 @@ impl FleetLock {
 
 impl ControlPlane {
     pub async fn try_fleet_lock(&self) -> Result<Option<FleetLock>, ControlError> {
-        let client = Object::take(self.client().await?);
+        let client = self.dedicated().await?;
         let got: bool = client
             .query_one(&format!("SELECT pg_try_advisory_lock({FLEET_KEY})"), &[])
             .await?

@@ -5,6 +5,7 @@ mod audit;
 mod domains;
 mod lock;
 mod model;
+mod people;
 mod runs;
 mod servers;
 mod tenants;
@@ -19,6 +20,7 @@ pub use audit::AuditEntry;
 pub use domains::Domain;
 pub use lock::{FleetLock, TenantLock};
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
+pub use people::{NewSession, SessionRow, User};
 pub use runs::{Run, RunCounts, RunFailure, RunTenant};
 pub use servers::{NewServer, Server};
 pub use tenants::{NewTenant, Reservation, Tenant};
@@ -57,6 +59,7 @@ impl From<deadpool_postgres::PoolError> for ControlError {
 #[derive(Clone)]
 pub struct ControlPlane {
     pool: Pool,
+    config: tokio_postgres::Config,
     url: Secret<String>,
 }
 
@@ -70,7 +73,7 @@ impl ControlPlane {
             config.application_name("bulkhead-control");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -81,10 +84,13 @@ impl ControlPlane {
             // connections serve them, and the rest of a shared server's
             // connections stay free for tenants.
             .max_size(CONTROL_POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(30)))
             .build()
             .map_err(|e| ControlError::BadUrl(e.to_string()))?;
         let plane = Self {
             pool,
+            config,
             url: url.clone(),
         };
         plane.migrate().await?;
@@ -114,6 +120,17 @@ impl ControlPlane {
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, ControlError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A connection of its own, outside the pool: for session-level advisory
+    /// locks, which may be held for long and must never occupy (or return
+    /// to) the pool that the lock holders' own work draws from.
+    pub(crate) async fn dedicated(&self) -> Result<tokio_postgres::Client, ControlError> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
     }
 }
 

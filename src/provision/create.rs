@@ -5,7 +5,7 @@ use tokio_postgres::Client;
 
 use super::admin::{self, connect, database_exists, role_exists};
 use super::sql::{self, in_transaction};
-use super::{CreateRequest, ProvisionError, Provisioner};
+use super::{CreateRequest, ProvisionError, Provisioner, Reserved};
 use crate::control::{Mode, NewTenant, Reservation, Server, Slug, Status, Step, Tenant};
 use crate::secret::{self, TENANT_SCRAM_ITERATIONS};
 use crate::sql::{Arg, Ident, Literal, render};
@@ -46,6 +46,18 @@ impl Inside {
 impl Provisioner {
     /// Creates a tenant, or finishes the interrupted creation of the same one.
     pub async fn create(&self, request: &CreateRequest) -> Result<CreateOutcome, ProvisionError> {
+        match self.reserve(request).await? {
+            Reserved::Existing(tenant) if tenant.status != Status::Provisioning => {
+                Ok(CreateOutcome::AlreadyExists(tenant))
+            }
+            Reserved::New(tenant) | Reserved::Existing(tenant) => self.complete(tenant).await,
+        }
+    }
+
+    /// The first step alone: checks the request, picks a server and records
+    /// the tenant (`provisioning`); nothing exists on any server yet. `complete`
+    /// (or `reconcile`) does the rest.
+    pub async fn reserve(&self, request: &CreateRequest) -> Result<Reserved, ProvisionError> {
         let slug = Slug::parse(&request.slug)?;
         let display_name = request
             .display_name
@@ -70,7 +82,7 @@ impl Provisioner {
                 server: &server.name,
             })
             .await?;
-        let tenant = match reservation {
+        match reservation {
             Reservation::Created(tenant) => {
                 self.audit(
                     "tenant.create",
@@ -78,23 +90,24 @@ impl Provisioner {
                     json!({"mode": tenant.mode, "server": tenant.server, "plan": tenant.plan}),
                 )
                 .await?;
-                tenant
+                Ok(Reserved::New(tenant))
             }
-            Reservation::Quarantined { until } => {
-                return Err(ProvisionError::SlugQuarantined {
-                    slug: slug.to_string(),
-                    until: until.date().to_string(),
-                });
-            }
+            Reservation::Quarantined { until } => Err(ProvisionError::SlugQuarantined {
+                slug: slug.to_string(),
+                until: until.date().to_string(),
+            }),
             Reservation::Exists(tenant) if tenant.mode != request.mode => {
-                return Err(ProvisionError::ModeMismatch {
+                Err(ProvisionError::ModeMismatch {
                     slug: slug.to_string(),
                     mode: tenant.mode,
-                });
+                })
             }
-            Reservation::Exists(tenant) if tenant.status == Status::Provisioning => tenant,
-            Reservation::Exists(tenant) => return Ok(CreateOutcome::AlreadyExists(tenant)),
-        };
+            Reservation::Exists(tenant) => Ok(Reserved::Existing(tenant)),
+        }
+    }
+
+    /// Runs the remaining creation steps of a reserved tenant.
+    pub async fn complete(&self, tenant: Tenant) -> Result<CreateOutcome, ProvisionError> {
         // Another process may be running this tenant's steps: wait for it, then
         // carry on from wherever it left the tenant.
         let lock = self.control.lock_tenant(tenant.id).await?;
@@ -102,7 +115,7 @@ impl Provisioner {
             .control
             .tenant(tenant.id)
             .await?
-            .ok_or_else(|| ProvisionError::UnknownTenant(slug.to_string()))?;
+            .ok_or_else(|| ProvisionError::UnknownTenant(tenant.slug.to_string()))?;
         let outcome = if tenant.status == Status::Provisioning {
             self.finish_create(tenant).await.map(CreateOutcome::Created)
         } else {

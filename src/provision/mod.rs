@@ -128,6 +128,15 @@ impl ProvisionError {
 
 /// What `tenant create` asks for.
 #[derive(Clone, Debug)]
+/// What `reserve` found or made.
+pub enum Reserved {
+    /// Recorded just now.
+    New(Tenant),
+    /// The slug was already taken by a tenant of the requested mode (possibly
+    /// one whose creation was interrupted: still `provisioning`).
+    Existing(Tenant),
+}
+
 pub struct CreateRequest {
     pub slug: String,
     pub display_name: Option<String>,

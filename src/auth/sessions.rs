@@ -1,0 +1,185 @@
+//! Server-side sessions for people: a random cookie value, of which the
+//! control plane keeps only the SHA-256; each session bound to the one tenant
+//! it was opened on, with idle and absolute timeouts; a CSRF token derived
+//! from it for cookie-authenticated writes.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::http::header::COOKIE;
+use sha2::{Digest, Sha256};
+
+pub const COOKIE_NAME: &str = "bh_session";
+/// Header carrying the CSRF token on cookie-authenticated writes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// A session unused this long ends.
+    pub idle: Duration,
+    /// A session ends this long after log-in, used or not.
+    pub absolute: Duration,
+    /// `Secure` cookies (everything but `dev`, which serves plain HTTP).
+    pub secure_cookies: bool,
+    /// Failed log-ins are counted over this window...
+    pub login_window: Duration,
+    /// ...and refused past this many for one e-mail...
+    pub max_failures_per_email: i64,
+    /// ...or from one client address.
+    pub max_failures_per_ip: i64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(12 * 3600),
+            secure_cookies: true,
+            login_window: Duration::from_secs(15 * 60),
+            max_failures_per_email: 5,
+            max_failures_per_ip: 20,
+        }
+    }
+}
+
+/// A fresh cookie value: 256 random bits.
+pub fn new_session_value() -> String {
+    crate::secret::random_hex(32)
+}
+
+pub fn hash(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// The session cookie of the request, if it has one of the right shape.
+pub fn presented(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| value.trim())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `Set-Cookie` for a new session: host-only (no `Domain`), so a tenant's
+/// cookie is never sent to another tenant's host.
+pub fn set_cookie(value: &str, settings: &SessionSettings) -> String {
+    format!(
+        "{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        settings.absolute.as_secs(),
+        if settings.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    )
+}
+
+pub fn clear_cookie(settings: &SessionSettings) -> String {
+    format!(
+        "{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if settings.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Constant-time comparison of two tokens.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// `a@b.c`-shaped e-mail, trimmed and lower-cased; the reason otherwise.
+pub fn normalise_email(raw: &str) -> Result<String, &'static str> {
+    let email = raw.trim().to_lowercase();
+    if email.len() < 3 || email.len() > 254 {
+        return Err("must be an e-mail address of at most 254 characters");
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err("must be an e-mail address");
+    };
+    let domain_ok = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+    if local.is_empty()
+        || local.len() > 64
+        || !domain_ok
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("must be an e-mail address");
+    }
+    Ok(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn cookies_are_host_only_http_only_lax_and_secure_unless_dev() {
+        let mut s = SessionSettings::default();
+        let c = set_cookie(&"a".repeat(64), &s);
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Secure"));
+        assert!(!c.to_lowercase().contains("domain"), "{c}");
+        s.secure_cookies = false;
+        assert!(!set_cookie(&"a".repeat(64), &s).contains("Secure"));
+        assert!(clear_cookie(&s).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_must_look_right() {
+        let value = "0123456789abcdef".repeat(4);
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_str(&format!("theme=dark; {COOKIE_NAME}={value}; x=1")).unwrap(),
+        );
+        assert_eq!(presented(&h), Some(value.as_str()));
+        let mut bad = HeaderMap::new();
+        bad.append(
+            COOKIE,
+            HeaderValue::from_static("bh_session=../../etc; other=1"),
+        );
+        assert_eq!(presented(&bad), None);
+        assert_eq!(presented(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            normalise_email("  Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@.example.com",
+        ] {
+            assert!(normalise_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(same_token("abc", "abc"));
+        assert!(!same_token("abc", "abd"));
+        assert!(!same_token("abc", "abcd"));
+    }
+}

@@ -1,0 +1,261 @@
+//! Users, memberships, sessions and failed log-ins in the control plane.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{ControlError, ControlPlane, TenantId};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+}
+
+const USER_COLUMNS: &str = "id, email, display_name, password_hash";
+
+fn user(row: &tokio_postgres::Row) -> User {
+    User {
+        id: row.get(0),
+        email: row.get(1),
+        display_name: row.get(2),
+        password_hash: row.get(3),
+    }
+}
+
+/// A live session of a member of the tenant it is bound to.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+}
+
+pub struct NewSession<'a> {
+    pub id_hash: &'a [u8],
+    pub user: Uuid,
+    pub tenant: TenantId,
+    pub lifetime: Duration,
+    pub user_agent: &'a str,
+    pub ip: &'a str,
+}
+
+/// PostgreSQL `interval` input for a duration, to the millisecond.
+fn interval(d: Duration) -> String {
+    format!("{} milliseconds", d.as_millis())
+}
+
+impl ControlPlane {
+    /// `None` if the e-mail is taken.
+    pub async fn insert_user(
+        &self,
+        email: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> Result<Option<User>, ControlError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "INSERT INTO users (id, email, display_name, password_hash)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO NOTHING
+                     RETURNING {USER_COLUMNS}"
+                ),
+                &[&Uuid::new_v4(), &email, &display_name, &password_hash],
+            )
+            .await?;
+        Ok(row.as_ref().map(user))
+    }
+
+    /// Removes a user nothing refers to yet (a sign-up that could not finish).
+    pub async fn discard_user(&self, id: Uuid) -> Result<(), ControlError> {
+        self.client()
+            .await?
+            .execute("DELETE FROM users WHERE id = $1", &[&id])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, ControlError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"),
+                &[&email],
+            )
+            .await?;
+        Ok(row.as_ref().map(user))
+    }
+
+    pub async fn set_password_hash(&self, user: Uuid, hash: &str) -> Result<(), ControlError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+                &[&user, &hash],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn add_membership(
+        &self,
+        user: Uuid,
+        tenant: TenantId,
+        role: &str,
+    ) -> Result<(), ControlError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO memberships (user_id, tenant_id, role) VALUES ($1, $2, $3)",
+                &[&user, &tenant.0, &role],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn membership_role(
+        &self,
+        user: Uuid,
+        tenant: TenantId,
+    ) -> Result<Option<String>, ControlError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT role FROM memberships WHERE user_id = $1 AND tenant_id = $2",
+                &[&user, &tenant.0],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Stores a new session (and drops the user's expired ones).
+    pub async fn insert_session(&self, s: &NewSession<'_>) -> Result<(), ControlError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM sessions WHERE user_id = $1 AND expires_at < now()",
+                &[&s.user],
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO sessions (id_hash, user_id, tenant_id, expires_at, user_agent, ip)
+                 VALUES ($1, $2, $3, now() + $4::text::interval, $5, $6)",
+                &[
+                    &s.id_hash,
+                    &s.user,
+                    &s.tenant.0,
+                    &interval(s.lifetime),
+                    &s.user_agent,
+                    &s.ip,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The session with this hash if it is bound to `tenant`, neither idle
+    /// past `idle` nor past its absolute end, and its user still a member;
+    /// marks it seen.
+    pub async fn touch_session(
+        &self,
+        id_hash: &[u8],
+        tenant: TenantId,
+        idle: Duration,
+    ) -> Result<Option<SessionRow>, ControlError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "UPDATE sessions s SET last_seen_at = now()
+                 FROM memberships m, users u
+                 WHERE s.id_hash = $1 AND s.tenant_id = $2
+                   AND s.expires_at > now()
+                   AND s.last_seen_at > now() - $3::text::interval
+                   AND m.user_id = s.user_id AND m.tenant_id = s.tenant_id
+                   AND u.id = s.user_id
+                 RETURNING s.user_id, u.email, u.display_name, m.role",
+                &[&id_hash, &tenant.0, &interval(idle)],
+            )
+            .await?;
+        Ok(row.map(|r| SessionRow {
+            user_id: r.get(0),
+            email: r.get(1),
+            display_name: r.get(2),
+            role: r.get(3),
+        }))
+    }
+
+    pub async fn delete_session(&self, id_hash: &[u8]) -> Result<(), ControlError> {
+        self.client()
+            .await?
+            .execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of the user, on every tenant; how many there were.
+    pub async fn delete_user_sessions(&self, user: Uuid) -> Result<u64, ControlError> {
+        Ok(self
+            .client()
+            .await?
+            .execute("DELETE FROM sessions WHERE user_id = $1", &[&user])
+            .await?)
+    }
+
+    pub async fn record_login_failure(
+        &self,
+        email: &str,
+        ip: &str,
+        tenant: Option<TenantId>,
+    ) -> Result<(), ControlError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO login_failures (email, ip, tenant_id) VALUES ($1, $2, $3)",
+                &[&email, &ip, &tenant.map(|t| t.0)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Failed log-ins within `window`: for this e-mail, and from this address;
+    /// with the age of the oldest of each, to say when the limit lifts.
+    pub async fn recent_login_failures(
+        &self,
+        email: &str,
+        ip: &str,
+        window: Duration,
+    ) -> Result<[(i64, Duration); 2], ControlError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT 0, count(*), coalesce(extract(epoch FROM now() - min(at)), 0)::float8
+                   FROM login_failures WHERE email = $1 AND at > now() - $3::text::interval
+                 UNION ALL
+                 SELECT 1, count(*), coalesce(extract(epoch FROM now() - min(at)), 0)::float8
+                   FROM login_failures WHERE ip = $2 AND at > now() - $3::text::interval
+                 ORDER BY 1",
+                &[&email, &ip, &interval(window)],
+            )
+            .await?;
+        let pick = |i: usize| {
+            let age: f64 = rows[i].get(2);
+            (
+                rows[i].get::<_, i64>(1),
+                Duration::from_secs_f64(age.max(0.0)),
+            )
+        };
+        Ok([pick(0), pick(1)])
+    }
+}
