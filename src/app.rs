@@ -29,7 +29,7 @@ pub enum OpenError {
 
 /// Everything a command works with.
 pub struct Bulkhead {
-    pub provisioner: Provisioner,
+    pub provisioner: std::sync::Arc<Provisioner>,
     pub cluster: Option<Cluster>,
 }
 
@@ -88,7 +88,7 @@ impl Bulkhead {
                 .map_err(|e| OpenError::Embedded(e.to_string()))?;
         }
         Ok(Self {
-            provisioner,
+            provisioner: std::sync::Arc::new(provisioner),
             cluster,
         })
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::app::Bulkhead;
-use crate::auth::Tokens;
+use crate::auth::{SessionSettings, Tokens};
 use crate::pools::{PoolRouter, PoolSettings};
 use crate::routing::{HostName, Resolver, ResolverSettings};
 
@@ -21,6 +21,7 @@ pub struct ServeSettings {
     pub pools: PoolSettings,
     pub resolve_ttl: Duration,
     pub resolve_miss_ttl: Duration,
+    pub sessions: SessionSettings,
 }
 
 impl ServeSettings {
@@ -32,6 +33,7 @@ impl ServeSettings {
             pools: PoolSettings::default(),
             resolve_ttl: Duration::from_secs(60),
             resolve_miss_ttl: Duration::from_secs(5),
+            sessions: SessionSettings::default(),
         }
     }
 }
@@ -89,13 +91,17 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         control.url().clone(),
         Arc::new(Fanout(resolver.clone(), tokens.clone())),
     );
-    let state = crate::http::state(
+    let state = crate::http::AppState(Arc::new(crate::http::App {
         control,
-        resolver.clone(),
-        pools.clone(),
+        provisioner: app.provisioner.clone(),
+        secret: p.secret().clone(),
+        sessions: settings.sessions.clone(),
+        base_domain: settings.base_domain.clone(),
+        resolver: resolver.clone(),
+        pools: pools.clone(),
         tokens,
-        p.schema().latest(),
-    );
+        versions: 1..=p.schema().latest(),
+    }));
     let tcp = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = tcp.local_addr()?;
     let metrics_addr = match settings.metrics_listen {

@@ -254,7 +254,7 @@ async fn crash_after_every_step(mode: Mode) {
     let mut fleet = TestFleet::new().await;
     for (i, &step) in Step::CREATE.iter().enumerate() {
         let slug = fleet.slug(&format!("crash{i}"));
-        fleet.app.provisioner.fail_after = Some(step);
+        fleet.fail_after(Some(step));
         let err = fleet.p().create(&request(&slug, mode)).await.unwrap_err();
         assert!(
             matches!(err, ProvisionError::Injected(s) if s == step),
@@ -270,7 +270,7 @@ async fn crash_after_every_step(mode: Mode) {
         assert_eq!(tenant.status, Status::Provisioning);
         assert_eq!(tenant.step, Some(step));
 
-        fleet.app.provisioner.fail_after = None;
+        fleet.fail_after(None);
         if i % 2 == 0 {
             let outcome = fleet.p().create(&request(&slug, mode)).await.unwrap();
             assert!(matches!(outcome, CreateOutcome::Created(_)), "{outcome:?}");
@@ -327,14 +327,14 @@ async fn schema_creation_resumes_after_a_crash_after_every_step() {
 async fn a_crash_while_creating_the_database_leaves_no_orphan_after_rollback() {
     let mut fleet = TestFleet::new().await;
     let slug = fleet.slug("orphan");
-    fleet.app.provisioner.fail_after = Some(Step::Storage);
+    fleet.fail_after(Some(Step::Storage));
     fleet
         .p()
         .create(&request(&slug, Mode::Database))
         .await
         .unwrap_err();
     assert!(fleet.database_exists(&format!("t_{slug}")).await);
-    fleet.app.provisioner.fail_after = None;
+    fleet.fail_after(None);
 
     let report = fleet.p().reconcile(true).await.unwrap();
     assert!(
@@ -361,9 +361,9 @@ async fn a_crash_while_creating_the_database_leaves_no_orphan_after_rollback() {
 async fn an_interrupted_deletion_is_finished_by_reconcile() {
     let mut fleet = TestFleet::new().await;
     let slug = fleet.tenant("halfdel", Mode::Schema).await;
-    fleet.app.provisioner.fail_after = Some(Step::Drop);
+    fleet.fail_after(Some(Step::Drop));
     fleet.p().delete(&slug, None).await.unwrap_err();
-    fleet.app.provisioner.fail_after = None;
+    fleet.fail_after(None);
     let report = fleet.p().reconcile(false).await.unwrap();
     assert!(
         report

@@ -218,6 +218,10 @@ pub async fn dev(app: &Bulkhead, args: &super::DevArgs) -> CliResult {
         pool_wait: std::time::Duration::from_secs(2),
         pool_connection_idle: std::time::Duration::from_secs(60),
         pool_idle: std::time::Duration::from_secs(300),
+        session_idle: std::time::Duration::from_secs(30 * 60),
+        session_lifetime: std::time::Duration::from_secs(12 * 3600),
+        // dev serves plain HTTP on localhost.
+        insecure_cookies: true,
     };
     let mut settings = serve.settings(None)?;
     // A second `dev` (or anything else) on 9090 must not stop the demo.

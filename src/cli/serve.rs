@@ -42,6 +42,16 @@ pub struct ServeArgs {
     /// Idle pools are dropped after this long.
     #[arg(long, env = "BULKHEAD_POOL_IDLE", default_value = "5m", value_parser = parse_duration)]
     pub pool_idle: Duration,
+    /// A log-in session unused this long ends.
+    #[arg(long, env = "BULKHEAD_SESSION_IDLE", default_value = "30m", value_parser = parse_duration)]
+    pub session_idle: Duration,
+    /// A log-in session ends this long after log-in, used or not.
+    #[arg(long, env = "BULKHEAD_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
+    pub session_lifetime: Duration,
+    /// Session cookies without `Secure`, for plain-HTTP serving (dev does this).
+    /// Never in production: browsers would send the cookie unencrypted.
+    #[arg(long, env = "BULKHEAD_INSECURE_COOKIES")]
+    pub insecure_cookies: bool,
 }
 
 impl ServeArgs {
@@ -70,6 +80,17 @@ impl ServeArgs {
             connection_idle: self.pool_connection_idle,
             pool_idle: self.pool_idle,
             ..PoolSettings::default()
+        };
+        if self.session_idle.is_zero() || self.session_lifetime < self.session_idle {
+            return Err(CliError::Usage(
+                "--session-idle must be positive and at most --session-lifetime".into(),
+            ));
+        }
+        settings.sessions = crate::auth::SessionSettings {
+            idle: self.session_idle,
+            absolute: self.session_lifetime,
+            secure_cookies: !self.insecure_cookies,
+            ..crate::auth::SessionSettings::default()
         };
         Ok(settings)
     }

@@ -31,6 +31,14 @@ pub enum ApiError {
     Suspended,
     #[error("temporarily unavailable")]
     Unavailable,
+    /// Wrong e-mail, wrong password, or not a member of this tenant: one answer.
+    #[error("wrong e-mail or password")]
+    InvalidCredentials,
+    /// Too many failed log-ins; retry after this many seconds.
+    #[error("too many failed log-ins; try again later")]
+    TooManyAttempts(u64),
+    #[error("missing or wrong CSRF token, or a request from another origin")]
+    Csrf,
     #[error("invalid input")]
     Validation(BTreeMap<&'static str, String>),
     #[error("bad request: {0}")]
@@ -91,6 +99,9 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Suspended => (StatusCode::FORBIDDEN, "tenant_suspended"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -118,7 +129,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
-        if status == StatusCode::UNAUTHORIZED {
+        if let ApiError::TooManyAttempts(secs) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
+        if matches!(self, ApiError::Unauthorized) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -1,16 +1,20 @@
 //! Extractors: the request's tenant (from its host, through the gate), the
-//! caller (a bearer token of that very tenant), and the only way a handler
-//! gets a database connection: `Db`, which is logged in as that tenant.
+//! caller (a bearer token or a session of that very tenant; cookie writes
+//! need the session's CSRF token and a same-origin `Origin`), and the only way
+//! a handler gets a database connection: `Db`, which is logged in as that
+//! tenant.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::Method;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN, REFERER};
 use axum::http::request::Parts;
+use uuid::Uuid;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::auth::{Role, TokenInfo};
+use crate::auth::{Role, TokenInfo, sessions};
 use crate::control::Status;
 use crate::pools::TenantConn;
 use crate::routing::{HostName, Route, TenantEntry};
@@ -25,17 +29,57 @@ pub struct Tenant(pub Arc<TenantEntry>);
 #[derive(Clone)]
 pub struct Caller {
     pub tenant: Arc<TenantEntry>,
-    pub token: Arc<TokenInfo>,
+    pub principal: Principal,
+}
+
+/// How the caller proved who it is.
+#[derive(Clone)]
+pub enum Principal {
+    Token(Arc<TokenInfo>),
+    Session(Arc<SessionUser>),
+}
+
+/// A person logged in to this tenant.
+#[derive(Debug)]
+pub struct SessionUser {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    /// SHA-256 of the cookie value (the session's key in the control plane).
+    pub session_hash: [u8; 32],
+    pub csrf_token: String,
 }
 
 impl Caller {
     pub fn role(&self) -> Role {
-        self.token.role
+        match &self.principal {
+            Principal::Token(t) => t.role,
+            Principal::Session(s) => s.role,
+        }
     }
 
     /// Who to write in the audit log.
     pub fn label(&self) -> String {
-        format!("token:{}", self.token.name)
+        match &self.principal {
+            Principal::Token(t) => format!("token:{}", t.name),
+            Principal::Session(s) => format!("user:{}", s.email),
+        }
+    }
+
+    /// The token's or the user's id.
+    pub fn actor_id(&self) -> Uuid {
+        match &self.principal {
+            Principal::Token(t) => t.id,
+            Principal::Session(s) => s.user_id,
+        }
+    }
+
+    pub fn session(&self) -> Option<&SessionUser> {
+        match &self.principal {
+            Principal::Session(s) => Some(s),
+            Principal::Token(_) => None,
+        }
     }
 
     pub fn require_write(&self) -> Result<(), ApiError> {
@@ -133,23 +177,96 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(found.clone());
         }
         let tenant = tenant_of(parts, state).await?;
-        let Some(presented) = bearer(parts) else {
+        let principal = if let Some(presented) = bearer(parts) {
+            let token = state
+                .tokens
+                .verify(presented)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            // Another tenant's token is not a credential here: the same 404 as
+            // any host we do not serve, so nothing is learned about either.
+            if token.tenant != tenant.id {
+                return Err(ApiError::NotFound);
+            }
+            Principal::Token(token)
+        } else if let Some(value) = sessions::presented(&parts.headers) {
+            let user = session_user(state, &tenant, value).await?;
+            if !is_safe(&parts.method) {
+                check_csrf(parts, &user)?;
+            }
+            Principal::Session(Arc::new(user))
+        } else {
             return Err(ApiError::Unauthorized);
         };
-        let token = state
-            .tokens
-            .verify(presented)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        // Another tenant's token is not a credential here: the same 404 as
-        // any host we do not serve, so nothing is learned about either.
-        if token.tenant != tenant.id {
-            return Err(ApiError::NotFound);
-        }
-        let caller = Caller { tenant, token };
+        let caller = Caller { tenant, principal };
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The session behind a cookie value, on this tenant only: a session of
+/// another tenant (or an expired one) is no session here.
+async fn session_user(
+    state: &AppState,
+    tenant: &TenantEntry,
+    value: &str,
+) -> Result<SessionUser, ApiError> {
+    let hash = sessions::hash(value);
+    let row = state
+        .control
+        .touch_session(&hash, tenant.id, state.sessions.idle)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(SessionUser {
+        user_id: row.user_id,
+        email: row.email,
+        display_name: row.display_name,
+        role: Role::parse(&row.role).ok_or(ApiError::Unauthorized)?,
+        session_hash: hash,
+        csrf_token: state.secret.csrf_token(value),
+    })
+}
+
+/// Cookie-authenticated writes: the session's CSRF token in `X-CSRF-Token`,
+/// and an `Origin` (or else `Referer`), when sent, naming this very host.
+fn check_csrf(parts: &Parts, user: &SessionUser) -> Result<(), ApiError> {
+    let presented = parts
+        .headers
+        .get(sessions::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !sessions::same_token(presented, &user.csrf_token) {
+        return Err(ApiError::Csrf);
+    }
+    let source = parts
+        .headers
+        .get(ORIGIN)
+        .or_else(|| parts.headers.get(REFERER))
+        .and_then(|v| v.to_str().ok());
+    if let Some(source) = source {
+        let own = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if !same_origin_host(source, own) {
+            return Err(ApiError::Csrf);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `scheme://host[:port][/...]` names `host` (as sent in `Host`).
+fn same_origin_host(source: &str, host: &str) -> bool {
+    let Some((_, rest)) = source.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !host.is_empty() && authority.eq_ignore_ascii_case(host)
 }
 
 impl FromRequestParts<AppState> for Db {
@@ -159,5 +276,32 @@ impl FromRequestParts<AppState> for Db {
         // Never a connection for an unauthenticated request.
         let caller = Caller::from_request_parts(parts, state).await?;
         Ok(Db(state.pools.connect(&caller.tenant).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin_host;
+
+    #[test]
+    fn origins_must_name_the_request_host_exactly() {
+        assert!(same_origin_host(
+            "http://acme.localhost:8080",
+            "acme.localhost:8080"
+        ));
+        assert!(same_origin_host(
+            "https://acme.example.com/x/y?z",
+            "acme.example.com"
+        ));
+        assert!(!same_origin_host(
+            "http://globex.localhost:8080",
+            "acme.localhost:8080"
+        ));
+        assert!(!same_origin_host(
+            "http://acme.localhost:8080.evil.com",
+            "acme.localhost:8080"
+        ));
+        assert!(!same_origin_host("null", "acme.localhost:8080"));
+        assert!(!same_origin_host("http://acme.localhost", ""));
     }
 }

@@ -9,7 +9,6 @@ mod router;
 mod state;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -77,21 +76,4 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-/// Builds the shared state.
-pub fn state(
-    control: crate::control::ControlPlane,
-    resolver: Arc<crate::routing::Resolver>,
-    pools: Arc<crate::pools::PoolRouter>,
-    tokens: Arc<crate::auth::Tokens>,
-    latest_version: i32,
-) -> AppState {
-    AppState(Arc::new(App {
-        control,
-        resolver,
-        pools,
-        tokens,
-        versions: 1..=latest_version,
-    }))
 }

@@ -1,9 +1,9 @@
 //! Every route, in one place.
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
-use super::api::{projects, tasks, tenant};
+use super::api::{people, projects, tasks, tenant};
 use super::ops;
 use super::state::AppState;
 
@@ -16,6 +16,11 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/bulkhead-verify/{token}",
             get(ops::domain_verification),
         )
+        .route("/api/signup", post(people::signup))
+        .route("/api/login", post(people::login))
+        .route("/api/logout", post(people::logout))
+        .route("/api/logout-everywhere", post(people::logout_everywhere))
+        .route("/api/me", get(people::me))
         .route("/api/tenant", get(tenant::get_tenant))
         .route(
             "/api/projects",

@@ -3,13 +3,20 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::auth::Tokens;
+use crate::auth::{SessionSettings, Tokens};
 use crate::control::ControlPlane;
 use crate::pools::PoolRouter;
-use crate::routing::Resolver;
+use crate::provision::Provisioner;
+use crate::routing::{HostName, Resolver};
+use crate::secret::MasterSecret;
 
 pub struct App {
     pub control: ControlPlane,
+    /// Sign-up reserves and provisions tenants.
+    pub provisioner: Arc<Provisioner>,
+    pub secret: MasterSecret,
+    pub sessions: SessionSettings,
+    pub base_domain: HostName,
     pub resolver: Arc<Resolver>,
     pub pools: Arc<PoolRouter>,
     pub tokens: Arc<Tokens>,

@@ -119,6 +119,13 @@ impl TestFleet {
         &self.app.provisioner
     }
 
+    /// Makes the provisioner fail right after `step` (`None`: never).
+    pub fn fail_after(&mut self, step: Option<bulkhead::control::Step>) {
+        std::sync::Arc::get_mut(&mut self.app.provisioner)
+            .expect("no server shares this fleet's provisioner")
+            .fail_after = step;
+    }
+
     /// A slug unique to this test: `<base>-<id>`.
     pub fn slug(&self, base: &str) -> String {
         format!("{base}-{}", self.id)
@@ -340,13 +347,31 @@ pub async fn http(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> Reply {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| ("authorization", b))
+        .into_iter()
+        .collect();
+    request(addr, method, host, path, &headers, body).await
+}
+
+/// `http` with any headers (cookies, CSRF tokens, origins).
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> Reply {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     let client = CLIENT.get_or_init(reqwest::Client::new);
     let mut req = client
         .request(method.parse().unwrap(), format!("http://{addr}{path}"))
         .header("host", host);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     if let Some(body) = body {
         req = req.json(&body);

@@ -1,6 +1,7 @@
 //! The tenant API under `/api/`: JSON in, JSON out, every handler bound to the
 //! caller's tenant through its extractors.
 
+pub mod people;
 pub mod projects;
 pub mod tasks;
 pub mod tenant;
@@ -72,7 +73,7 @@ pub async fn audit(
         "INSERT INTO audit_log (actor, actor_label, action, object_type, object_id, detail)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
-            &caller.token.id,
+            &caller.actor_id(),
             &caller.label(),
             &action,
             &object_type,

@@ -112,7 +112,7 @@ pub async fn create_project(
             &format!(
                 "INSERT INTO projects (name, description, created_by) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
             ),
-            &[&new.name.trim(), &new.description, &caller.token.id],
+            &[&new.name.trim(), &new.description, &caller.actor_id()],
         )
         .await?;
     let created = project(&row);

@@ -167,7 +167,7 @@ pub async fn create_task(
                 &input.status,
                 &input.assignee,
                 &due,
-                &caller.token.id,
+                &caller.actor_id(),
             ],
         )
         .await?;

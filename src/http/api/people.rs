@@ -1,0 +1,327 @@
+//! People: sign-up on the apex host (which provisions the organisation's
+//! tenant in the background), log-in and log-out on a tenant's host, and
+//! who-am-I.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{HOST, SET_COOKIE, USER_AGENT};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{passwords, sessions};
+use crate::control::{Mode, NewSession, Plan, Slug};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Caller, Tenant, host};
+use crate::http::state::AppState;
+use crate::provision::{CreateRequest, ProvisionError, Reserved};
+use crate::routing::Route;
+
+#[derive(Debug, Deserialize)]
+pub struct SignupRequest {
+    pub email: String,
+    pub password: String,
+    /// The organisation's name.
+    pub organisation: String,
+    /// The organisation's address: `<slug>.<base domain>`.
+    pub slug: String,
+    pub display_name: Option<String>,
+}
+
+/// `POST /api/signup` on the apex host: the user, the tenant (reserved now,
+/// provisioned in the background) and the user's ownership of it; 202 with the
+/// tenant's URL, which answers 503 until the tenant is active. Any invalid or
+/// taken value is a 422 naming the field, and nothing is created.
+pub async fn signup(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    Json(req): Json<SignupRequest>,
+) -> ApiResult<Response> {
+    let on = host(&parts)?;
+    if !matches!(state.resolver.resolve(&on).await?, Route::Apex) {
+        return Err(ApiError::NotFound);
+    }
+    let mut fields = BTreeMap::new();
+    let email = sessions::normalise_email(&req.email)
+        .map_err(|m| fields.insert("email", m.to_string()))
+        .ok();
+    if let Err(e) = passwords::check_policy(&req.password) {
+        fields.insert("password", e.to_string());
+    }
+    let organisation = req.organisation.trim().to_string();
+    if organisation.is_empty() || organisation.chars().count() > 200 {
+        fields.insert("organisation", "must be 1-200 characters".into());
+    }
+    let display_name = req
+        .display_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            email
+                .as_deref()
+                .and_then(|e| e.split('@').next())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    if display_name.chars().count() > 200 {
+        fields.insert("display_name", "must be at most 200 characters".into());
+    }
+    let slug = Slug::parse(req.slug.trim())
+        .map_err(|e| fields.insert("slug", e.to_string()))
+        .ok();
+    if let Some(slug) = &slug
+        && state.control.tenant_by_slug(slug).await?.is_some()
+    {
+        fields.insert("slug", "is taken".into());
+    }
+    if let Some(email) = &email
+        && state.control.user_by_email(email).await?.is_some()
+    {
+        fields.insert("email", "already has an account: log in instead".into());
+    }
+    let (Some(email), Some(slug)) = (email, slug) else {
+        return Err(ApiError::Validation(fields));
+    };
+    if !fields.is_empty() {
+        return Err(ApiError::Validation(fields));
+    }
+
+    let password = req.password.clone();
+    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = state
+        .control
+        .insert_user(&email, &display_name, &hash)
+        .await?
+        .ok_or_else(|| ApiError::field("email", "already has an account: log in instead"))?;
+    let request = CreateRequest {
+        slug: slug.to_string(),
+        display_name: Some(organisation),
+        mode: Mode::Database,
+        plan: Plan::Free,
+        server: None,
+    };
+    let tenant = match state.provisioner.reserve(&request).await {
+        Ok(Reserved::New(tenant)) => tenant,
+        other => {
+            // Taken meanwhile, quarantined, or no server: undo the user.
+            state.control.discard_user(user.id).await?;
+            return Err(match other {
+                Ok(Reserved::Existing(_)) => ApiError::field("slug", "is taken"),
+                Err(ProvisionError::SlugQuarantined { .. }) => {
+                    ApiError::field("slug", "is not available yet")
+                }
+                Err(ProvisionError::Slug(e)) => ApiError::field("slug", e.to_string()),
+                Err(e) => {
+                    tracing::error!(error = %e, "sign-up could not reserve a tenant");
+                    ApiError::Unavailable
+                }
+                Ok(Reserved::New(_)) => unreachable!("handled above"),
+            });
+        }
+    };
+    state
+        .control
+        .add_membership(user.id, tenant.id, "owner")
+        .await?;
+    state
+        .control
+        .audit(
+            &format!("user:{email}"),
+            "tenant.signup",
+            Some(tenant.id),
+            json!({"user": user.id}),
+        )
+        .await?;
+    let provisioner = state.provisioner.clone();
+    let slug_text = tenant.slug.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = provisioner.complete(tenant).await {
+            // Recorded on the tenant; `bulkhead reconcile` finishes it.
+            tracing::error!(tenant = %slug_text, error = %e, "provisioning after sign-up failed");
+        }
+    });
+    let port = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.rsplit_once(':'))
+        .map(|(_, p)| format!(":{p}"))
+        .unwrap_or_default();
+    let scheme = if state.sessions.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{slug}.{}{port}", state.base_domain);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "tenant": slug.as_str(),
+            "url": url,
+            "status": "provisioning",
+            "user": {"id": user.id, "email": user.email, "display_name": user.display_name},
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// `POST /api/login` on a tenant's host. A wrong password, an unknown e-mail
+/// and a user who is not a member of this tenant get one identical answer,
+/// in about the same time. Failures are recorded and, past a limit per
+/// e-mail or per client address, refused with 429 + `Retry-After`. A new
+/// session each time (any session the client presented ends).
+pub async fn login(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    let settings = &state.sessions;
+    let email = req.email.trim().to_lowercase();
+    let ip = peer.ip().to_string();
+    let [by_email, by_ip] = state
+        .control
+        .recent_login_failures(&email, &ip, settings.login_window)
+        .await?;
+    for (count, oldest, limit) in [
+        (by_email.0, by_email.1, settings.max_failures_per_email),
+        (by_ip.0, by_ip.1, settings.max_failures_per_ip),
+    ] {
+        if count >= limit {
+            let wait = settings
+                .login_window
+                .saturating_sub(oldest)
+                .as_secs()
+                .max(1);
+            return Err(ApiError::TooManyAttempts(wait));
+        }
+    }
+    let user = state.control.user_by_email(&email).await?;
+    let password = req.password.clone();
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let password_ok = tokio::task::spawn_blocking(move || match stored {
+        Some(stored) => passwords::verify(&password, &stored),
+        None => {
+            passwords::burn_equivalent_time(&password);
+            false
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let member = match (&user, password_ok) {
+        (Some(u), true) => state.control.membership_role(u.id, tenant.id).await?,
+        _ => None,
+    };
+    let (Some(user), Some(role)) = (user, member) else {
+        state
+            .control
+            .record_login_failure(&email, &ip, Some(tenant.id))
+            .await?;
+        tracing::info!(tenant = %tenant.slug, %ip, "failed log-in");
+        return Err(ApiError::InvalidCredentials);
+    };
+    if passwords::needs_rehash(&user.password_hash) {
+        let password = req.password.clone();
+        let fresh = tokio::task::spawn_blocking(move || passwords::hash(&password))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        state.control.set_password_hash(user.id, &fresh).await?;
+    }
+    if let Some(old) = sessions::presented(&headers) {
+        state.control.delete_session(&sessions::hash(old)).await?;
+    }
+    let value = sessions::new_session_value();
+    let user_agent: String = headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(500)
+        .collect();
+    state
+        .control
+        .insert_session(&NewSession {
+            id_hash: &sessions::hash(&value),
+            user: user.id,
+            tenant: tenant.id,
+            lifetime: settings.absolute,
+            user_agent: &user_agent,
+            ip: &ip,
+        })
+        .await?;
+    tracing::info!(tenant = %tenant.slug, user = %user.id, "log-in");
+    let body = json!({
+        "user": {"id": user.id, "email": user.email, "display_name": user.display_name},
+        "role": role,
+        "csrf_token": state.secret.csrf_token(&value),
+    });
+    Ok((
+        [(SET_COOKIE, sessions::set_cookie(&value, settings))],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `POST /api/logout`: ends this session.
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let session = caller
+        .session()
+        .ok_or_else(|| ApiError::BadRequest("log-out ends a session; this is a token".into()))?;
+    state.control.delete_session(&session.session_hash).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(SET_COOKIE, sessions::clear_cookie(&state.sessions))],
+    )
+        .into_response())
+}
+
+/// `POST /api/logout-everywhere`: ends every session of this user, on every
+/// tenant and device.
+pub async fn logout_everywhere(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    let session = caller
+        .session()
+        .ok_or_else(|| ApiError::BadRequest("log-out ends sessions; this is a token".into()))?;
+    let ended = state.control.delete_user_sessions(session.user_id).await?;
+    Ok((
+        [(SET_COOKIE, sessions::clear_cookie(&state.sessions))],
+        Json(json!({"ended": ended})),
+    )
+        .into_response())
+}
+
+/// `GET /api/me`: the caller, its role here, and (for a session) the CSRF
+/// token its writes must carry.
+pub async fn me(caller: Caller) -> Json<serde_json::Value> {
+    let tenant = caller.tenant.slug.as_str();
+    Json(match &caller.principal {
+        crate::http::extract::Principal::Session(s) => json!({
+            "tenant": tenant,
+            "role": s.role,
+            "user": {"id": s.user_id, "email": s.email, "display_name": s.display_name},
+            "csrf_token": s.csrf_token,
+        }),
+        crate::http::extract::Principal::Token(t) => json!({
+            "tenant": tenant,
+            "role": t.role,
+            "token": {"id": t.id, "name": t.name},
+        }),
+    })
+}

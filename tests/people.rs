@@ -1,0 +1,515 @@
+//! People over HTTP against a real control plane and real tenants: sign-up
+//! that provisions, log-in and its failures, sessions bound to one tenant,
+//! CSRF on cookie writes.
+
+mod common;
+
+use std::time::Duration;
+
+use bulkhead::auth::passwords;
+use bulkhead::control::Mode;
+use common::{Reply, TestFleet, eventually, http, request, serve};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn host(slug: &str) -> String {
+    format!("{slug}.localhost")
+}
+
+/// A user with `PASSWORD`, member of `slug` with `role` (created if needed).
+async fn member(fleet: &TestFleet, slug: &str, email: &str, role: &str) -> uuid::Uuid {
+    let control = fleet.p().control();
+    let user = match control.user_by_email(email).await.unwrap() {
+        Some(u) => u,
+        None => control
+            .insert_user(email, "Test User", &passwords::hash(PASSWORD))
+            .await
+            .unwrap()
+            .unwrap(),
+    };
+    let tenant = fleet.tenant_row(slug).await;
+    control
+        .add_membership(user.id, tenant.id, role)
+        .await
+        .unwrap();
+    user.id
+}
+
+async fn login(addr: std::net::SocketAddr, slug: &str, email: &str, password: &str) -> Reply {
+    http(
+        addr,
+        "POST",
+        &host(slug),
+        "/api/login",
+        None,
+        Some(json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+/// The session cookie a reply set, as `bh_session=<value>`.
+fn cookie(reply: &Reply) -> String {
+    let set = reply
+        .headers
+        .get("set-cookie")
+        .unwrap_or_else(|| panic!("no Set-Cookie: {} {}", reply.status, reply.body))
+        .to_str()
+        .unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+/// A logged-in session on `slug`: (cookie, CSRF token).
+async fn session(addr: std::net::SocketAddr, slug: &str, email: &str) -> (String, String) {
+    let r = login(addr, slug, email, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
+    (cookie(&r), csrf)
+}
+
+async fn me(addr: std::net::SocketAddr, slug: &str, cookie: &str) -> Reply {
+    request(
+        addr,
+        "GET",
+        &host(slug),
+        "/api/me",
+        &[("cookie", cookie)],
+        None,
+    )
+    .await
+}
+
+async fn create_project(
+    addr: std::net::SocketAddr,
+    slug: &str,
+    headers: &[(&str, &str)],
+    name: &str,
+) -> Reply {
+    request(
+        addr,
+        "POST",
+        &host(slug),
+        "/api/projects",
+        headers,
+        Some(json!({"name": name})),
+    )
+    .await
+}
+
+async fn count(fleet: &TestFleet, sql: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(
+        fleet.args.control_url.as_ref().unwrap(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn signup_provisions_a_tenant_whose_owner_logs_in_and_works() {
+    let fleet = TestFleet::new().await;
+    let server = serve(&fleet, |_| {}).await;
+    let slug = fleet.slug("signup");
+    let email = format!("owner-{}@example.com", fleet.id);
+    let r = http(
+        server.addr,
+        "POST",
+        "localhost:8080",
+        "/api/signup",
+        None,
+        Some(
+            json!({"email": format!("  {}  ", email.to_uppercase()), "password": PASSWORD,
+                    "organisation": "Signup Inc", "slug": slug}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["tenant"], slug.as_str());
+    assert_eq!(r.json()["url"], format!("https://{slug}.localhost:8080"));
+    assert_eq!(r.json()["user"]["email"], email.as_str(), "normalised");
+    assert!(!r.body.contains(PASSWORD));
+
+    // 503 while provisioning, then the owner logs in.
+    eventually("the new tenant to accept its owner's log-in", || async {
+        let r = login(server.addr, &slug, &email, PASSWORD).await;
+        assert!(
+            r.status == 200 || r.status == 503,
+            "{} {}",
+            r.status,
+            r.body
+        );
+        r.status == 200
+    })
+    .await;
+    assert_eq!(fleet.tenant_row(&slug).await.status.as_str(), "active");
+    let (cookie, csrf) = session(server.addr, &slug, &email).await;
+    let who = me(server.addr, &slug, &cookie).await;
+    assert_eq!(who.status, 200);
+    assert_eq!(who.json()["role"], "owner");
+    assert_eq!(who.json()["user"]["email"], email.as_str());
+
+    let r = create_project(
+        server.addr,
+        &slug,
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        "First",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The audit row names the user.
+    let token = fleet.token(&slug, "admin").await;
+    let listed = http(
+        server.addr,
+        "GET",
+        &host(&slug),
+        "/api/projects",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(listed.json()["items"][0]["name"], "First");
+
+    // The same e-mail cannot sign up twice, the same slug neither.
+    let again = http(
+        server.addr,
+        "POST",
+        "localhost",
+        "/api/signup",
+        None,
+        Some(json!({"email": email, "password": PASSWORD, "organisation": "X", "slug": fleet.slug("other")})),
+    )
+    .await;
+    assert_eq!(again.status, 422);
+    assert!(again.json()["error"]["fields"]["email"].is_string());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_signup_error_is_a_field_message_and_creates_nothing() {
+    let fleet = TestFleet::new().await;
+    let taken = fleet.tenant("taken", Mode::Schema).await;
+    member(
+        &fleet,
+        &taken,
+        &format!("used-{}@example.com", fleet.id),
+        "owner",
+    )
+    .await;
+    let server = serve(&fleet, |_| {}).await;
+    let fresh = fleet.slug("fresh");
+    let good = json!({"email": format!("new-{}@example.com", fleet.id), "password": PASSWORD,
+                      "organisation": "Fresh", "slug": fresh});
+    let (users, tenants) = (
+        count(&fleet, "SELECT count(*) FROM users").await,
+        count(&fleet, "SELECT count(*) FROM tenants").await,
+    );
+    let cases: Vec<(&str, Value)> = vec![
+        ("email", json!("not-an-email")),
+        ("email", json!(format!("used-{}@example.com", fleet.id))),
+        ("password", json!("short")),
+        ("password", json!("Password123")),
+        ("password", json!("x".repeat(129))),
+        ("organisation", json!("   ")),
+        ("slug", json!("Bad Slug!")),
+        ("slug", json!("admin")),
+        ("slug", json!(taken)),
+    ];
+    for (field, value) in cases {
+        let mut body = good.clone();
+        body[field] = value.clone();
+        let r = http(
+            server.addr,
+            "POST",
+            "localhost",
+            "/api/signup",
+            None,
+            Some(body),
+        )
+        .await;
+        assert_eq!(r.status, 422, "{field}={value}: {}", r.body);
+        assert!(
+            r.json()["error"]["fields"][field].is_string(),
+            "{field}={value}: {}",
+            r.body
+        );
+    }
+    // Sign-up exists on the apex only.
+    let r = http(
+        server.addr,
+        "POST",
+        &host(&taken),
+        "/api/signup",
+        None,
+        Some(good.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(count(&fleet, "SELECT count(*) FROM users").await, users);
+    assert_eq!(count(&fleet, "SELECT count(*) FROM tenants").await, tenants);
+    assert_eq!(fleet.tenant_rows(&fresh).await, 0);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn failed_logins_look_alike_and_are_rate_limited() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let other = fleet.tenant("other", Mode::Schema).await;
+    let alice = format!("alice-{}@example.com", fleet.id);
+    let bob = format!("bob-{}@example.com", fleet.id);
+    member(&fleet, &acme, &alice, "member").await;
+    member(&fleet, &other, &bob, "member").await;
+    let server = serve(&fleet, |s| s.sessions.max_failures_per_email = 3).await;
+
+    let wrong_password = login(server.addr, &acme, &alice, "not the password").await;
+    let unknown = login(
+        server.addr,
+        &acme,
+        &format!("nobody-{}@example.com", fleet.id),
+        PASSWORD,
+    )
+    .await;
+    let not_member = login(server.addr, &acme, &bob, PASSWORD).await;
+    for r in [&wrong_password, &unknown, &not_member] {
+        assert_eq!(r.status, 401);
+        assert_eq!(r.body, wrong_password.body, "identical bodies");
+        assert!(r.headers.get("set-cookie").is_none());
+    }
+    assert_eq!(
+        wrong_password.json()["error"]["code"],
+        "invalid_credentials"
+    );
+    // Bob is a member elsewhere: his password works there.
+    assert_eq!(login(server.addr, &other, &bob, PASSWORD).await.status, 200);
+
+    // Alice has one failure; two more, and even her right password waits.
+    for _ in 0..2 {
+        assert_eq!(
+            login(server.addr, &acme, &alice, "nope nope nope")
+                .await
+                .status,
+            401
+        );
+    }
+    let limited = login(server.addr, &acme, &alice, PASSWORD).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    assert_eq!(
+        count(
+            &fleet,
+            &format!("SELECT count(*) FROM login_failures WHERE email = '{alice}'")
+        )
+        .await,
+        3
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sessions_rotate_on_login_and_end_by_logout_idle_and_lifetime() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let email = format!("s-{}@example.com", fleet.id);
+    member(&fleet, &acme, &email, "member").await;
+    let server = serve(&fleet, |_| {}).await;
+
+    // Rotation: logging in again with the old cookie ends the old session.
+    let first = login(server.addr, &acme, &email, PASSWORD).await;
+    let old = cookie(&first);
+    let second = request(
+        server.addr,
+        "POST",
+        &host(&acme),
+        "/api/login",
+        &[("cookie", &old)],
+        Some(json!({"email": email, "password": PASSWORD})),
+    )
+    .await;
+    let new = cookie(&second);
+    assert_ne!(old, new);
+    assert_eq!(me(server.addr, &acme, &old).await.status, 401);
+    assert_eq!(me(server.addr, &acme, &new).await.status, 200);
+
+    // Log-out: the session ends and the cookie is cleared.
+    let csrf = second.json()["csrf_token"].as_str().unwrap().to_string();
+    let out = request(
+        server.addr,
+        "POST",
+        &host(&acme),
+        "/api/logout",
+        &[("cookie", &new), ("x-csrf-token", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(me(server.addr, &acme, &new).await.status, 401);
+
+    // Log out everywhere ends the other devices' sessions too.
+    let (laptop, csrf) = session(server.addr, &acme, &email).await;
+    let (phone, _) = session(server.addr, &acme, &email).await;
+    let out = request(
+        server.addr,
+        "POST",
+        &host(&acme),
+        "/api/logout-everywhere",
+        &[("cookie", &laptop), ("x-csrf-token", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.json()["ended"], 2);
+    assert_eq!(me(server.addr, &acme, &laptop).await.status, 401);
+    assert_eq!(me(server.addr, &acme, &phone).await.status, 401);
+    server.stop().await.unwrap();
+
+    // Idle timeout: unused for longer than `idle` ends it.
+    let idle = serve(&fleet, |s| s.sessions.idle = Duration::from_secs(1)).await;
+    let (c, _) = session(idle.addr, &acme, &email).await;
+    assert_eq!(me(idle.addr, &acme, &c).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(me(idle.addr, &acme, &c).await.status, 401);
+    idle.stop().await.unwrap();
+
+    // Absolute lifetime: ends even while in use.
+    let short = serve(&fleet, |s| s.sessions.absolute = Duration::from_secs(2)).await;
+    let (c, _) = session(short.addr, &acme, &email).await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(me(short.addr, &acme, &c).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(me(short.addr, &acme, &c).await.status, 401);
+    short.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_cookie_is_host_only_and_worth_nothing_on_another_tenant() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Database).await;
+    let globex = fleet.tenant("globex", Mode::Schema).await;
+    let email = format!("both-{}@example.com", fleet.id);
+    // A member of both: still, acme's session is no session on globex.
+    member(&fleet, &acme, &email, "owner").await;
+    member(&fleet, &globex, &email, "owner").await;
+    let server = serve(&fleet, |_| {}).await;
+    let globex_token = fleet.token(&globex, "member").await;
+    let secret = create_project(
+        server.addr,
+        &globex,
+        &[("authorization", &format!("Bearer {globex_token}"))],
+        "globex-secret-plans",
+    )
+    .await;
+    assert_eq!(secret.status, 201);
+
+    let r = login(server.addr, &acme, &email, PASSWORD).await;
+    let set = r.headers["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Secure"),
+        "{set}"
+    );
+    assert!(!set.to_lowercase().contains("domain"), "host-only: {set}");
+    let acme_cookie = cookie(&r);
+    let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
+    for path in ["/api/me", "/api/projects", "/api/tenant"] {
+        let r = request(
+            server.addr,
+            "GET",
+            &host(&globex),
+            path,
+            &[("cookie", &acme_cookie)],
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 401, "{path}: {}", r.body);
+        assert!(!r.body.contains("globex"), "{path}: {}", r.body);
+    }
+    let r = create_project(
+        server.addr,
+        &globex,
+        &[("cookie", &acme_cookie), ("x-csrf-token", &csrf)],
+        "planted",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    // On its own host it works.
+    assert_eq!(me(server.addr, &acme, &acme_cookie).await.status, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cookie_writes_need_the_csrf_token_and_a_same_origin_and_bearer_calls_do_not() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let email = format!("c-{}@example.com", fleet.id);
+    member(&fleet, &acme, &email, "member").await;
+    let server = serve(&fleet, |_| {}).await;
+    let (cookie, csrf) = session(server.addr, &acme, &email).await;
+    let own = format!("http://{}", host(&acme));
+
+    let cases: Vec<(Vec<(&str, &str)>, u16)> = vec![
+        (vec![("cookie", &cookie)], 403),
+        (
+            vec![("cookie", &cookie), ("x-csrf-token", "0".repeat(64).leak())],
+            403,
+        ),
+        (
+            vec![
+                ("cookie", &cookie),
+                ("x-csrf-token", &csrf),
+                ("origin", "http://evil.example.com"),
+            ],
+            403,
+        ),
+        (
+            vec![
+                ("cookie", &cookie),
+                ("x-csrf-token", &csrf),
+                ("referer", "http://globex.localhost/x"),
+            ],
+            403,
+        ),
+        (
+            vec![
+                ("cookie", &cookie),
+                ("x-csrf-token", &csrf),
+                ("origin", &own),
+            ],
+            201,
+        ),
+        (vec![("cookie", &cookie), ("x-csrf-token", &csrf)], 201),
+    ];
+    for (i, (headers, expected)) in cases.iter().enumerate() {
+        let r = create_project(server.addr, &acme, headers, &format!("p{i}")).await;
+        assert_eq!(r.status, *expected, "case {i}: {}", r.body);
+        if *expected == 403 {
+            assert_eq!(r.json()["error"]["code"], "csrf");
+        }
+    }
+    // Reads need no token; bearer writes need none either.
+    assert_eq!(me(server.addr, &acme, &cookie).await.status, 200);
+    let token = fleet.token(&acme, "member").await;
+    let r = create_project(
+        server.addr,
+        &acme,
+        &[("authorization", &format!("Bearer {token}"))],
+        "by-token",
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    server.stop().await.unwrap();
+}
