@@ -2,8 +2,10 @@
 //! each bound to exactly one tenant, and the roles they carry.
 
 pub mod passwords;
+pub mod rbac;
 pub mod sessions;
 mod tokens;
 
+pub use rbac::{Perm, Permission, perm};
 pub use sessions::SessionSettings;
 pub use tokens::{Role, TokenError, TokenInfo, Tokens};

@@ -45,11 +45,6 @@ impl Role {
             Role::Viewer => "viewer",
         }
     }
-
-    /// May create, change and delete projects and tasks.
-    pub fn can_write(self) -> bool {
-        self <= Role::Member
-    }
 }
 
 /// A verified token: which tenant it belongs to, with which role.

@@ -185,6 +185,24 @@ text_enum!(
     }
 );
 
+impl Plan {
+    /// Most projects a tenant on this plan may have (`None`: unlimited).
+    pub fn max_projects(self) -> Option<i64> {
+        match self {
+            Plan::Free => Some(3),
+            Plan::Pro => None,
+        }
+    }
+
+    /// Most members a tenant on this plan may have (`None`: unlimited).
+    pub fn max_members(self) -> Option<i64> {
+        match self {
+            Plan::Free => Some(5),
+            Plan::Pro => None,
+        }
+    }
+}
+
 text_enum!(
     /// The provisioner's and the deleter's steps, in order. The step a tenant
     /// records is the one about to run.

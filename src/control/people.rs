@@ -259,3 +259,108 @@ impl ControlPlane {
         Ok([pick(0), pick(1)])
     }
 }
+
+/// A member of a tenant, as its admins see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: time::OffsetDateTime,
+}
+
+/// Why a membership change was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    Done,
+    NoSuchMember,
+    /// It would leave the tenant without an owner.
+    LastOwner,
+}
+
+impl ControlPlane {
+    pub async fn members(&self, tenant: TenantId) -> Result<Vec<MemberRow>, ControlError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT u.id, u.email, u.display_name, m.role, m.created_at
+                   FROM memberships m JOIN users u ON u.id = m.user_id
+                  WHERE m.tenant_id = $1
+                  ORDER BY m.created_at, u.email",
+                &[&tenant.0],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MemberRow {
+                user_id: r.get(0),
+                email: r.get(1),
+                display_name: r.get(2),
+                role: r.get(3),
+                joined_at: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Sets a member's role (`None`: removes the membership and ends the
+    /// user's sessions on this tenant), never leaving the tenant without an
+    /// owner: the tenant's owner rows are locked first, so two owners
+    /// demoting each other at once cannot both succeed.
+    pub async fn change_member(
+        &self,
+        tenant: TenantId,
+        user: Uuid,
+        role: Option<&str>,
+    ) -> Result<MemberChange, ControlError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let owners: Vec<Uuid> = tx
+            .query(
+                "SELECT user_id FROM memberships WHERE tenant_id = $1 AND role = 'owner' FOR UPDATE",
+                &[&tenant.0],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let current: Option<String> = tx
+            .query_opt(
+                "SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE",
+                &[&tenant.0, &user],
+            )
+            .await?
+            .map(|r| r.get(0));
+        let Some(current) = current else {
+            return Ok(MemberChange::NoSuchMember);
+        };
+        if current == "owner" && role != Some("owner") && owners.len() <= 1 {
+            return Ok(MemberChange::LastOwner);
+        }
+        match role {
+            Some(role) => {
+                tx.execute(
+                    "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2",
+                    &[&tenant.0, &user, &role],
+                )
+                .await?;
+            }
+            None => {
+                tx.execute(
+                    "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+                    &[&tenant.0, &user],
+                )
+                .await?;
+                tx.execute(
+                    "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+                    &[&tenant.0, &user],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(MemberChange::Done)
+    }
+}

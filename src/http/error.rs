@@ -39,6 +39,13 @@ pub enum ApiError {
     TooManyAttempts(u64),
     #[error("missing or wrong CSRF token, or a request from another origin")]
     Csrf,
+    /// The tenant's plan allows no more of something.
+    #[error("the {plan} plan allows {allowed} {what}; upgrade to pro for unlimited {what}")]
+    PlanLimit {
+        plan: &'static str,
+        what: &'static str,
+        allowed: i64,
+    },
     #[error("invalid input")]
     Validation(BTreeMap<&'static str, String>),
     #[error("bad request: {0}")]
@@ -102,6 +109,7 @@ impl ApiError {
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            ApiError::PlanLimit { .. } => (StatusCode::PAYMENT_REQUIRED, "plan_limit"),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -122,6 +130,14 @@ impl IntoResponse for ApiError {
         let mut body = json!({"error": {"code": code, "message": message}});
         if let ApiError::Validation(fields) = &self {
             body["error"]["fields"] = json!(fields);
+        }
+        if let ApiError::PlanLimit {
+            plan,
+            what,
+            allowed,
+        } = &self
+        {
+            body["error"]["limit"] = json!({"plan": plan, "what": what, "allowed": allowed});
         }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::auth::{Role, TokenInfo, sessions};
+use crate::auth::{Perm, Permission, Role, TokenInfo, sessions};
 use crate::control::Status;
 use crate::pools::TenantConn;
 use crate::routing::{HostName, Route, TenantEntry};
@@ -30,6 +30,8 @@ pub struct Tenant(pub Arc<TenantEntry>);
 pub struct Caller {
     pub tenant: Arc<TenantEntry>,
     pub principal: Principal,
+    /// The client's address (the TCP peer), for the audit log.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// How the caller proved who it is.
@@ -82,8 +84,8 @@ impl Caller {
         }
     }
 
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.role().can_write() {
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.role().allows(permission) {
             Ok(())
         } else {
             Err(ApiError::Forbidden)
@@ -93,6 +95,21 @@ impl Caller {
 
 /// A connection to the caller's tenant database as the tenant's runtime role.
 pub struct Db(pub TenantConn);
+
+/// The caller, holding permission `P` in this tenant (else 403, before any
+/// tenant connection is opened): how every tenant handler declares what it
+/// needs.
+pub struct Can<P: Perm>(pub Caller, pub std::marker::PhantomData<P>);
+
+impl<P: Perm> FromRequestParts<AppState> for Can<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(P::PERMISSION)?;
+        Ok(Can(caller, std::marker::PhantomData))
+    }
+}
 
 pub fn host(parts: &Parts) -> Result<HostName, ApiError> {
     let raw = parts
@@ -198,7 +215,15 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             return Err(ApiError::Unauthorized);
         };
-        let caller = Caller { tenant, principal };
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let caller = Caller {
+            tenant,
+            principal,
+            ip,
+        };
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }

@@ -6,6 +6,7 @@ mod error;
 pub mod extract;
 mod ops;
 mod router;
+pub use router::{Access, RouteSpec, routes};
 mod state;
 
 use std::net::SocketAddr;

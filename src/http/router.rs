@@ -1,46 +1,192 @@
-//! Every route, in one place.
+//! Every route, in one place, each with what it takes to call it. The list
+//! ([`routes`]) is what the tests walk: every route as every role.
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{people, projects, tasks, tenant};
+use super::api::{members, people, projects, tasks, tenant};
 use super::ops;
 use super::state::AppState;
+use crate::auth::Permission;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/internal/tls-ask", get(ops::tls_ask))
-        .route(
+/// What a route requires of its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (sign-up, log-in, health, domain verification).
+    Public,
+    /// Any caller authenticated for the tenant (its own session or token).
+    Authenticated,
+    /// A caller whose role has this permission.
+    Requires(Permission),
+}
+
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    pub method: Method,
+    /// With `{name}` placeholders, as axum writes them.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+struct Routes {
+    router: Router<AppState>,
+    specs: Vec<RouteSpec>,
+}
+
+impl Routes {
+    fn at(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.router = self.router.route(path, handler);
+        self.specs.push(RouteSpec {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+}
+
+fn build() -> Routes {
+    use Access::{Authenticated, Public, Requires};
+    use Permission::*;
+    let routes = Routes {
+        router: Router::new(),
+        specs: Vec::new(),
+    };
+    routes
+        .at(Method::GET, "/healthz", Public, get(ops::healthz))
+        .at(Method::GET, "/readyz", Public, get(ops::readyz))
+        .at(Method::GET, "/internal/tls-ask", Public, get(ops::tls_ask))
+        .at(
+            Method::GET,
             "/.well-known/bulkhead-verify/{token}",
+            Public,
             get(ops::domain_verification),
         )
-        .route("/api/signup", post(people::signup))
-        .route("/api/login", post(people::login))
-        .route("/api/logout", post(people::logout))
-        .route("/api/logout-everywhere", post(people::logout_everywhere))
-        .route("/api/me", get(people::me))
-        .route("/api/tenant", get(tenant::get_tenant))
-        .route(
+        .at(Method::POST, "/api/signup", Public, post(people::signup))
+        .at(Method::POST, "/api/login", Public, post(people::login))
+        .at(
+            Method::POST,
+            "/api/logout",
+            Authenticated,
+            post(people::logout),
+        )
+        .at(
+            Method::POST,
+            "/api/logout-everywhere",
+            Authenticated,
+            post(people::logout_everywhere),
+        )
+        .at(Method::GET, "/api/me", Authenticated, get(people::me))
+        .at(
+            Method::GET,
+            "/api/tenant",
+            Requires(ProjectRead),
+            get(tenant::get_tenant),
+        )
+        .at(
+            Method::GET,
             "/api/projects",
-            get(projects::list_projects).post(projects::create_project),
+            Requires(ProjectRead),
+            get(projects::list_projects),
         )
-        .route(
+        .at(
+            Method::POST,
+            "/api/projects",
+            Requires(ProjectWrite),
+            post(projects::create_project),
+        )
+        .at(
+            Method::GET,
             "/api/projects/{id}",
-            get(projects::get_project)
-                .patch(projects::update_project)
-                .delete(projects::delete_project),
+            Requires(ProjectRead),
+            get(projects::get_project),
         )
-        .route(
+        .at(
+            Method::PATCH,
+            "/api/projects/{id}",
+            Requires(ProjectWrite),
+            patch(projects::update_project),
+        )
+        .at(
+            Method::DELETE,
+            "/api/projects/{id}",
+            Requires(ProjectWrite),
+            delete(projects::delete_project),
+        )
+        .at(
+            Method::GET,
             "/api/projects/{id}/tasks",
-            get(tasks::list_tasks).post(tasks::create_task),
+            Requires(ProjectRead),
+            get(tasks::list_tasks),
         )
-        .route(
+        .at(
+            Method::POST,
+            "/api/projects/{id}/tasks",
+            Requires(ProjectWrite),
+            post(tasks::create_task),
+        )
+        .at(
+            Method::GET,
             "/api/tasks/{id}",
-            get(tasks::get_task)
-                .patch(tasks::update_task)
-                .delete(tasks::delete_task),
+            Requires(ProjectRead),
+            get(tasks::get_task),
         )
-        .with_state(state)
+        .at(
+            Method::PATCH,
+            "/api/tasks/{id}",
+            Requires(ProjectWrite),
+            patch(tasks::update_task),
+        )
+        .at(
+            Method::DELETE,
+            "/api/tasks/{id}",
+            Requires(ProjectWrite),
+            delete(tasks::delete_task),
+        )
+        .at(
+            Method::GET,
+            "/api/members",
+            Requires(MemberRead),
+            get(members::list_members),
+        )
+        .at(
+            Method::POST,
+            "/api/members/leave",
+            Authenticated,
+            post(members::leave),
+        )
+        .at(
+            Method::PATCH,
+            "/api/members/{id}",
+            Requires(MemberManage),
+            patch(members::change_role),
+        )
+        .at(
+            Method::DELETE,
+            "/api/members/{id}",
+            Requires(MemberManage),
+            delete(members::remove_member),
+        )
+        .at(
+            Method::GET,
+            "/api/audit",
+            Requires(AuditRead),
+            get(members::list_audit),
+        )
+}
+
+pub fn router(state: AppState) -> Router {
+    build().router.with_state(state)
+}
+
+/// Every route with what it requires.
+pub fn routes() -> Vec<RouteSpec> {
+    build().specs
 }

@@ -1,6 +1,7 @@
 //! The tenant API under `/api/`: JSON in, JSON out, every handler bound to the
 //! caller's tenant through its extractors.
 
+pub mod members;
 pub mod people;
 pub mod projects;
 pub mod tasks;
@@ -70,8 +71,8 @@ pub async fn audit(
     detail: serde_json::Value,
 ) -> ApiResult<()> {
     tx.execute(
-        "INSERT INTO audit_log (actor, actor_label, action, object_type, object_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO audit_log (actor, actor_label, action, object_type, object_id, detail, client_ip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &caller.actor_id(),
             &caller.label(),
@@ -79,6 +80,7 @@ pub async fn audit(
             &object_type,
             &object_id,
             &detail,
+            &caller.ip,
         ],
     )
     .await?;
@@ -94,7 +96,7 @@ pub async fn delete_audited(
     object: &'static str,
     id: &str,
 ) -> ApiResult<axum::http::StatusCode> {
-    caller.require_write()?;
+    caller.require(crate::auth::Permission::ProjectWrite)?;
     let id = path_id(id)?;
     let tx = db.transaction().await?;
     let sql = format!(

@@ -11,8 +11,9 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use super::{Page, PageQuery, audit, delete_audited, path_id, text_field};
+use crate::auth::perm;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Caller, Db};
+use crate::http::extract::{Can, Db};
 
 #[derive(Debug, Serialize)]
 pub struct Project {
@@ -81,7 +82,7 @@ fn validate(name: Option<&str>, description: Option<&str>) -> ApiResult<()> {
 }
 
 pub async fn list_projects(
-    _: Caller,
+    _: Can<perm::ProjectRead>,
     Db(db): Db,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Project>>> {
@@ -100,13 +101,31 @@ pub async fn list_projects(
 }
 
 pub async fn create_project(
-    caller: Caller,
+    Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
     Json(new): Json<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    caller.require_write()?;
     validate(Some(&new.name), Some(&new.description))?;
     let tx = db.transaction().await?;
+    if let Some(allowed) = caller.tenant.plan.max_projects() {
+        // Serialises this tenant's creates, so two at once cannot both pass.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('bulkhead projects ' || current_user))",
+            &[],
+        )
+        .await?;
+        let existing: i64 = tx
+            .query_one("SELECT count(*) FROM projects", &[])
+            .await?
+            .get(0);
+        if existing >= allowed {
+            return Err(ApiError::PlanLimit {
+                plan: caller.tenant.plan.as_str(),
+                what: "projects",
+                allowed,
+            });
+        }
+    }
     let row = tx
         .query_one(
             &format!(
@@ -130,7 +149,7 @@ pub async fn create_project(
 }
 
 pub async fn get_project(
-    _: Caller,
+    _: Can<perm::ProjectRead>,
     Db(db): Db,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Project>> {
@@ -146,12 +165,11 @@ pub async fn get_project(
 }
 
 pub async fn update_project(
-    caller: Caller,
+    Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
     Path(id): Path<String>,
     Json(patch): Json<ProjectPatch>,
 ) -> ApiResult<Json<Project>> {
-    caller.require_write()?;
     let id = path_id(&id)?;
     validate(patch.name.as_deref(), patch.description.as_deref())?;
     let tx = db.transaction().await?;
@@ -181,7 +199,7 @@ pub async fn update_project(
 }
 
 pub async fn delete_project(
-    caller: Caller,
+    Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {

@@ -12,8 +12,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{Page, PageQuery, audit, delete_audited, path_id, text_field};
+use crate::auth::perm;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Caller, Db};
+use crate::http::extract::{Can, Db};
 
 const STATUSES: &[&str] = &["todo", "doing", "done"];
 
@@ -110,7 +111,7 @@ fn parse_date(s: &str) -> Option<Date> {
 }
 
 pub async fn list_tasks(
-    _: Caller,
+    _: Can<perm::ProjectRead>,
     Db(db): Db,
     Path(project): Path<String>,
     Query(q): Query<PageQuery>,
@@ -138,12 +139,11 @@ pub async fn list_tasks(
 }
 
 pub async fn create_task(
-    caller: Caller,
+    Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
     Path(project): Path<String>,
     Json(input): Json<TaskInput>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
-    caller.require_write()?;
     let project = path_id(&project)?;
     let due = input.validate(true)?;
     let tx = db.transaction().await?;
@@ -185,7 +185,11 @@ pub async fn create_task(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-pub async fn get_task(_: Caller, Db(db): Db, Path(id): Path<String>) -> ApiResult<Json<Task>> {
+pub async fn get_task(
+    _: Can<perm::ProjectRead>,
+    Db(db): Db,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Task>> {
     let id = path_id(&id)?;
     let row = db
         .query_opt(
@@ -198,12 +202,11 @@ pub async fn get_task(_: Caller, Db(db): Db, Path(id): Path<String>) -> ApiResul
 }
 
 pub async fn update_task(
-    caller: Caller,
+    Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
     Path(id): Path<String>,
     Json(input): Json<TaskInput>,
 ) -> ApiResult<Json<Task>> {
-    caller.require_write()?;
     let id = path_id(&id)?;
     let due = input.validate(false)?;
     let tx = db.transaction().await?;
@@ -240,7 +243,7 @@ pub async fn update_task(
 }
 
 pub async fn delete_task(
-    caller: Caller,
+    Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {

@@ -3,9 +3,10 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-use crate::http::extract::Caller;
+use crate::auth::perm;
+use crate::http::extract::Can;
 
-pub async fn get_tenant(caller: Caller) -> Json<Value> {
+pub async fn get_tenant(Can(caller, _): Can<perm::ProjectRead>) -> Json<Value> {
     let t = &caller.tenant;
     Json(json!({
         "slug": t.slug,

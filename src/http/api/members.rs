@@ -1,0 +1,205 @@
+//! `/api/members`: who belongs to this tenant, their roles, removing them,
+//! leaving; and `/api/audit`, the tenant's own log of every write.
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Page, PageQuery, audit};
+use crate::auth::{Role, perm};
+use crate::control::{MemberChange, MemberRow};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Caller, Can, Db};
+use crate::http::state::AppState;
+
+pub async fn list_members(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Can(caller, _): Can<perm::MemberRead>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let members = state.control.members(caller.tenant.id).await?;
+    Ok(Json(json!({ "items": members })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoleChange {
+    pub role: String,
+}
+
+fn member_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
+/// Nobody grants or touches a role above their own: admins manage admins,
+/// members and viewers; only owners make or unmake owners.
+fn check_ceiling(caller: &Caller, target: Option<&MemberRow>, new: Option<Role>) -> ApiResult<()> {
+    let mine = caller.role();
+    let theirs = target.and_then(|m| Role::parse(&m.role));
+    if theirs.is_some_and(|r| r < mine) || new.is_some_and(|r| r < mine) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
+async fn find(state: &AppState, caller: &Caller, user: Uuid) -> ApiResult<MemberRow> {
+    state
+        .control
+        .members(caller.tenant.id)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user)
+        .ok_or(ApiError::NotFound)
+}
+
+fn outcome(change: MemberChange) -> ApiResult<()> {
+    match change {
+        MemberChange::Done => Ok(()),
+        MemberChange::NoSuchMember => Err(ApiError::NotFound),
+        MemberChange::LastOwner => Err(ApiError::field(
+            "role",
+            "the organisation's last owner cannot be removed or demoted: make someone else owner first",
+        )),
+    }
+}
+
+/// `PATCH /api/members/{user_id}` `{"role": ...}`.
+pub async fn change_role(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Can(caller, _): Can<perm::MemberManage>,
+    Db(mut db): Db,
+    Path(user): Path<String>,
+    Json(change): Json<RoleChange>,
+) -> ApiResult<Json<MemberRow>> {
+    let user = member_id(&user)?;
+    let role = Role::parse(&change.role)
+        .ok_or_else(|| ApiError::field("role", "must be owner, admin, member or viewer"))?;
+    let target = find(&state, &caller, user).await?;
+    check_ceiling(&caller, Some(&target), Some(role))?;
+    outcome(
+        state
+            .control
+            .change_member(caller.tenant.id, user, Some(role.as_str()))
+            .await?,
+    )?;
+    let tx = db.transaction().await?;
+    audit(
+        &tx,
+        &caller,
+        "member.role",
+        "member",
+        &user.to_string(),
+        json!({"from": target.role, "to": role.as_str()}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(find(&state, &caller, user).await?))
+}
+
+/// `DELETE /api/members/{user_id}`: the membership and the user's sessions here.
+pub async fn remove_member(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Can(caller, _): Can<perm::MemberManage>,
+    Db(mut db): Db,
+    Path(user): Path<String>,
+) -> ApiResult<StatusCode> {
+    let user = member_id(&user)?;
+    let target = find(&state, &caller, user).await?;
+    check_ceiling(&caller, Some(&target), None)?;
+    outcome(
+        state
+            .control
+            .change_member(caller.tenant.id, user, None)
+            .await?,
+    )?;
+    let tx = db.transaction().await?;
+    audit(
+        &tx,
+        &caller,
+        "member.remove",
+        "member",
+        &user.to_string(),
+        json!({"email": target.email, "role": target.role}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/members/leave`: a logged-in person leaves this tenant (not its
+/// last owner).
+pub async fn leave(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+    Db(mut db): Db,
+) -> ApiResult<StatusCode> {
+    let session = caller
+        .session()
+        .ok_or_else(|| ApiError::BadRequest("tokens are not members".into()))?;
+    let user = session.user_id;
+    outcome(
+        state
+            .control
+            .change_member(caller.tenant.id, user, None)
+            .await?,
+    )?;
+    let tx = db.transaction().await?;
+    audit(
+        &tx,
+        &caller,
+        "member.leave",
+        "member",
+        &user.to_string(),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: Option<Uuid>,
+    pub actor_label: String,
+    pub action: String,
+    pub object_type: String,
+    pub object_id: Option<String>,
+    pub client_ip: Option<std::net::IpAddr>,
+    pub detail: serde_json::Value,
+}
+
+/// `GET /api/audit`: newest first, in cursor pages.
+pub async fn list_audit(
+    _: Can<perm::AuditRead>,
+    Db(db): Db,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    let (cursor, limit) = q.parse()?;
+    let rows = db
+        .query(
+            "SELECT id, at, actor, actor_label, action, object_type, object_id, client_ip, detail
+               FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            &[&cursor, &limit],
+        )
+        .await?;
+    let items = rows
+        .iter()
+        .map(|r| AuditEntry {
+            id: r.get(0),
+            at: r.get(1),
+            actor: r.get(2),
+            actor_label: r.get(3),
+            action: r.get(4),
+            object_type: r.get(5),
+            object_id: r.get(6),
+            client_ip: r.get(7),
+            detail: r.get(8),
+        })
+        .collect();
+    Ok(Json(Page::new(items, limit, |e: &AuditEntry| e.id)))
+}
