@@ -261,6 +261,14 @@ async fn nothing_crosses_tenants_over_http() {
 #[tokio::test]
 async fn projects_and_tasks_crud_with_pages_validation_roles_and_audit() {
     let (fleet, a, _) = two_tenants().await;
+    // More projects than the free plan allows.
+    let t = fleet.tenant_row(&a).await;
+    fleet
+        .p()
+        .control()
+        .set_plan(t.id, bulkhead::control::Plan::Pro)
+        .await
+        .unwrap();
     let server = serve(&fleet, |_| {}).await;
     let admin = fleet.token(&a, "admin").await;
     let viewer = fleet.token(&a, "viewer").await;

@@ -263,6 +263,18 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Moves a tenant to another plan (every instance's cache follows by NOTIFY).
+    pub async fn set_plan(&self, id: TenantId, plan: Plan) -> Result<(), ControlError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE tenants SET plan = $2, updated_at = now() WHERE id = $1",
+                &[&id.0, &plan.as_str()],
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_last_error(&self, id: TenantId, error: &str) -> Result<(), ControlError> {
         self.client()
             .await?
