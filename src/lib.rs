@@ -8,6 +8,7 @@ pub mod control;
 pub mod fleet;
 pub mod http;
 pub mod migrations;
+pub mod outbox;
 pub mod pg;
 pub mod pools;
 pub mod provision;

@@ -22,6 +22,8 @@ pub struct ServeSettings {
     pub resolve_ttl: Duration,
     pub resolve_miss_ttl: Duration,
     pub sessions: SessionSettings,
+    /// Where outgoing mail (invitations) is written; `None`: dropped.
+    pub outbox: Option<std::path::PathBuf>,
 }
 
 impl ServeSettings {
@@ -34,6 +36,7 @@ impl ServeSettings {
             resolve_ttl: Duration::from_secs(60),
             resolve_miss_ttl: Duration::from_secs(5),
             sessions: SessionSettings::default(),
+            outbox: None,
         }
     }
 }
@@ -97,6 +100,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         secret: p.secret().clone(),
         sessions: settings.sessions.clone(),
         base_domain: settings.base_domain.clone(),
+        outbox: crate::outbox::Outbox::new(settings.outbox.clone()),
         resolver: resolver.clone(),
         pools: pools.clone(),
         tokens,

@@ -134,6 +134,17 @@ async fn every_route_as_every_role_follows_the_permission_table() {
     .await;
     let task_id = task.json()["id"].to_string();
     let victim = person(&fleet, server.addr, &slug, "victim", "viewer").await;
+    let invitation = call(
+        server.addr,
+        &slug,
+        owner,
+        "POST",
+        "/api/invitations",
+        Some(json!({"email": "fixture@example.com", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(invitation.status, 201, "{}", invitation.body);
+    let invitation_id = invitation.json()["id"].as_str().unwrap().to_string();
 
     let mut specs = routes();
     assert!(specs.len() >= 20, "the router lists its routes");
@@ -145,6 +156,8 @@ async fn every_route_as_every_role_follows_the_permission_table() {
             spec.path.replace("{id}", &task_id)
         } else if spec.path.starts_with("/api/members/") {
             spec.path.replace("{id}", &victim.id.to_string())
+        } else if spec.path.starts_with("/api/invitations/") {
+            spec.path.replace("{id}", &invitation_id)
         } else {
             spec.path.replace("{id}", &project_id)
         };
@@ -152,6 +165,8 @@ async fn every_route_as_every_role_follows_the_permission_table() {
             json!({"title": "walked"})
         } else if path.contains("/members") {
             json!({"role": "viewer"})
+        } else if path.contains("/invitations") {
+            json!({"email": "walked@example.com", "role": "viewer"})
         } else {
             json!({"name": "walked"})
         };
@@ -219,6 +234,8 @@ async fn every_route_as_every_role_follows_the_permission_table() {
         "task.delete",
         "member.role",
         "member.remove",
+        "member.invite",
+        "invitation.revoke",
     ] {
         let e = entries
             .iter()
@@ -375,5 +392,192 @@ async fn the_free_plan_stops_at_three_projects_and_pro_does_not() {
             assert_eq!(fourth.status, 201, "{}", fourth.body);
         }
     }
+    server.stop().await.unwrap();
+}
+
+/// The token of the newest message to `email` in the outbox.
+fn invitation_token(outbox: &std::path::Path, email: &str) -> String {
+    let mut mails: Vec<_> = std::fs::read_dir(outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    mails.sort();
+    let text = mails
+        .iter()
+        .rev()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .find(|t| t.starts_with(&format!("To: {email}\r\n")))
+        .unwrap_or_else(|| panic!("no mail to {email} in {}", outbox.display()));
+    let at = text.find("\"token\": \"").unwrap() + 10;
+    text[at..at + 64].to_string()
+}
+
+#[tokio::test]
+async fn invitations_are_single_use_expiring_bound_to_their_tenant_and_capped_by_role_and_plan() {
+    let fleet = TestFleet::new().await;
+    let slug = tenant(&fleet, "inviting", Plan::Free).await;
+    let other = tenant(&fleet, "elsewhere", Plan::Free).await;
+    let outbox = common::scratch(&format!("outbox-{}", fleet.id));
+    let dir = outbox.clone();
+    let server = serve(&fleet, move |s| s.outbox = Some(dir)).await;
+    let admin = person(&fleet, server.addr, &slug, "admin", "admin").await;
+    let invite = |email: String, role: &'static str| {
+        let admin = &admin;
+        let slug = slug.clone();
+        async move {
+            call(
+                server.addr,
+                &slug,
+                admin,
+                "POST",
+                "/api/invitations",
+                Some(json!({"email": email, "role": role})),
+            )
+            .await
+        }
+    };
+    let accept = |on: String, body: Value| async move {
+        request(
+            server.addr,
+            "POST",
+            &format!("{on}.localhost"),
+            "/api/invitations/accept",
+            &[],
+            Some(body),
+        )
+        .await
+    };
+
+    // Above one's own role: refused. A member may not invite at all.
+    assert_eq!(invite("boss@example.com".into(), "owner").await.status, 403);
+    let member = person(&fleet, server.addr, &slug, "member", "member").await;
+    let r = call(
+        server.addr,
+        &slug,
+        &member,
+        "POST",
+        "/api/invitations",
+        Some(json!({"email": "x@example.com", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+
+    let newcomer = format!("new-{}@example.com", fleet.id);
+    let r = invite(newcomer.to_uppercase(), "member").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        !r.body.contains("token"),
+        "the token goes by mail only: {}",
+        r.body
+    );
+    let token = invitation_token(&outbox, &newcomer);
+    let listed = call(server.addr, &slug, &admin, "GET", "/api/invitations", None).await;
+    assert_eq!(listed.json()["items"][0]["email"], newcomer.as_str());
+
+    // Another tenant's host does not know it; without a password no account.
+    let r = accept(other.clone(), json!({"token": token, "password": PASSWORD})).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = accept(slug.clone(), json!({"token": token})).await;
+    assert_eq!(r.status, 422);
+    assert!(r.json()["error"]["fields"]["password"].is_string());
+    let r = accept(slug.clone(), json!({"token": token, "password": "short"})).await;
+    assert_eq!(r.status, 422);
+    // Accepted once, with a new account; the second time it is spent.
+    let r = accept(
+        slug.clone(),
+        json!({"token": token, "password": PASSWORD, "display_name": "Newcomer"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["role"], "member");
+    let r = accept(slug.clone(), json!({"token": token, "password": PASSWORD})).await;
+    assert_eq!(r.status, 422, "single use: {}", r.body);
+    let login = request(
+        server.addr,
+        "POST",
+        &format!("{slug}.localhost"),
+        "/api/login",
+        &[],
+        Some(json!({"email": newcomer, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(login.json()["role"], "member");
+    assert_eq!(
+        request(
+            server.addr,
+            "POST",
+            &format!("{other}.localhost"),
+            "/api/login",
+            &[],
+            Some(json!({"email": newcomer, "password": PASSWORD}))
+        )
+        .await
+        .status,
+        401,
+        "a member of one tenant only"
+    );
+
+    // Expired and revoked invitations are refused.
+    let late = format!("late-{}@example.com", fleet.id);
+    assert_eq!(invite(late.clone(), "viewer").await.status, 201);
+    let late_token = invitation_token(&outbox, &late);
+    let (cp, conn) = tokio_postgres::connect(
+        fleet.args.control_url.as_ref().unwrap(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    cp.execute(
+        "UPDATE invitations SET expires_at = now() - interval '1 second' WHERE email = $1",
+        &[&late],
+    )
+    .await
+    .unwrap();
+    let r = accept(
+        slug.clone(),
+        json!({"token": late_token, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    let gone = format!("gone-{}@example.com", fleet.id);
+    let r = invite(gone.clone(), "viewer").await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let gone_token = invitation_token(&outbox, &gone);
+    assert_eq!(
+        call(
+            server.addr,
+            &slug,
+            &admin,
+            "DELETE",
+            &format!("/api/invitations/{id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    let r = accept(
+        slug.clone(),
+        json!({"token": gone_token, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+
+    // The free plan seats 5 (members and pending invitations): admin, member,
+    // newcomer, + 2 more invitations; the next is refused naming the limit.
+    for i in 0..2 {
+        assert_eq!(
+            invite(format!("seat{i}-{}@example.com", fleet.id), "viewer")
+                .await
+                .status,
+            201
+        );
+    }
+    let r = invite(format!("seat9-{}@example.com", fleet.id), "viewer").await;
+    assert_eq!(r.status, 402, "{}", r.body);
+    assert_eq!(r.json()["error"]["limit"]["what"], "members");
     server.stop().await.unwrap();
 }

@@ -151,7 +151,7 @@ pub async fn reconcile(app: &Bulkhead, args: ReconcileArgs) -> CliResult {
 }
 
 /// `bulkhead dev`: the demo fleet, served on localhost.
-pub async fn dev(app: &Bulkhead, args: &super::DevArgs) -> CliResult {
+pub async fn dev(app: &Bulkhead, args: &super::DevArgs, outbox: std::path::PathBuf) -> CliResult {
     let p = &app.provisioner;
     let mut tokens = Vec::new();
     for (slug, name, mode) in [
@@ -224,6 +224,8 @@ pub async fn dev(app: &Bulkhead, args: &super::DevArgs) -> CliResult {
         insecure_cookies: true,
     };
     let mut settings = serve.settings(None)?;
+    println!("mail (invitations) is written to {}", outbox.display());
+    settings.outbox = Some(outbox);
     // A second `dev` (or anything else) on 9090 must not stop the demo.
     if std::net::TcpListener::bind("127.0.0.1:9090").is_err() {
         settings.metrics_listen = None;

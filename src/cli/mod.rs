@@ -149,10 +149,11 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Pg(cmd) => pg(&cli.global, cmd).await,
         Command::Dev(args) => {
             let app = Bulkhead::open(&cli.global).await?;
-            fleet::dev(&app, &args).await
+            fleet::dev(&app, &args, cli.global.home.join("outbox")).await
         }
         Command::Serve(args) => {
-            let settings = args.settings(None)?;
+            let mut settings = args.settings(None)?;
+            settings.outbox = Some(cli.global.home.join("outbox"));
             let app = Bulkhead::open(&cli.global).await?;
             serve::serve(&app, &settings).await
         }

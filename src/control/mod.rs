@@ -20,7 +20,7 @@ pub use audit::AuditEntry;
 pub use domains::Domain;
 pub use lock::{FleetLock, TenantLock};
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
-pub use people::{MemberChange, MemberRow, NewSession, SessionRow, User};
+pub use people::{Accepted, InvitationRow, MemberChange, MemberRow, NewSession, SessionRow, User};
 pub use runs::{Run, RunCounts, RunFailure, RunTenant};
 pub use servers::{NewServer, Server};
 pub use tenants::{NewTenant, Reservation, Tenant};

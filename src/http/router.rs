@@ -5,7 +5,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{members, people, projects, tasks, tenant};
+use super::api::{invitations, members, people, projects, tasks, tenant};
 use super::ops;
 use super::state::AppState;
 use crate::auth::Permission;
@@ -173,6 +173,30 @@ fn build() -> Routes {
             "/api/members/{id}",
             Requires(MemberManage),
             delete(members::remove_member),
+        )
+        .at(
+            Method::GET,
+            "/api/invitations",
+            Requires(MemberInvite),
+            get(invitations::list_invitations),
+        )
+        .at(
+            Method::POST,
+            "/api/invitations",
+            Requires(MemberInvite),
+            post(invitations::invite),
+        )
+        .at(
+            Method::DELETE,
+            "/api/invitations/{id}",
+            Requires(MemberInvite),
+            delete(invitations::revoke_invitation),
+        )
+        .at(
+            Method::POST,
+            "/api/invitations/accept",
+            Public,
+            post(invitations::accept),
         )
         .at(
             Method::GET,

@@ -17,6 +17,7 @@ pub struct App {
     pub secret: MasterSecret,
     pub sessions: SessionSettings,
     pub base_domain: HostName,
+    pub outbox: crate::outbox::Outbox,
     pub resolver: Arc<Resolver>,
     pub pools: Arc<PoolRouter>,
     pub tokens: Arc<Tokens>,

@@ -1,6 +1,7 @@
 //! The tenant API under `/api/`: JSON in, JSON out, every handler bound to the
 //! caller's tenant through its extractors.
 
+pub mod invitations;
 pub mod members;
 pub mod people;
 pub mod projects;

@@ -1,0 +1,17 @@
+-- Invitations to join a tenant: single use, expiring, only their hash stored.
+
+CREATE TABLE invitations (
+    id          uuid PRIMARY KEY,
+    tenant_id   uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    email       text NOT NULL CHECK (email = lower(btrim(email))),
+    role        text NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+    -- SHA-256 of the token sent by e-mail.
+    token_hash  bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+    invited_by  uuid REFERENCES users (id) ON DELETE SET NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    accepted_at timestamptz,
+    accepted_by uuid REFERENCES users (id) ON DELETE SET NULL,
+    revoked_at  timestamptz
+);
+CREATE INDEX invitations_tenant ON invitations (tenant_id);

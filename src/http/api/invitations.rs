@@ -1,0 +1,231 @@
+//! `/api/invitations`: inviting people by e-mail with a role (a single-use,
+//! expiring token, of which only the hash is kept, sent through the outbox),
+//! listing and revoking pending invitations, and accepting one.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::HOST;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::audit;
+use crate::auth::{Role, passwords, perm, sessions};
+use crate::control::{Accepted, InvitationRow};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Can, Db, Tenant};
+use crate::http::state::AppState;
+use crate::outbox::Mail;
+
+/// How long an invitation can be accepted.
+pub const LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvitation {
+    pub email: String,
+    pub role: String,
+}
+
+/// `POST /api/invitations`: 201 with the invitation (never its token, which
+/// goes to the invitee only).
+pub async fn invite(
+    State(state): State<AppState>,
+    Can(caller, _): Can<perm::MemberInvite>,
+    Db(mut db): Db,
+    headers: axum::http::HeaderMap,
+    Json(new): Json<NewInvitation>,
+) -> ApiResult<(StatusCode, Json<InvitationRow>)> {
+    let email = sessions::normalise_email(&new.email).map_err(|m| ApiError::field("email", m))?;
+    let role = Role::parse(&new.role)
+        .ok_or_else(|| ApiError::field("role", "must be owner, admin, member or viewer"))?;
+    // Nobody invites above their own role.
+    if role < caller.role() {
+        return Err(ApiError::Forbidden);
+    }
+    let tenant = &caller.tenant;
+    if state
+        .control
+        .members(tenant.id)
+        .await?
+        .iter()
+        .any(|m| m.email == email)
+    {
+        return Err(ApiError::field("email", "is already a member"));
+    }
+    if let Some(allowed) = tenant.plan.max_members()
+        && state.control.seats_taken(tenant.id).await? >= allowed
+    {
+        return Err(ApiError::PlanLimit {
+            plan: tenant.plan.as_str(),
+            what: "members",
+            allowed,
+        });
+    }
+    let token = crate::secret::random_hex(32);
+    let inviter = caller.session().map(|s| s.user_id);
+    let invitation = state
+        .control
+        .insert_invitation(
+            tenant.id,
+            &email,
+            role.as_str(),
+            &sessions::hash(&token),
+            inviter,
+            LIFETIME,
+        )
+        .await?;
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let scheme = if state.sessions.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    let body = format!(
+        "You are invited to join {slug} as {role}.\n\n\
+         Accept within 7 days (once) with:\n\n\
+         curl -X POST {scheme}://{host}/api/invitations/accept \\\n  \
+         -H 'content-type: application/json' \\\n  \
+         -d '{{\"token\": \"{token}\", \"password\": \"<a password, if you have no account yet>\"}}'\n",
+        slug = tenant.slug,
+        role = role.as_str(),
+    );
+    state
+        .outbox
+        .send(&Mail {
+            to: &email,
+            subject: &format!("Your invitation to {}", tenant.slug),
+            body: &body,
+        })
+        .map_err(|e| ApiError::Internal(format!("outbox: {e}")))?;
+    let tx = db.transaction().await?;
+    audit(
+        &tx,
+        &caller,
+        "member.invite",
+        "invitation",
+        &invitation.id.to_string(),
+        json!({"email": email, "role": role.as_str()}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(invitation)))
+}
+
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    Can(caller, _): Can<perm::MemberInvite>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let items = state.control.pending_invitations(caller.tenant.id).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    Can(caller, _): Can<perm::MemberInvite>,
+    Db(mut db): Db,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    if !state
+        .control
+        .revoke_invitation(caller.tenant.id, id)
+        .await?
+    {
+        return Err(ApiError::NotFound);
+    }
+    let tx = db.transaction().await?;
+    audit(
+        &tx,
+        &caller,
+        "invitation.revoke",
+        "invitation",
+        &id.to_string(),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acceptance {
+    pub token: String,
+    /// Needed when the invited e-mail has no account yet.
+    pub password: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// `POST /api/invitations/accept` on the inviting tenant's host: once, before
+/// it expires; creates the account if the e-mail has none.
+pub async fn accept(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Json(a): Json<Acceptance>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let invalid = || {
+        ApiError::field(
+            "token",
+            "is not a valid invitation (used, revoked or expired?)",
+        )
+    };
+    if a.token.len() != 64 || !a.token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid());
+    }
+    let new_user = match &a.password {
+        Some(password) => {
+            passwords::check_policy(password)
+                .map_err(|e| ApiError::field("password", e.to_string()))?;
+            let password = password.clone();
+            let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let name = a
+                .display_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty() && n.chars().count() <= 200)
+                .unwrap_or("New member")
+                .to_string();
+            Some((name, hash))
+        }
+        None => None,
+    };
+    let outcome = state
+        .control
+        .accept_invitation(
+            tenant.id,
+            &sessions::hash(&a.token),
+            new_user.as_ref().map(|(n, h)| (n.as_str(), h.as_str())),
+        )
+        .await?;
+    match outcome {
+        Accepted::Joined { user, email, role } => {
+            state
+                .control
+                .audit(
+                    &format!("user:{email}"),
+                    "member.join",
+                    Some(tenant.id),
+                    json!({"user": user, "role": role}),
+                )
+                .await?;
+            Ok(Json(
+                json!({"tenant": tenant.slug.as_str(), "email": email, "role": role}),
+            ))
+        }
+        Accepted::Invalid => Err(invalid()),
+        Accepted::NeedsPassword => Err(ApiError::field(
+            "password",
+            "set a password (10-128 characters) to create your account",
+        )),
+        Accepted::AlreadyMember => Err(ApiError::field("token", "you are already a member")),
+    }
+}
