@@ -15,3 +15,11 @@ CREATE TABLE invitations (
     revoked_at  timestamptz
 );
 CREATE INDEX invitations_tenant ON invitations (tenant_id);
+
+-- Per-tenant settings: a JSON object of known keys (validated by bulkhead);
+-- missing keys take their defaults.
+CREATE TABLE tenant_settings (
+    tenant_id  uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    settings   jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);

@@ -145,6 +145,17 @@ async fn every_route_as_every_role_follows_the_permission_table() {
     .await;
     assert_eq!(invitation.status, 201, "{}", invitation.body);
     let invitation_id = invitation.json()["id"].as_str().unwrap().to_string();
+    let minted = call(
+        server.addr,
+        &slug,
+        owner,
+        "POST",
+        "/api/tokens",
+        Some(json!({"name": "fixture", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(minted.status, 201, "{}", minted.body);
+    let token_id = minted.json()["id"].as_str().unwrap().to_string();
 
     let mut specs = routes();
     assert!(specs.len() >= 20, "the router lists its routes");
@@ -158,6 +169,8 @@ async fn every_route_as_every_role_follows_the_permission_table() {
             spec.path.replace("{id}", &victim.id.to_string())
         } else if spec.path.starts_with("/api/invitations/") {
             spec.path.replace("{id}", &invitation_id)
+        } else if spec.path.starts_with("/api/tokens/") {
+            spec.path.replace("{id}", &token_id)
         } else {
             spec.path.replace("{id}", &project_id)
         };
@@ -167,6 +180,10 @@ async fn every_route_as_every_role_follows_the_permission_table() {
             json!({"role": "viewer"})
         } else if path.contains("/invitations") {
             json!({"email": "walked@example.com", "role": "viewer"})
+        } else if path.contains("/tokens") {
+            json!({"name": "walked", "role": "viewer"})
+        } else if path.contains("/settings") {
+            json!({"week_start": "sunday"})
         } else {
             json!({"name": "walked"})
         };
@@ -236,6 +253,9 @@ async fn every_route_as_every_role_follows_the_permission_table() {
         "member.remove",
         "member.invite",
         "invitation.revoke",
+        "settings.update",
+        "token.create",
+        "token.revoke",
     ] {
         let e = entries
             .iter()
@@ -579,5 +599,141 @@ async fn invitations_are_single_use_expiring_bound_to_their_tenant_and_capped_by
     let r = invite(format!("seat9-{}@example.com", fleet.id), "viewer").await;
     assert_eq!(r.status, 402, "{}", r.body);
     assert_eq!(r.json()["error"]["limit"]["what"], "members");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator() {
+    let fleet = TestFleet::new().await;
+    let slug = tenant(&fleet, "settings", Plan::Free).await;
+    let server = serve(&fleet, |_| {}).await;
+    let admin = person(&fleet, server.addr, &slug, "admin", "admin").await;
+    let viewer = person(&fleet, server.addr, &slug, "viewer", "viewer").await;
+
+    let r = call(server.addr, &slug, &viewer, "GET", "/api/settings", None).await;
+    assert_eq!(
+        r.json(),
+        json!({"timezone": "UTC", "week_start": "monday",
+                                "default_task_status": "todo", "email_notifications": true})
+    );
+    // One bad key or value: 422 naming it, and nothing applied.
+    for bad in [
+        json!({"colour": "red"}),
+        json!({"week_start": "friday", "timezone": "Europe/Paris"}),
+        json!({"timezone": "../../etc"}),
+        json!({"email_notifications": "yes"}),
+    ] {
+        let r = call(
+            server.addr,
+            &slug,
+            &admin,
+            "PATCH",
+            "/api/settings",
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    let r = call(server.addr, &slug, &viewer, "GET", "/api/settings", None).await;
+    assert_eq!(r.json()["timezone"], "UTC", "nothing applied");
+    let r = call(
+        server.addr,
+        &slug,
+        &admin,
+        "PATCH",
+        "/api/settings",
+        Some(json!({"timezone": "Europe/Paris", "week_start": "sunday"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["timezone"], "Europe/Paris");
+    let r = call(
+        server.addr,
+        &slug,
+        &admin,
+        "PATCH",
+        "/api/settings",
+        Some(json!({"timezone": null})),
+    )
+    .await;
+    assert_eq!(r.json()["timezone"], "UTC", "null resets");
+    assert_eq!(r.json()["week_start"], "sunday");
+
+    // Tokens: minted by an admin, shown once, working with their role, revocable.
+    let r = call(
+        server.addr,
+        &slug,
+        &admin,
+        "POST",
+        "/api/tokens",
+        Some(json!({"name": "ci", "role": "owner"})),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    let r = call(
+        server.addr,
+        &slug,
+        &admin,
+        "POST",
+        "/api/tokens",
+        Some(json!({"name": "ci", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (token, id) = (
+        r.json()["token"].as_str().unwrap().to_string(),
+        r.json()["id"].as_str().unwrap().to_string(),
+    );
+    let listed = call(server.addr, &slug, &admin, "GET", "/api/tokens", None).await;
+    assert!(!listed.body.contains(&token), "listed without the secret");
+    let bearer = format!("Bearer {token}");
+    let h = format!("{slug}.localhost");
+    let read = request(
+        server.addr,
+        "GET",
+        &h,
+        "/api/projects",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(read.status, 200);
+    let write = request(
+        server.addr,
+        "POST",
+        &h,
+        "/api/projects",
+        &[("authorization", &bearer)],
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(write.status, 403, "a viewer token reads only");
+    assert_eq!(
+        call(
+            server.addr,
+            &slug,
+            &admin,
+            "DELETE",
+            &format!("/api/tokens/{id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    common::eventually("the revoked token to stop working", || async {
+        request(
+            server.addr,
+            "GET",
+            &h,
+            "/api/projects",
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await
+        .status
+            == 401
+    })
+    .await;
     server.stop().await.unwrap();
 }

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{invitations, members, people, projects, tasks, tenant};
+use super::api::{invitations, members, people, projects, settings, tasks, tenant};
 use super::ops;
 use super::state::AppState;
 use crate::auth::Permission;
@@ -197,6 +197,36 @@ fn build() -> Routes {
             "/api/invitations/accept",
             Public,
             post(invitations::accept),
+        )
+        .at(
+            Method::GET,
+            "/api/settings",
+            Requires(SettingsRead),
+            get(settings::get_settings),
+        )
+        .at(
+            Method::PATCH,
+            "/api/settings",
+            Requires(SettingsWrite),
+            patch(settings::patch_settings),
+        )
+        .at(
+            Method::GET,
+            "/api/tokens",
+            Requires(TokenManage),
+            get(settings::list_tokens),
+        )
+        .at(
+            Method::POST,
+            "/api/tokens",
+            Requires(TokenManage),
+            post(settings::create_token),
+        )
+        .at(
+            Method::DELETE,
+            "/api/tokens/{id}",
+            Requires(TokenManage),
+            delete(settings::revoke_token),
         )
         .at(
             Method::GET,

@@ -5,6 +5,7 @@ pub mod invitations;
 pub mod members;
 pub mod people;
 pub mod projects;
+pub mod settings;
 pub mod tasks;
 pub mod tenant;
 
