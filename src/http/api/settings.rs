@@ -14,8 +14,11 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Can, Db};
 use crate::http::state::AppState;
 
+/// A setting's rule: `Err` says what a valid value looks like.
+type Check = fn(&Value) -> Result<(), &'static str>;
+
 /// Every known key: its default and its rule.
-const KEYS: &[(&str, fn() -> Value, fn(&Value) -> Result<(), &'static str>)] = &[
+const KEYS: &[(&str, fn() -> Value, Check)] = &[
     (
         "timezone",
         || json!("UTC"),
