@@ -17,8 +17,11 @@ use crate::http::state::AppState;
 /// A setting's rule: `Err` says what a valid value looks like.
 type Check = fn(&Value) -> Result<(), &'static str>;
 
+/// A setting's default.
+type Default = fn() -> Value;
+
 /// Every known key: its default and its rule.
-const KEYS: &[(&str, fn() -> Value, Check)] = &[
+const KEYS: &[(&str, Default, Check)] = &[
     (
         "timezone",
         || json!("UTC"),
