@@ -20,7 +20,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use bulkhead::control::{Mode, Plan, Slug};
 use bulkhead::http::api::Page;
-use bulkhead::http::api::projects::{PROJECT_COLUMNS, Project};
+use bulkhead::http::api::projects::Project;
 use bulkhead::provision::CreateRequest;
 use bulkhead::routing::HostName;
 use bulkhead::serve::ServeSettings;
@@ -35,10 +35,6 @@ const MAX_CONNECTIONS: u32 = 100;
 const BUDGET: i32 = 80;
 const ZIPF_S: f64 = 1.1;
 const PROVISION_CONCURRENCY: usize = 4;
-
-static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id < $1 ORDER BY id DESC LIMIT $2")
-});
 
 /// One tenant as a client sees it, plus what the PgBouncer side needs.
 struct Tenant {
@@ -691,7 +687,7 @@ async fn list(
         .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
     let rows = db
         .query_typed(
-            QUERY.as_str(),
+            common::PROJECTS_QUERY.as_str(),
             &[(&i64::MAX, Type::INT8), (&20i64, Type::INT8)],
         )
         .await

@@ -15,7 +15,7 @@ use axum::Json;
 use axum::extract::State;
 use bulkhead::control::{Mode, Plan};
 use bulkhead::http::api::Page;
-use bulkhead::http::api::projects::{PROJECT_COLUMNS, Project};
+use bulkhead::http::api::projects::Project;
 use bulkhead::provision::CreateRequest;
 use bulkhead::routing::HostName;
 use bulkhead::serve::ServeSettings;
@@ -26,10 +26,6 @@ use serde_json::{Value, json};
 const CLIENTS: usize = 32;
 /// Connections per side: bulkhead's per-tenant cap and the baseline pool.
 const POOL: usize = 16;
-/// bulkhead's own `GET /api/projects` query.
-static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id < $1 ORDER BY id DESC LIMIT $2")
-});
 
 struct Side {
     addr: SocketAddr,
@@ -223,7 +219,7 @@ async fn list(
         .await
         .map_err(|_| axum::http::StatusCode::SERVICE_UNAVAILABLE)?;
     let rows = db
-        .query(QUERY.as_str(), &[&i64::MAX, &20i64])
+        .query(common::PROJECTS_QUERY.as_str(), &[&i64::MAX, &20i64])
         .await
         .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?;
     let items = rows.iter().map(Project::from_row).collect();

@@ -15,6 +15,14 @@ use bulkhead::sql::Ident;
 use serde_json::Value;
 use tokio_postgres::{Client, Config, NoTls};
 
+/// bulkhead's own `GET /api/projects` query, for the baselines' handlers.
+pub static PROJECTS_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM projects WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        bulkhead::http::api::projects::PROJECT_COLUMNS
+    )
+});
+
 /// Flags every bench takes; cargo's own (`--bench`) are ignored.
 pub struct Args {
     pub quick: bool,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit;
+use super::record;
 use crate::auth::{Role, passwords, perm, sessions};
 use crate::control::{Accepted, InvitationRow};
 use crate::http::error::{ApiError, ApiResult};
@@ -104,9 +104,8 @@ pub async fn invite(
             body: &body,
         })
         .map_err(|e| ApiError::Internal(format!("outbox: {e}")))?;
-    let tx = db.transaction().await?;
-    audit(
-        &tx,
+    record(
+        &mut db,
         &caller,
         "member.invite",
         "invitation",
@@ -114,7 +113,6 @@ pub async fn invite(
         json!({"email": email, "role": role.as_str()}),
     )
     .await?;
-    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(invitation)))
 }
 
@@ -140,9 +138,8 @@ pub async fn revoke_invitation(
     {
         return Err(ApiError::NotFound);
     }
-    let tx = db.transaction().await?;
-    audit(
-        &tx,
+    record(
+        &mut db,
         &caller,
         "invitation.revoke",
         "invitation",
@@ -150,7 +147,6 @@ pub async fn revoke_invitation(
         json!({}),
     )
     .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Page, PageQuery, audit};
+use super::{Page, PageQuery, record};
 use crate::auth::{Role, perm};
 use crate::control::{MemberChange, MemberRow};
 use crate::http::error::{ApiError, ApiResult};
@@ -84,9 +84,8 @@ pub async fn change_role(
             .change_member(caller.tenant.id, user, Some(role.as_str()))
             .await?,
     )?;
-    let tx = db.transaction().await?;
-    audit(
-        &tx,
+    record(
+        &mut db,
         &caller,
         "member.role",
         "member",
@@ -94,7 +93,6 @@ pub async fn change_role(
         json!({"from": target.role, "to": role.as_str()}),
     )
     .await?;
-    tx.commit().await?;
     Ok(Json(find(&state, &caller, user).await?))
 }
 
@@ -114,9 +112,8 @@ pub async fn remove_member(
             .change_member(caller.tenant.id, user, None)
             .await?,
     )?;
-    let tx = db.transaction().await?;
-    audit(
-        &tx,
+    record(
+        &mut db,
         &caller,
         "member.remove",
         "member",
@@ -124,7 +121,6 @@ pub async fn remove_member(
         json!({"email": target.email, "role": target.role}),
     )
     .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,9 +141,8 @@ pub async fn leave(
             .change_member(caller.tenant.id, user, None)
             .await?,
     )?;
-    let tx = db.transaction().await?;
-    audit(
-        &tx,
+    record(
+        &mut db,
         &caller,
         "member.leave",
         "member",
@@ -155,7 +150,6 @@ pub async fn leave(
         json!({}),
     )
     .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

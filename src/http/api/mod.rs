@@ -89,6 +89,22 @@ pub async fn audit(
     Ok(())
 }
 
+/// Records a change made outside the tenant database (in the control plane)
+/// in the tenant's audit log, in a transaction of its own.
+pub async fn record(
+    db: &mut crate::pools::TenantConn,
+    caller: &Caller,
+    action: &str,
+    object_type: &str,
+    object_id: &str,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    let tx = db.transaction().await?;
+    audit(&tx, caller, action, object_type, object_id, detail).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Deletes row `id` of `table` and records `<object>.delete` in the audit
 /// log, in one transaction; 404 if there is no such row.
 pub async fn delete_audited(

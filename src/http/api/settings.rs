@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::audit;
+use super::record;
 use crate::auth::{Role, Tokens, perm};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Can, Db};
@@ -124,9 +124,8 @@ pub async fn patch_settings(
         .control
         .set_tenant_settings(caller.tenant.id, &stored)
         .await?;
-    let tx = db.transaction().await?;
-    audit(
-        &tx,
+    record(
+        &mut db,
         &caller,
         "settings.update",
         "settings",
@@ -134,7 +133,6 @@ pub async fn patch_settings(
         patch.clone(),
     )
     .await?;
-    tx.commit().await?;
     Ok(Json(effective(&stored)))
 }
 
@@ -164,9 +162,8 @@ pub async fn create_token(
             crate::auth::TokenError::Control(e) => ApiError::from(e),
             other => ApiError::field("name", other.to_string()),
         })?;
-    let tx = db.transaction().await?;
-    audit(
-        &tx,
+    record(
+        &mut db,
         &caller,
         "token.create",
         "token",
@@ -174,7 +171,6 @@ pub async fn create_token(
         json!({"name": row.name, "role": row.role}),
     )
     .await?;
-    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"token": secret.expose(), "id": row.id, "name": row.name, "role": row.role})),
@@ -199,9 +195,8 @@ pub async fn revoke_token(
     if !state.control.revoke_token(caller.tenant.id, id).await? {
         return Err(ApiError::NotFound);
     }
-    let tx = db.transaction().await?;
-    audit(
-        &tx,
+    record(
+        &mut db,
         &caller,
         "token.revoke",
         "token",
@@ -209,6 +204,5 @@ pub async fn revoke_token(
         json!({}),
     )
     .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
