@@ -24,6 +24,10 @@ pub struct ServeSettings {
     pub sessions: SessionSettings,
     /// Where outgoing mail (invitations) is written; `None`: dropped.
     pub outbox: Option<std::path::PathBuf>,
+    /// `host:port` of an SMTP relay for outgoing mail (else the outbox only).
+    pub smtp_relay: Option<String>,
+    /// The sender of outgoing mail (default `bulkhead <no-reply@<base domain>>`).
+    pub mail_from: Option<String>,
 }
 
 impl ServeSettings {
@@ -37,6 +41,8 @@ impl ServeSettings {
             resolve_miss_ttl: Duration::from_secs(5),
             sessions: SessionSettings::default(),
             outbox: None,
+            smtp_relay: None,
+            mail_from: None,
         }
     }
 }
@@ -100,7 +106,15 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         secret: p.secret().clone(),
         sessions: settings.sessions.clone(),
         base_domain: settings.base_domain.clone(),
-        outbox: crate::outbox::Outbox::new(settings.outbox.clone()),
+        outbox: crate::outbox::Outbox::new(
+            settings.outbox.clone(),
+            settings.smtp_relay.as_deref(),
+            &settings
+                .mail_from
+                .clone()
+                .unwrap_or_else(|| format!("bulkhead <no-reply@{}>", settings.base_domain)),
+        )
+        .map_err(std::io::Error::other)?,
         resolver: resolver.clone(),
         pools: pools.clone(),
         tokens,

@@ -429,8 +429,16 @@ fn invitation_token(outbox: &std::path::Path, email: &str) -> String {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .find(|t| t.starts_with(&format!("To: {email}\r\n")))
         .unwrap_or_else(|| panic!("no mail to {email} in {}", outbox.display()));
-    let at = text.find("\"token\": \"").unwrap() + 10;
-    text[at..at + 64].to_string()
+    code_in(&text)
+}
+
+/// The invitation code: the mail's line of 64 hex digits.
+fn code_in(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no invitation code in {text}"))
+        .to_string()
 }
 
 #[tokio::test]
@@ -735,5 +743,76 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
             == 401
     })
     .await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn invitations_go_through_the_smtp_relay_and_fall_back_to_the_outbox() {
+    let fleet = TestFleet::new().await;
+    let slug = tenant(&fleet, "mailing", Plan::Pro).await;
+    let smtp = common::smtp::SmtpServer::start().await;
+    let outbox = common::scratch(&format!("outbox-smtp-{}", fleet.id));
+    let (dir, relay) = (outbox.clone(), smtp.addr.to_string());
+    let server = serve(&fleet, move |s| {
+        s.outbox = Some(dir);
+        s.smtp_relay = Some(relay);
+        s.mail_from = Some("Initech <no-reply@example.com>".into());
+    })
+    .await;
+    let admin = person(&fleet, server.addr, &slug, "admin", "admin").await;
+    let email = format!("relayed-{}@example.com", fleet.id);
+    let r = call(
+        server.addr,
+        &slug,
+        &admin,
+        "POST",
+        "/api/invitations",
+        Some(json!({"email": email, "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].contains(&format!("To: {email}")),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[0].contains("From: Initech <no-reply@example.com>"),
+        "{}",
+        messages[0]
+    );
+    let token = code_in(&messages[0]);
+    let r = request(
+        server.addr,
+        "POST",
+        &format!("{slug}.localhost"),
+        "/api/invitations/accept",
+        &[],
+        Some(json!({"token": token, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !outbox.join("x").exists() && std::fs::read_dir(&outbox).map_or(0, |d| d.count()) == 0,
+        "relayed, not written"
+    );
+
+    // The relay gone: the message is kept in the outbox instead, not lost.
+    drop(smtp);
+    let email = format!("kept-{}@example.com", fleet.id);
+    let r = call(
+        server.addr,
+        &slug,
+        &admin,
+        "POST",
+        "/api/invitations",
+        Some(json!({"email": email, "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = invitation_token(&outbox, &email);
+    assert_eq!(token.len(), 64);
     server.stop().await.unwrap();
 }

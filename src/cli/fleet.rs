@@ -222,6 +222,8 @@ pub async fn dev(app: &Bulkhead, args: &super::DevArgs, outbox: std::path::PathB
         session_lifetime: std::time::Duration::from_secs(12 * 3600),
         // dev serves plain HTTP on localhost.
         insecure_cookies: true,
+        smtp_relay: None,
+        mail_from: None,
     };
     let mut settings = serve.settings(None)?;
     println!("mail (invitations) is written to {}", outbox.display());

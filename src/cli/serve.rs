@@ -52,6 +52,14 @@ pub struct ServeArgs {
     /// Never in production: browsers would send the cookie unencrypted.
     #[arg(long, env = "BULKHEAD_INSECURE_COOKIES")]
     pub insecure_cookies: bool,
+    /// `host:port` of an SMTP relay for outgoing mail (invitations), e.g. the
+    /// local MTA, which holds the provider's TLS and credentials. Without it,
+    /// or when it fails, mail is written to $BULKHEAD_HOME/outbox/.
+    #[arg(long, env = "BULKHEAD_SMTP_RELAY")]
+    pub smtp_relay: Option<String>,
+    /// Sender of outgoing mail (default: bulkhead <no-reply@<base domain>>).
+    #[arg(long, env = "BULKHEAD_MAIL_FROM")]
+    pub mail_from: Option<String>,
 }
 
 impl ServeArgs {
@@ -86,6 +94,8 @@ impl ServeArgs {
                 "--session-idle must be positive and at most --session-lifetime".into(),
             ));
         }
+        settings.smtp_relay = self.smtp_relay.clone();
+        settings.mail_from = self.mail_from.clone();
         settings.sessions = crate::auth::SessionSettings {
             idle: self.session_idle,
             absolute: self.session_lifetime,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod smtp;
 
 use std::process::Command;
 use std::str::FromStr;

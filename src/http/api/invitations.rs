@@ -87,12 +87,16 @@ pub async fn invite(
     } else {
         "http"
     };
+    // Short lines: mail stays 7-bit and readable, the code on a line of its own.
     let body = format!(
         "You are invited to join {slug} as {role}.\n\n\
-         Accept within 7 days (once) with:\n\n\
+         Your invitation code, valid for 7 days and once:\n\n\
+         {token}\n\n\
+         Accept it with:\n\n\
          curl -X POST {scheme}://{host}/api/invitations/accept \\\n  \
          -H 'content-type: application/json' \\\n  \
-         -d '{{\"token\": \"{token}\", \"password\": \"<a password, if you have no account yet>\"}}'\n",
+         -d '{{\"token\": \"<the code>\", \"password\": \"<yours>\"}}'\n\n\
+         (The password is needed only if you have no account yet.)\n",
         slug = tenant.slug,
         role = role.as_str(),
     );
@@ -103,6 +107,7 @@ pub async fn invite(
             subject: &format!("Your invitation to {}", tenant.slug),
             body: &body,
         })
+        .await
         .map_err(|e| ApiError::Internal(format!("outbox: {e}")))?;
     record(
         &mut db,
