@@ -23,3 +23,9 @@ CREATE TABLE tenant_settings (
     settings   jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Tokens minted over HTTP belong to the person who minted them: they end
+-- with that person's account, and are revoked when the person leaves the
+-- tenant. Operator tokens (CLI) have no owner.
+ALTER TABLE api_tokens ADD COLUMN created_by uuid REFERENCES users (id) ON DELETE CASCADE;
+CREATE INDEX api_tokens_created_by ON api_tokens (created_by) WHERE created_by IS NOT NULL;

@@ -743,6 +743,64 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
             == 401
     })
     .await;
+    assert_eq!(
+        listed.json()["items"][0]["created_by"],
+        admin.id.to_string(),
+        "owned by its minter"
+    );
+
+    // A member's tokens leave with them.
+    let r = call(
+        server.addr,
+        &slug,
+        &admin,
+        "POST",
+        "/api/tokens",
+        Some(json!({"name": "ci2", "role": "member"})),
+    )
+    .await;
+    let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    assert_eq!(
+        request(
+            server.addr,
+            "GET",
+            &h,
+            "/api/projects",
+            &[("authorization", &bearer)],
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    let owner = person(&fleet, server.addr, &slug, "owner", "owner").await;
+    assert_eq!(
+        call(
+            server.addr,
+            &slug,
+            &owner,
+            "DELETE",
+            &format!("/api/members/{}", admin.id),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    common::eventually("the departed admin's token to stop working", || async {
+        request(
+            server.addr,
+            "GET",
+            &h,
+            "/api/projects",
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await
+        .status
+            == 401
+    })
+    .await;
     server.stop().await.unwrap();
 }
 

@@ -88,12 +88,24 @@ impl Tokens {
         }
     }
 
-    /// Mints a token for a tenant; the returned secret is never stored.
+    /// Mints an operator's token for a tenant; the returned secret is never stored.
     pub async fn create(
         control: &ControlPlane,
         tenant: TenantId,
         role: &str,
         name: &str,
+    ) -> Result<(TokenRow, Secret<String>), TokenError> {
+        Self::create_owned(control, tenant, role, name, None).await
+    }
+
+    /// Mints a token owned by `owner` (a member minting it over HTTP): it is
+    /// revoked when they leave the tenant and deleted with their account.
+    pub async fn create_owned(
+        control: &ControlPlane,
+        tenant: TenantId,
+        role: &str,
+        name: &str,
+        owner: Option<Uuid>,
     ) -> Result<(TokenRow, Secret<String>), TokenError> {
         if Role::parse(role).is_none() || role == "owner" {
             return Err(TokenError::BadRole(role.to_string()));
@@ -103,7 +115,7 @@ impl Tokens {
         }
         let token = format!("{PREFIX}{}", random_hex(32));
         let row = control
-            .insert_token(tenant, role, name, &hash(&token))
+            .insert_token(tenant, role, name, &hash(&token), owner)
             .await?;
         Ok((row, Secret::new(token)))
     }

@@ -305,8 +305,8 @@ impl ControlPlane {
             .collect())
     }
 
-    /// Sets a member's role (`None`: removes the membership and ends the
-    /// user's sessions on this tenant), never leaving the tenant without an
+    /// Sets a member's role (`None`: removes the membership, ends the user's
+    /// sessions on this tenant and revokes the tokens they minted), never leaving the tenant without an
     /// owner: the tenant's owner rows are locked first, so two owners
     /// demoting each other at once cannot both succeed.
     pub async fn change_member(
@@ -355,6 +355,13 @@ impl ControlPlane {
                 .await?;
                 tx.execute(
                     "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+                    &[&tenant.0, &user],
+                )
+                .await?;
+                // Their tokens leave with them (NOTIFY drops cached ones).
+                tx.execute(
+                    "UPDATE api_tokens SET revoked_at = now()
+                      WHERE tenant_id = $1 AND created_by = $2 AND revoked_at IS NULL",
                     &[&tenant.0, &user],
                 )
                 .await?;

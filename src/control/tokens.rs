@@ -18,9 +18,11 @@ pub struct TokenRow {
     pub last_used_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// The person who minted it over HTTP (`None`: an operator, by CLI).
+    pub created_by: Option<Uuid>,
 }
 
-const COLUMNS: &str = "id, tenant_id, role, name, created_at, last_used_at, revoked_at";
+const COLUMNS: &str = "id, tenant_id, role, name, created_at, last_used_at, revoked_at, created_by";
 
 fn token(row: &tokio_postgres::Row) -> TokenRow {
     TokenRow {
@@ -31,6 +33,7 @@ fn token(row: &tokio_postgres::Row) -> TokenRow {
         created_at: row.get(4),
         last_used_at: row.get(5),
         revoked_at: row.get(6),
+        created_by: row.get(7),
     }
 }
 
@@ -41,16 +44,17 @@ impl ControlPlane {
         role: &str,
         name: &str,
         hash: &[u8],
+        created_by: Option<Uuid>,
     ) -> Result<TokenRow, ControlError> {
         let row = self
             .client()
             .await?
             .query_one(
                 &format!(
-                    "INSERT INTO api_tokens (id, tenant_id, role, name, token_hash)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+                    "INSERT INTO api_tokens (id, tenant_id, role, name, token_hash, created_by)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
                 ),
-                &[&Uuid::new_v4(), &tenant.0, &role, &name, &hash],
+                &[&Uuid::new_v4(), &tenant.0, &role, &name, &hash, &created_by],
             )
             .await?;
         Ok(token(&row))

@@ -156,12 +156,19 @@ pub async fn create_token(
     if role < caller.role() {
         return Err(ApiError::Forbidden);
     }
-    let (row, secret) = Tokens::create(&state.control, caller.tenant.id, role.as_str(), &new.name)
-        .await
-        .map_err(|e| match e {
-            crate::auth::TokenError::Control(e) => ApiError::from(e),
-            other => ApiError::field("name", other.to_string()),
-        })?;
+    let owner = caller.session().map(|s| s.user_id);
+    let (row, secret) = Tokens::create_owned(
+        &state.control,
+        caller.tenant.id,
+        role.as_str(),
+        &new.name,
+        owner,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::auth::TokenError::Control(e) => ApiError::from(e),
+        other => ApiError::field("name", other.to_string()),
+    })?;
     record(
         &mut db,
         &caller,
