@@ -7,6 +7,7 @@ pub const TEMPLATE_OWNER: &str = include_str!("../../provisioning/template_owner
 pub const TEMPLATE_CREATE: &str = include_str!("../../provisioning/template_create.sql");
 pub const TEMPLATE_LOCKDOWN: &str = include_str!("../../provisioning/template_lockdown.sql");
 pub const DATABASE_CREATE: &str = include_str!("../../provisioning/database_create.sql");
+pub const DATABASE_OPEN: &str = include_str!("../../provisioning/database_open.sql");
 pub const DATABASE_LOCKDOWN: &str = include_str!("../../provisioning/database_lockdown.sql");
 pub const DATABASE_GRANTS: &str = include_str!("../../provisioning/database_grants.sql");
 pub const SHARED_CREATE: &str = include_str!("../../provisioning/shared_create.sql");

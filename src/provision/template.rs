@@ -87,6 +87,12 @@ impl Provisioner {
             let sql = render(sql::TEMPLATE_CREATE, &[("template", Arg::Ident(&template))]);
             maintenance.batch_execute(&sql).await.map_err(&err)?;
         }
+        // Always: a crash may have left it created but closed.
+        let sql = render(sql::DATABASE_OPEN, &[("database", Arg::Ident(&template))]);
+        maintenance
+            .batch_execute(&sql::in_transaction(&sql))
+            .await
+            .map_err(&err)?;
         let mut client = admin::connect_to(server, &self.settings.template_db).await?;
         let sql = render(
             sql::TEMPLATE_LOCKDOWN,
@@ -124,10 +130,17 @@ impl Provisioner {
     pub(super) async fn ensure_shared(&self, server: &Server) -> Result<(), ProvisionError> {
         let err = Self::server_error(server);
         let maintenance = self.admin.get(server).await?;
-        if database_exists(&maintenance, &self.settings.shared_db)
+        // Open means created and past database_open.sql (a crash may leave
+        // it created but closed: then finish it below).
+        let open: Option<bool> = maintenance
+            .query_opt(
+                "SELECT datallowconn FROM pg_database WHERE datname = $1",
+                &[&self.settings.shared_db],
+            )
             .await
             .map_err(&err)?
-        {
+            .map(|r| r.get(0));
+        if open == Some(true) {
             return Ok(());
         }
         let lock_key = format!("shared:{}", self.settings.shared_db);
@@ -144,6 +157,11 @@ impl Provisioner {
                 let sql = render(sql::SHARED_CREATE, &[("shared", Arg::Ident(&shared))]);
                 maintenance.batch_execute(&sql).await.map_err(&err)?;
             }
+            let sql = render(sql::DATABASE_OPEN, &[("database", Arg::Ident(&shared))]);
+            maintenance
+                .batch_execute(&sql::in_transaction(&sql))
+                .await
+                .map_err(&err)?;
             let client = admin::connect_to(server, &self.settings.shared_db).await?;
             let sql = render(sql::SHARED_LOCKDOWN, &[("shared", Arg::Ident(&shared))]);
             client
