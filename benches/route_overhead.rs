@@ -202,12 +202,7 @@ async fn start_baseline(url: &str) -> SocketAddr {
     let router = axum::Router::new()
         .route("/api/projects", axum::routing::get(list))
         .with_state(Arc::new(pool));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
+    common::serve_baseline(router).await
 }
 
 /// The same query, row mapping and JSON page as bulkhead's handler.

@@ -7,7 +7,7 @@
 //! message went, never what it says.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
@@ -78,10 +78,6 @@ impl Outbox {
             }
         };
         Ok(Self { dir, relay })
-    }
-
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
     }
 
     pub async fn send(&self, mail: &Mail<'_>) -> Result<Delivery, OutboxError> {

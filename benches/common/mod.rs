@@ -23,6 +23,16 @@ pub static PROJECTS_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::ne
     )
 });
 
+/// Serves a baseline's router on a free loopback port, in the background.
+pub async fn serve_baseline(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
 /// Flags every bench takes; cargo's own (`--bench`) are ignored.
 pub struct Args {
     pub quick: bool,

@@ -40,4 +40,14 @@ impl App {
     pub fn supports_version(&self, version: i32) -> bool {
         self.versions.contains(&version)
     }
+
+    /// The scheme tenants are reached with in links we hand out: `https`,
+    /// except where cookies are not `Secure` (`dev`, plain HTTP).
+    pub fn scheme(&self) -> &'static str {
+        if self.sessions.secure_cookies {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }

@@ -82,11 +82,7 @@ pub async fn invite(
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    let scheme = if state.sessions.secure_cookies {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = state.scheme();
     // Short lines: mail stays 7-bit and readable, the code on a line of its own.
     let body = format!(
         "You are invited to join {slug} as {role}.\n\n\

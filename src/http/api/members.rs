@@ -35,9 +35,9 @@ fn member_id(raw: &str) -> ApiResult<Uuid> {
 
 /// Nobody grants or touches a role above their own: admins manage admins,
 /// members and viewers; only owners make or unmake owners.
-fn check_ceiling(caller: &Caller, target: Option<&MemberRow>, new: Option<Role>) -> ApiResult<()> {
+fn check_ceiling(caller: &Caller, target: &MemberRow, new: Option<Role>) -> ApiResult<()> {
     let mine = caller.role();
-    let theirs = target.and_then(|m| Role::parse(&m.role));
+    let theirs = Role::parse(&target.role);
     if theirs.is_some_and(|r| r < mine) || new.is_some_and(|r| r < mine) {
         return Err(ApiError::Forbidden);
     }
@@ -77,7 +77,7 @@ pub async fn change_role(
     let role = Role::parse(&change.role)
         .ok_or_else(|| ApiError::field("role", "must be owner, admin, member or viewer"))?;
     let target = find(&state, &caller, user).await?;
-    check_ceiling(&caller, Some(&target), Some(role))?;
+    check_ceiling(&caller, &target, Some(role))?;
     outcome(
         state
             .control
@@ -93,7 +93,10 @@ pub async fn change_role(
         json!({"from": target.role, "to": role.as_str()}),
     )
     .await?;
-    Ok(Json(find(&state, &caller, user).await?))
+    Ok(Json(MemberRow {
+        role: role.as_str().to_string(),
+        ..target
+    }))
 }
 
 /// `DELETE /api/members/{user_id}`: the membership and the user's sessions here.
@@ -105,7 +108,7 @@ pub async fn remove_member(
 ) -> ApiResult<StatusCode> {
     let user = member_id(&user)?;
     let target = find(&state, &caller, user).await?;
-    check_ceiling(&caller, Some(&target), None)?;
+    check_ceiling(&caller, &target, None)?;
     outcome(
         state
             .control

@@ -155,11 +155,7 @@ pub async fn signup(
         .and_then(|h| h.rsplit_once(':'))
         .map(|(_, p)| format!(":{p}"))
         .unwrap_or_default();
-    let scheme = if state.sessions.secure_cookies {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = state.scheme();
     let url = format!("{scheme}://{slug}.{}{port}", state.base_domain);
     Ok((
         StatusCode::ACCEPTED,
