@@ -3,6 +3,6 @@
 -- PUBLIC's default CONNECT and TEMP. Revoke, then open it (superusers only
 -- until the lockdown inside it and the grants per tenant). Idempotent.
 -- Serialised with every other change to a database's ACL.
-SELECT pg_advisory_xact_lock(7415003);
+LOCK TABLE pg_catalog.pg_database IN SHARE UPDATE EXCLUSIVE MODE;
 REVOKE ALL ON DATABASE {{database}} FROM PUBLIC;
 ALTER DATABASE {{database}} ALLOW_CONNECTIONS true;

@@ -1,7 +1,7 @@
 -- Runs inside the shared database, as admin, in one transaction.
 -- Concurrent GRANTs on one database row fail with "tuple concurrently
--- updated": serialise them (the key server_lockdown.sql uses).
-SELECT pg_advisory_xact_lock(7415003);
+-- updated": serialise them (the lock server_lockdown.sql takes).
+LOCK TABLE pg_catalog.pg_database IN SHARE UPDATE EXCLUSIVE MODE;
 GRANT CONNECT ON DATABASE {{shared}} TO {{runtime}};
 REVOKE ALL ON SCHEMA {{schema}} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {{schema}} TO {{runtime}};

@@ -8,7 +8,7 @@ DECLARE
     d record;
 BEGIN
     -- Concurrent REVOKEs on one database fail with "tuple concurrently updated".
-    PERFORM pg_advisory_xact_lock(7415003);
+    LOCK TABLE pg_catalog.pg_database IN SHARE UPDATE EXCLUSIVE MODE;
     FOR d IN
         SELECT datname FROM pg_database
          WHERE datacl IS NULL

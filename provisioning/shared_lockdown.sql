@@ -2,6 +2,6 @@
 -- CONNECT by name, nobody may create anything in public.
 -- Serialised with every other change to a database's ACL ("tuple
 -- concurrently updated" otherwise); runs in one transaction.
-SELECT pg_advisory_xact_lock(7415003);
+LOCK TABLE pg_catalog.pg_database IN SHARE UPDATE EXCLUSIVE MODE;
 REVOKE ALL ON DATABASE {{shared}} FROM PUBLIC;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;

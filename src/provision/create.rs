@@ -288,10 +288,7 @@ impl Provisioner {
                         ("runtime", Arg::Ident(&runtime)),
                     ],
                 );
-                client
-                    .batch_execute(&in_transaction(&sql))
-                    .await
-                    .map_err(&err)
+                in_transaction(&client, &sql).await.map_err(&err)
             }
             Mode::Schema => {
                 self.ensure_shared(server).await?;
@@ -373,10 +370,7 @@ impl Provisioner {
             ),
         };
         let client = self.inside(tenant, server, session).await?;
-        client
-            .batch_execute(&in_transaction(&sql))
-            .await
-            .map_err(&err)
+        in_transaction(&client, &sql).await.map_err(&err)
     }
 
     async fn step_migrate(

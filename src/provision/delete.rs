@@ -298,10 +298,7 @@ impl Provisioner {
                             ("runtime", Arg::Ident(&runtime)),
                         ],
                     );
-                    client
-                        .batch_execute(&sql::in_transaction(&sql))
-                        .await
-                        .map_err(err)?;
+                    sql::in_transaction(&client, &sql).await.map_err(err)?;
                 }
             }
         }

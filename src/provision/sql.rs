@@ -23,7 +23,22 @@ pub const ROLES_DROP: &str = include_str!("../../provisioning/roles_drop.sql");
 pub const SERVER_LOCKDOWN: &str = include_str!("../../provisioning/server_lockdown.sql");
 pub const PRIVILEGE_AUDIT: &str = include_str!("../../provisioning/privilege_audit.sql");
 
-/// Wraps a multi-statement file in one transaction.
-pub fn in_transaction(sql: &str) -> String {
-    format!("BEGIN;\n{sql}\nCOMMIT;")
+/// Runs a multi-statement file as one transaction. On failure the
+/// transaction is rolled back before the error is returned, so a pooled
+/// connection never goes back to its pool inside an aborted transaction
+/// (its next user would see "current transaction is aborted" instead of
+/// the real error).
+pub async fn in_transaction(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let result = client
+        .batch_execute(&format!("BEGIN;\n{sql}\nCOMMIT;"))
+        .await;
+    if result.is_err() {
+        // Outside a transaction this is only a warning; a broken connection
+        // fails here too and is dropped by its pool.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
 }

@@ -89,8 +89,7 @@ impl Provisioner {
         }
         // Always: a crash may have left it created but closed.
         let sql = render(sql::DATABASE_OPEN, &[("database", Arg::Ident(&template))]);
-        maintenance
-            .batch_execute(&sql::in_transaction(&sql))
+        sql::in_transaction(&maintenance, &sql)
             .await
             .map_err(&err)?;
         let mut client = admin::connect_to(server, &self.settings.template_db).await?;
@@ -101,10 +100,7 @@ impl Provisioner {
                 ("template_owner", Arg::Ident(&owner)),
             ],
         );
-        client
-            .batch_execute(&sql::in_transaction(&sql))
-            .await
-            .map_err(&err)?;
+        sql::in_transaction(&client, &sql).await.map_err(&err)?;
         let version = self
             .schema
             .apply(&mut client, &owner_name, "public", None)
@@ -158,16 +154,12 @@ impl Provisioner {
                 maintenance.batch_execute(&sql).await.map_err(&err)?;
             }
             let sql = render(sql::DATABASE_OPEN, &[("database", Arg::Ident(&shared))]);
-            maintenance
-                .batch_execute(&sql::in_transaction(&sql))
+            sql::in_transaction(&maintenance, &sql)
                 .await
                 .map_err(&err)?;
             let client = admin::connect_to(server, &self.settings.shared_db).await?;
             let sql = render(sql::SHARED_LOCKDOWN, &[("shared", Arg::Ident(&shared))]);
-            client
-                .batch_execute(&sql::in_transaction(&sql))
-                .await
-                .map_err(&err)
+            sql::in_transaction(&client, &sql).await.map_err(&err)
         }
         .await;
         maintenance
