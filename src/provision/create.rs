@@ -370,7 +370,7 @@ impl Provisioner {
             ),
         };
         let client = self.inside(tenant, server, session).await?;
-        in_transaction(&client, &sql).await.map_err(&err)
+        in_transaction(client, &sql).await.map_err(&err)
     }
 
     async fn step_migrate(

@@ -89,9 +89,7 @@ impl Provisioner {
         }
         // Always: a crash may have left it created but closed.
         let sql = render(sql::DATABASE_OPEN, &[("database", Arg::Ident(&template))]);
-        sql::in_transaction(&maintenance, &sql)
-            .await
-            .map_err(&err)?;
+        sql::in_transaction(maintenance, &sql).await.map_err(&err)?;
         let mut client = admin::connect_to(server, &self.settings.template_db).await?;
         let sql = render(
             sql::TEMPLATE_LOCKDOWN,
