@@ -134,6 +134,10 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         None => None,
     };
     tokio::spawn(publish_fleet_gauges(p.control().clone()));
+    tokio::spawn(prune_expired(
+        p.control().clone(),
+        settings.sessions.clone(),
+    ));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve(
         tcp,
@@ -168,6 +172,30 @@ async fn publish_fleet_gauges(control: crate::control::ControlPlane) {
                 .map(|(_, _, n)| n)
                 .sum();
             metrics::gauge!("bulkhead_tenants", "status" => status.as_str()).set(n as f64);
+        }
+    }
+}
+
+/// Every 10 minutes, drops dead sessions and failed log-ins too old to count,
+/// so neither table grows without end. Several instances may run it at once:
+/// each DELETE is idempotent.
+async fn prune_expired(control: crate::control::ControlPlane, sessions: SessionSettings) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match control
+            .prune_expired(sessions.idle, sessions.login_window)
+            .await
+        {
+            Ok((0, 0)) => {}
+            Ok((sessions, failures)) => {
+                tracing::info!(
+                    sessions,
+                    failures,
+                    "pruned expired sessions and log-in failures"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
         }
     }
 }

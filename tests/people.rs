@@ -96,7 +96,7 @@ async fn create_project(
     .await
 }
 
-async fn count(fleet: &TestFleet, sql: &str) -> i64 {
+async fn control_client(fleet: &TestFleet) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(
         fleet.args.control_url.as_ref().unwrap(),
         tokio_postgres::NoTls,
@@ -104,7 +104,16 @@ async fn count(fleet: &TestFleet, sql: &str) -> i64 {
     .await
     .unwrap();
     tokio::spawn(connection);
-    client.query_one(sql, &[]).await.unwrap().get(0)
+    client
+}
+
+async fn count(fleet: &TestFleet, sql: &str) -> i64 {
+    control_client(fleet)
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test]
@@ -394,6 +403,83 @@ async fn sessions_rotate_on_login_and_end_by_logout_idle_and_lifetime() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(me(short.addr, &acme, &c).await.status, 401);
     short.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn pruning_drops_dead_sessions_and_stale_failures_and_nothing_live() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let email = format!("p-{}@example.com", fleet.id);
+    let user = member(&fleet, &acme, &email, "member").await;
+    let server = serve(&fleet, |_| {}).await;
+    let (live, _) = session(server.addr, &acme, &email).await;
+    let (idle, _) = session(server.addr, &acme, &email).await;
+    let (ended, _) = session(server.addr, &acme, &email).await;
+    assert_eq!(
+        login(server.addr, &acme, &email, "wrong wrong wrong")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        login(server.addr, &acme, &email, "wrong again, still")
+            .await
+            .status,
+        401
+    );
+    let control = control_client(&fleet).await;
+    let hash = |cookie: &str| {
+        bulkhead::auth::sessions::hash(cookie.trim_start_matches("bh_session=")).to_vec()
+    };
+    control
+        .execute(
+            "UPDATE sessions SET last_seen_at = now() - interval '2 hours' WHERE id_hash = $1",
+            &[&hash(&idle)],
+        )
+        .await
+        .unwrap();
+    control
+        .execute(
+            "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id_hash = $1",
+            &[&hash(&ended)],
+        )
+        .await
+        .unwrap();
+    control
+        .execute(
+            "UPDATE login_failures SET at = now() - interval '1 hour'
+              WHERE id = (SELECT min(id) FROM login_failures WHERE email = $1)",
+            &[&email],
+        )
+        .await
+        .unwrap();
+
+    let (sessions, failures) = fleet
+        .p()
+        .control()
+        .prune_expired(Duration::from_secs(30 * 60), Duration::from_secs(15 * 60))
+        .await
+        .unwrap();
+    assert_eq!((sessions, failures), (2, 1));
+    let left: Vec<Vec<u8>> = control
+        .query("SELECT id_hash FROM sessions WHERE user_id = $1", &[&user])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, vec![hash(&live)]);
+    assert_eq!(me(server.addr, &acme, &live).await.status, 200);
+    let failures_left: i64 = control
+        .query_one(
+            "SELECT count(*) FROM login_failures WHERE email = $1",
+            &[&email],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(failures_left, 1);
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]

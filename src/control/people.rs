@@ -212,6 +212,31 @@ impl ControlPlane {
             .await?)
     }
 
+    /// Deletes what can no longer count: sessions past their absolute end or
+    /// idle longer than `idle`, and failed log-ins older than `login_window`.
+    /// Returns how many of each went.
+    pub async fn prune_expired(
+        &self,
+        idle: Duration,
+        login_window: Duration,
+    ) -> Result<(u64, u64), ControlError> {
+        let client = self.client().await?;
+        let sessions = client
+            .execute(
+                "DELETE FROM sessions
+                  WHERE expires_at < now() OR last_seen_at < now() - $1::text::interval",
+                &[&interval(idle)],
+            )
+            .await?;
+        let failures = client
+            .execute(
+                "DELETE FROM login_failures WHERE at < now() - $1::text::interval",
+                &[&interval(login_window)],
+            )
+            .await?;
+        Ok((sessions, failures))
+    }
+
     pub async fn record_login_failure(
         &self,
         email: &str,
