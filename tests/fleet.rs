@@ -275,7 +275,8 @@ async fn a_tenant_whose_table_is_locked_fails_by_lock_timeout_instead_of_blockin
 #[tokio::test]
 async fn a_second_concurrent_run_is_refused_naming_the_holder() {
     let (mut fleet, slugs) = fleet_of(2).await;
-    // The first run blocks on a locked table; the second must not wait for it.
+    // The first run blocks on a locked table; the second waits only the
+    // lock's short grace, not for the first run.
     let holder = fleet.admin_of(&slugs[0]).await;
     holder
         .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS SHARE MODE")
@@ -306,6 +307,38 @@ async fn a_second_concurrent_run_is_refused_naming_the_holder() {
 
     holder.batch_execute("COMMIT").await.unwrap();
     assert!(first.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn a_run_waits_out_a_fleet_lock_released_within_the_grace() {
+    let (mut fleet, slugs) = fleet_of(2).await;
+    let dir = fleet.migrations_dir(&[("V2__labels.sql", V2)]);
+    fleet.with_migrations(&dir).await;
+    let control = fleet.p().control().clone();
+    let held = control
+        .try_fleet_lock(Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("nobody holds it yet");
+    assert!(
+        control
+            .try_fleet_lock(Duration::ZERO)
+            .await
+            .unwrap()
+            .is_none(),
+        "held means held"
+    );
+    // Like a killed run's connection, closed a moment after the new run starts.
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        held.release().await.unwrap();
+    });
+    let report = run(&fleet, RunOptions::default()).await.unwrap();
+    assert_eq!(report.state, RunState::Succeeded, "{report:?}");
+    releaser.await.unwrap();
+    for slug in &slugs {
+        assert_eq!(history_versions(&fleet, slug).await, [1, 2]);
+    }
 }
 
 #[tokio::test]

@@ -81,13 +81,34 @@ impl FleetLock {
     }
 }
 
+/// How long a run waits for the fleet lock before reporting it held. A run
+/// whose process was just killed still holds it until the server notices the
+/// closed connection (milliseconds, longer on a loaded server): a resume
+/// started right after the crash waits that out instead of failing.
+pub const FLEET_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl ControlPlane {
-    pub async fn try_fleet_lock(&self) -> Result<Option<FleetLock>, ControlError> {
+    /// The fleet lock, waiting up to `grace` for it; `None` if it stays held.
+    pub async fn try_fleet_lock(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<Option<FleetLock>, ControlError> {
         let client = self.dedicated().await?;
-        let got: bool = client
-            .query_one(&format!("SELECT pg_try_advisory_lock({FLEET_KEY})"), &[])
-            .await?
-            .get(0);
+        // Advisory locks obey lock_timeout: the wait ends in 55P03.
+        client
+            .batch_execute(&format!("SET lock_timeout = {}", grace.as_millis().max(1)))
+            .await?;
+        let got = match client
+            .execute(&format!("SELECT pg_advisory_lock({FLEET_KEY})"), &[])
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
+        client.batch_execute("RESET lock_timeout").await?;
         Ok(got.then_some(FleetLock { client }))
     }
 }

@@ -18,7 +18,7 @@ use tokio_postgres::NoTls;
 
 pub use audit::AuditEntry;
 pub use domains::Domain;
-pub use lock::{FleetLock, TenantLock};
+pub use lock::{FLEET_LOCK_GRACE, FleetLock, TenantLock};
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
 pub use people::{Accepted, InvitationRow, MemberChange, MemberRow, NewSession, SessionRow, User};
 pub use runs::{Run, RunCounts, RunFailure, RunTenant};

@@ -224,7 +224,11 @@ async fn resume_locked(
 }
 
 async fn fleet_lock(p: &Provisioner) -> Result<crate::control::FleetLock, FleetError> {
-    match p.control().try_fleet_lock().await? {
+    match p
+        .control()
+        .try_fleet_lock(crate::control::FLEET_LOCK_GRACE)
+        .await?
+    {
         Some(lock) => {
             // We hold the lock: any run still marked running lost its process.
             p.control().interrupt_stale_runs().await?;
