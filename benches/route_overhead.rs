@@ -38,6 +38,9 @@ struct Tally {
     requests: usize,
     errors: usize,
     wall: Duration,
+    /// CPU time of this whole process (load generator, server, pool) while
+    /// the side was loaded: what one request costs outside PostgreSQL.
+    cpu: Duration,
     latencies: Vec<Duration>,
 }
 
@@ -46,11 +49,16 @@ impl Tally {
         self.requests += other.requests;
         self.errors += other.errors;
         self.wall += other.wall;
+        self.cpu += other.cpu;
         self.latencies.extend(other.latencies);
     }
 
     fn rps(&self) -> f64 {
         self.requests as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    fn cpu_per_request_us(&self) -> f64 {
+        (self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64 * 10.0).round() / 10.0
     }
 
     fn summary(&mut self) -> Value {
@@ -62,6 +70,7 @@ impl Tally {
             "rps": (self.rps() * 10.0).round() / 10.0,
             "p50_ms": percentile_ms(&self.latencies, 0.50),
             "p99_ms": percentile_ms(&self.latencies, 0.99),
+            "process_cpu_us_per_request": self.cpu_per_request_us(),
         })
     }
 }
@@ -169,6 +178,11 @@ async fn main() {
         "  ratio (bulkhead / baseline rps): {ratio} (goal >= 0.95); p99 ratio {:.2} (goal <= 1.2)",
         p99_ratio
     );
+    println!(
+        "  this process's CPU per request (client + server, not PostgreSQL): baseline {} us, bulkhead {} us",
+        base.cpu_per_request_us(),
+        bulk.cpu_per_request_us()
+    );
     let report = json!({
         "scenario": "route_overhead",
         "git": common::git_sha(),
@@ -224,6 +238,7 @@ async fn list(
 /// CLIENTS concurrent keep-alive clients hammering one side for `duration`.
 async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> Tally {
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let deadline = started + duration;
     let url = format!("http://{}/api/projects", side.addr);
     let mut tasks = tokio::task::JoinSet::new();
@@ -258,5 +273,22 @@ async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> Tall
         total.merge(t.expect("load task"));
     }
     total.wall = started.elapsed();
+    total.cpu = process_cpu().saturating_sub(cpu_before);
     total
+}
+
+/// User + system CPU time of this process so far (`/proc/self/stat`, in clock
+/// ticks of 10 ms: enough over a 10 s half).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }

@@ -962,3 +962,67 @@ async fn the_api_host_reveals_nothing_about_a_tenant_without_its_token() {
     .await;
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn metrics_count_by_status_and_every_response_carries_a_request_id() {
+    let (fleet, a, _) = two_tenants().await;
+    let server = serve(&fleet, |s| {
+        s.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let metrics = server.metrics_addr.expect("a metrics listener");
+    let token = fleet.token(&a, "member").await;
+    let ok = http(
+        server.addr,
+        "GET",
+        &host(&a),
+        "/api/projects",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let missing = http(
+        server.addr,
+        "GET",
+        "nobody.localhost",
+        "/api/projects",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+
+    // Ids: present, distinct, and a caller's own id is passed back unchanged.
+    let id = |r: &common::Reply| r.headers["x-request-id"].to_str().unwrap().to_string();
+    assert!(!id(&ok).is_empty());
+    assert_ne!(id(&ok), id(&missing));
+    let traced = common::request(
+        server.addr,
+        "GET",
+        &host(&a),
+        "/healthz",
+        &[("x-request-id", "trace-me-42")],
+        None,
+    )
+    .await;
+    assert_eq!(id(&traced), "trace-me-42");
+
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "bulkhead_http_requests_total{status=\"200\"}",
+        "bulkhead_http_requests_total{status=\"404\"}",
+        "bulkhead_resolve_cache_misses_total",
+        "bulkhead_pools_created_total",
+        "bulkhead_connections_opened_total{server=\"local\"}",
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+    assert!(!text.contains(&token), "a token in the metrics");
+    server.stop().await.unwrap();
+}
