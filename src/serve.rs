@@ -28,6 +28,9 @@ pub struct ServeSettings {
     pub smtp_relay: Option<String>,
     /// The sender of outgoing mail (default `bulkhead <no-reply@<base domain>>`).
     pub mail_from: Option<String>,
+    /// Proxies (Caddy, a load balancer) whose `X-Forwarded-For` names the
+    /// client; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServeSettings {
@@ -43,6 +46,7 @@ impl ServeSettings {
             outbox: None,
             smtp_relay: None,
             mail_from: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -119,6 +123,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         pools: pools.clone(),
         tokens,
         versions: 1..=p.schema().latest(),
+        trusted_proxies: settings.trusted_proxies.clone(),
     }));
     let tcp = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = tcp.local_addr()?;

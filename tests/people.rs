@@ -599,3 +599,93 @@ async fn cookie_writes_need_the_csrf_token_and_a_same_origin_and_bearer_calls_do
     assert_eq!(r.status, 201);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_counts_and_otherwise_it_is_ignored() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let email = |n: usize| format!("xff{n}-{}@example.com", fleet.id);
+    let from = |client: &'static str| [("x-forwarded-for", client)];
+    let fail = |addr, n: usize, client: &'static str| {
+        let acme = acme.clone();
+        let email = email(n);
+        async move {
+            request(
+                addr,
+                "POST",
+                &host(&acme),
+                "/api/login",
+                &from(client),
+                Some(json!({"email": email, "password": "not the password"})),
+            )
+            .await
+            .status
+        }
+    };
+    let recorded = |ip: &'static str| {
+        let fleet = &fleet;
+        async move {
+            count(
+                fleet,
+                &format!(
+                    "SELECT count(*) FROM login_failures WHERE ip = '{ip}' AND email LIKE 'xff%'"
+                ),
+            )
+            .await
+        }
+    };
+
+    // Not trusted (the default): the header is the client's say-so, ignored.
+    let direct = serve(&fleet, |_| {}).await;
+    assert_eq!(fail(direct.addr, 0, "203.0.113.7").await, 401);
+    assert_eq!(recorded("127.0.0.1").await, 1);
+    assert_eq!(recorded("203.0.113.7").await, 0);
+    direct.stop().await.unwrap();
+
+    // Behind a trusted proxy: each forwarded client has its own limit.
+    let proxied = serve(&fleet, |s| {
+        s.trusted_proxies = vec![bulkhead::http::parse_network("127.0.0.1").unwrap()];
+        s.sessions.max_failures_per_ip = 2;
+    })
+    .await;
+    assert_eq!(fail(proxied.addr, 1, "203.0.113.7").await, 401);
+    assert_eq!(fail(proxied.addr, 2, "203.0.113.7").await, 401);
+    assert_eq!(fail(proxied.addr, 3, "203.0.113.7").await, 429);
+    // A claim to the left of the proxy's own entry changes nothing.
+    assert_eq!(
+        fail(proxied.addr, 4, "198.51.100.1, 203.0.113.7").await,
+        429
+    );
+    assert_eq!(fail(proxied.addr, 5, "203.0.113.8").await, 401);
+    assert_eq!(recorded("203.0.113.7").await, 2);
+    assert_eq!(recorded("203.0.113.8").await, 1);
+
+    // The audit log names the forwarded client too.
+    let admin = fleet.token(&acme, "admin").await;
+    let bearer = format!("Bearer {admin}");
+    let created = request(
+        proxied.addr,
+        "POST",
+        &host(&acme),
+        "/api/projects",
+        &[
+            ("authorization", &bearer),
+            ("x-forwarded-for", "203.0.113.9"),
+        ],
+        Some(json!({"name": "via proxy"})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let audit = request(
+        proxied.addr,
+        "GET",
+        &host(&acme),
+        "/api/audit",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    assert_eq!(audit.json()["items"][0]["client_ip"], "203.0.113.9");
+    proxied.stop().await.unwrap();
+}

@@ -224,6 +224,7 @@ pub async fn dev(app: &Bulkhead, args: &super::DevArgs, outbox: std::path::PathB
         insecure_cookies: true,
         smtp_relay: None,
         mail_from: None,
+        trusted_proxies: Vec::new(),
     };
     let mut settings = serve.settings(None)?;
     println!("mail (invitations) is written to {}", outbox.display());

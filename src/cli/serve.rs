@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// Sender of outgoing mail (default: bulkhead <no-reply@<base domain>>).
     #[arg(long, env = "BULKHEAD_MAIL_FROM")]
     pub mail_from: Option<String>,
+    /// A proxy in front of bulkhead (Caddy, a load balancer) whose
+    /// X-Forwarded-For names the client: an address or a network such as
+    /// 10.0.0.0/8; repeat the flag or separate with commas. The client's
+    /// address then counts for the per-address log-in limit and the audit
+    /// log. From anyone else the header is ignored.
+    #[arg(long = "trusted-proxy", env = "BULKHEAD_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = crate::http::parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServeArgs {
@@ -96,6 +104,7 @@ impl ServeArgs {
         }
         settings.smtp_relay = self.smtp_relay.clone();
         settings.mail_from = self.mail_from.clone();
+        settings.trusted_proxies = self.trusted_proxies.clone();
         settings.sessions = crate::auth::SessionSettings {
             idle: self.session_idle,
             absolute: self.session_lifetime,

@@ -30,7 +30,7 @@ pub struct Tenant(pub Arc<TenantEntry>);
 pub struct Caller {
     pub tenant: Arc<TenantEntry>,
     pub principal: Principal,
-    /// The client's address (the TCP peer), for the audit log.
+    /// The client's address ([`ClientIp`]), for the audit log.
     pub ip: Option<std::net::IpAddr>,
 }
 
@@ -91,6 +91,34 @@ impl Caller {
             Err(ApiError::Forbidden)
         }
     }
+}
+
+/// The client's address: the TCP peer, or what a trusted proxy says it is
+/// (see `client_ip`).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(client_ip(parts, state).ok_or_else(|| {
+            ApiError::Internal("served without the peer address (ConnectInfo)".into())
+        })?))
+    }
+}
+
+fn client_ip(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+        .0
+        .ip();
+    Some(super::client_ip::client_ip(
+        peer,
+        &parts.headers,
+        &state.trusted_proxies,
+    ))
 }
 
 /// A connection to the caller's tenant database as the tenant's runtime role.
@@ -215,10 +243,7 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             return Err(ApiError::Unauthorized);
         };
-        let ip = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
+        let ip = client_ip(parts, state);
         let caller = Caller {
             tenant,
             principal,

@@ -2,6 +2,8 @@
 //! the areas (routing, pools, auth, control); no area depends on it.
 
 pub mod api;
+mod client_ip;
+pub use client_ip::parse_network;
 mod error;
 pub mod extract;
 mod ops;

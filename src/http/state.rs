@@ -23,6 +23,8 @@ pub struct App {
     pub tokens: Arc<Tokens>,
     /// Tenant schema versions this binary can serve.
     pub versions: std::ops::RangeInclusive<i32>,
+    /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone)]

@@ -3,10 +3,9 @@
 //! who-am-I.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::header::{HOST, SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +15,7 @@ use serde_json::json;
 use crate::auth::{passwords, sessions};
 use crate::control::{Mode, NewSession, Plan, Slug};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Caller, Tenant, host};
+use crate::http::extract::{Caller, ClientIp, Tenant, host};
 use crate::http::state::AppState;
 use crate::provision::{CreateRequest, ProvisionError, Reserved};
 use crate::routing::Route;
@@ -183,13 +182,13 @@ pub struct LoginRequest {
 pub async fn login(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer): ClientIp,
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let settings = &state.sessions;
     let email = req.email.trim().to_lowercase();
-    let ip = peer.ip().to_string();
+    let ip = peer.to_string();
     let [by_email, by_ip] = state
         .control
         .recent_login_failures(&email, &ip, settings.login_window)
