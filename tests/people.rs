@@ -676,12 +676,12 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts_and_otherwise_it_is_
     )
     .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let audit = request(
+    let audit = http(
         proxied.addr,
         "GET",
         &host(&acme),
         "/api/audit",
-        &[("authorization", &bearer)],
+        Some(&admin),
         None,
     )
     .await;

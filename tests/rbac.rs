@@ -8,7 +8,7 @@ use bulkhead::auth::{Role, passwords};
 use bulkhead::control::{Mode, Plan};
 use bulkhead::http::{Access, routes};
 use bulkhead::provision::CreateRequest;
-use common::{TestFleet, request, serve};
+use common::{TestFleet, http, request, serve};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
@@ -694,24 +694,23 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
     );
     let listed = call(server.addr, &slug, &admin, "GET", "/api/tokens", None).await;
     assert!(!listed.body.contains(&token), "listed without the secret");
-    let bearer = format!("Bearer {token}");
     let h = format!("{slug}.localhost");
-    let read = request(
-        server.addr,
-        "GET",
-        &h,
-        "/api/projects",
-        &[("authorization", &bearer)],
-        None,
-    )
-    .await;
-    assert_eq!(read.status, 200);
-    let write = request(
+    // What a bearer token gets on GET /api/projects of this tenant.
+    let reads = |token: String| {
+        let h = h.clone();
+        async move {
+            http(server.addr, "GET", &h, "/api/projects", Some(&token), None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(reads(token.clone()).await, 200);
+    let write = http(
         server.addr,
         "POST",
         &h,
         "/api/projects",
-        &[("authorization", &bearer)],
+        Some(&token),
         Some(json!({"name": "x"})),
     )
     .await;
@@ -730,17 +729,7 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
         204
     );
     common::eventually("the revoked token to stop working", || async {
-        request(
-            server.addr,
-            "GET",
-            &h,
-            "/api/projects",
-            &[("authorization", &bearer)],
-            None,
-        )
-        .await
-        .status
-            == 401
+        reads(token.clone()).await == 401
     })
     .await;
     assert_eq!(
@@ -759,20 +748,8 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
         Some(json!({"name": "ci2", "role": "member"})),
     )
     .await;
-    let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
-    assert_eq!(
-        request(
-            server.addr,
-            "GET",
-            &h,
-            "/api/projects",
-            &[("authorization", &bearer)],
-            None
-        )
-        .await
-        .status,
-        200
-    );
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(reads(token.clone()).await, 200);
     let owner = person(&fleet, server.addr, &slug, "owner", "owner").await;
     assert_eq!(
         call(
@@ -788,17 +765,7 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
         204
     );
     common::eventually("the departed admin's token to stop working", || async {
-        request(
-            server.addr,
-            "GET",
-            &h,
-            "/api/projects",
-            &[("authorization", &bearer)],
-            None,
-        )
-        .await
-        .status
-            == 401
+        reads(token.clone()).await == 401
     })
     .await;
     server.stop().await.unwrap();
