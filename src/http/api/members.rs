@@ -109,22 +109,15 @@ pub async fn remove_member(
     let user = member_id(&user)?;
     let target = find(&state, &caller, user).await?;
     check_ceiling(&caller, &target, None)?;
-    outcome(
-        state
-            .control
-            .change_member(caller.tenant.id, user, None)
-            .await?,
-    )?;
-    record(
+    end_membership(
+        &state,
         &mut db,
         &caller,
+        user,
         "member.remove",
-        "member",
-        &user.to_string(),
         json!({"email": target.email, "role": target.role}),
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 /// `POST /api/members/leave`: a logged-in person leaves this tenant (not its
@@ -137,22 +130,34 @@ pub async fn leave(
     let session = caller
         .session()
         .ok_or_else(|| ApiError::BadRequest("tokens are not members".into()))?;
-    let user = session.user_id;
+    end_membership(
+        &state,
+        &mut db,
+        &caller,
+        session.user_id,
+        "member.leave",
+        json!({}),
+    )
+    .await
+}
+
+/// Ends `user`'s membership of the caller's tenant (never its last owner)
+/// and records `action` in the tenant's audit log.
+async fn end_membership(
+    state: &AppState,
+    db: &mut crate::pools::TenantConn,
+    caller: &Caller,
+    user: Uuid,
+    action: &str,
+    detail: serde_json::Value,
+) -> ApiResult<StatusCode> {
     outcome(
         state
             .control
             .change_member(caller.tenant.id, user, None)
             .await?,
     )?;
-    record(
-        &mut db,
-        &caller,
-        "member.leave",
-        "member",
-        &user.to_string(),
-        json!({}),
-    )
-    .await?;
+    record(db, caller, action, "member", &user.to_string(), detail).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
