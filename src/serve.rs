@@ -57,6 +57,7 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     pub pools: Arc<PoolRouter>,
     pub resolver: Arc<Resolver>,
+    pub state: crate::http::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     listener: tokio::task::JoinHandle<()>,
@@ -146,7 +147,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve(
         tcp,
-        crate::http::app(state),
+        crate::http::app(state.clone()),
         async move {
             let _ = rx.await;
         },
@@ -156,6 +157,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         metrics_addr,
         pools,
         resolver,
+        state,
         shutdown: Some(tx),
         task,
         listener,
@@ -205,13 +207,14 @@ async fn prune_expired(control: crate::control::ControlPlane, sessions: SessionS
     }
 }
 
-/// One NOTIFY, every cache.
+/// One NOTIFY, every cache. The resolver goes last: its epoch moves once the
+/// token cache is clear too, which is what per-connection memos watch.
 struct Fanout(Arc<Resolver>, Arc<Tokens>);
 
 impl crate::routing::Invalidate for Fanout {
     async fn invalidate(&self, payload: Option<&str>) {
-        crate::routing::Invalidate::invalidate(&*self.0, payload).await;
         crate::routing::Invalidate::invalidate(&*self.1, payload).await;
+        crate::routing::Invalidate::invalidate(&*self.0, payload).await;
     }
 }
 

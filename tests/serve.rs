@@ -1026,3 +1026,147 @@ async fn metrics_count_by_status_and_every_response_carries_a_request_id() {
     assert!(!text.contains(&token), "a token in the metrics");
     server.stop().await.unwrap();
 }
+
+/// One HTTP/1.1 connection, kept alive: every request on it reaches the
+/// server over the same socket (and so meets the same per-connection memo).
+struct KeepAlive(tokio::net::TcpStream);
+
+impl KeepAlive {
+    async fn open(addr: std::net::SocketAddr) -> Self {
+        Self(tokio::net::TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// The status of `GET path` with these headers.
+    async fn get(&mut self, host: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+        let mut request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        self.0.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            assert_eq!(
+                self.0.read(&mut byte).await.unwrap(),
+                1,
+                "connection closed"
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let status = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
+            })
+            .expect("a content-length");
+        let mut body = vec![0u8; length];
+        self.0.read_exact(&mut body).await.unwrap();
+        status
+    }
+
+    /// Polls until `GET path` answers `want`, for at most `within`.
+    async fn until(&mut self, host: &str, headers: &[(&str, &str)], want: u16, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let status = self.get(host, "/api/tenant", headers).await;
+            if status == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {status}, not {want}, after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// On one keep-alive connection (where the server may remember what the last
+/// host and token resolved to) every change counts at once: another host,
+/// another token, a suspension, a revocation. The memo lives 5 s; each change
+/// must show well within that.
+#[tokio::test]
+async fn one_connection_sees_every_change_of_host_token_and_state_at_once() {
+    let (fleet, a, b) = two_tenants().await;
+    let server = serve(&fleet, |_| {}).await;
+    let (ta, ta2, tb) = (
+        fleet.token(&a, "member").await,
+        fleet.token(&a, "viewer").await,
+        fleet.token(&b, "member").await,
+    );
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (ba, ba2, bb) = (bearer(&ta), bearer(&ta2), bearer(&tb));
+    let auth = |b: &str| [("authorization", b.to_string())];
+    let mut conn = KeepAlive::open(server.addr).await;
+    let get = async |conn: &mut KeepAlive, host: &str, headers: &[(&str, String)]| {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        conn.get(host, "/api/tenant", &headers).await
+    };
+    for _ in 0..3 {
+        assert_eq!(get(&mut conn, &host(&a), &auth(&ba)).await, 200);
+    }
+    assert_eq!(
+        get(&mut conn, &host(&b), &auth(&ba)).await,
+        404,
+        "a's token on b's host"
+    );
+    assert_eq!(
+        get(&mut conn, &host(&a), &auth(&bb)).await,
+        404,
+        "b's token on a's host"
+    );
+    assert_eq!(get(&mut conn, &host(&a), &[]).await, 401, "no token");
+    let forged = bearer(&format!("bh_{}", "0".repeat(64)));
+    assert_eq!(
+        get(&mut conn, &host(&a), &auth(&forged)).await,
+        401,
+        "a forged token"
+    );
+    assert_eq!(
+        get(&mut conn, &host(&a), &auth(&ba2)).await,
+        200,
+        "a's other token"
+    );
+    assert_eq!(get(&mut conn, &host(&a), &auth(&ba)).await, 200);
+    // The API host: the tenant header takes part in every answer.
+    let api = |tenant: &str, token: &str| {
+        [
+            ("authorization", token.to_string()),
+            ("x-tenant-id", tenant.to_string()),
+        ]
+    };
+    assert_eq!(get(&mut conn, "api.localhost", &api(&a, &ba)).await, 200);
+    assert_eq!(get(&mut conn, "api.localhost", &api(&b, &ba)).await, 404);
+    assert_eq!(get(&mut conn, &host(&a), &auth(&ba)).await, 200);
+
+    let within = Duration::from_secs(2);
+    let headers = [("authorization", ba.as_str())];
+    fleet.p().suspend(&a).await.unwrap();
+    conn.until(&host(&a), &headers, 403, within).await;
+    fleet.p().resume(&a).await.unwrap();
+    conn.until(&host(&a), &headers, 200, within).await;
+    let t = fleet.tenant_row(&a).await;
+    let id = fleet
+        .p()
+        .control()
+        .tokens(t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|row| row.role == "member")
+        .unwrap()
+        .id;
+    assert!(fleet.p().control().revoke_token(t.id, id).await.unwrap());
+    conn.until(&host(&a), &headers, 401, within).await;
+    assert_eq!(
+        get(&mut conn, &host(&a), &auth(&ba2)).await,
+        200,
+        "the other token lives"
+    );
+    server.stop().await.unwrap();
+}

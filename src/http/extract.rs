@@ -13,11 +13,15 @@ use axum::http::request::Parts;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::peer::Peer;
 use super::state::AppState;
 use crate::auth::{Perm, Permission, Role, TokenInfo, sessions};
 use crate::control::Status;
 use crate::pools::TenantConn;
 use crate::routing::{HostName, Route, TenantEntry};
+
+/// Names the tenant on the API host, together with a token of that tenant.
+const TENANT_HEADER: &str = "x-tenant-id";
 
 /// The tenant a request is for, resolved from its `Host` (or, on the API
 /// host, from `X-Tenant-ID` together with a token of that tenant) and let
@@ -108,12 +112,15 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-fn client_ip(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
-    let peer = parts
+fn peer(parts: &Parts) -> Option<&Peer> {
+    parts
         .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
-        .0
-        .ip();
+        .get::<axum::extract::ConnectInfo<Peer>>()
+        .map(|info| &info.0)
+}
+
+fn client_ip(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
+    let peer = peer(parts)?.addr.ip();
     Some(super::client_ip::client_ip(
         peer,
         &parts.headers,
@@ -180,7 +187,7 @@ async fn tenant_of(parts: &mut Parts, state: &AppState) -> Result<Arc<TenantEntr
             // together with a token of that very tenant (checked by Caller).
             let slug = parts
                 .headers
-                .get("x-tenant-id")
+                .get(TENANT_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .ok_or(ApiError::NotFound)?;
             let entry = match state.resolver.resolve_slug(slug.trim()).await? {
@@ -221,6 +228,10 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(found) = parts.extensions.get::<Caller>() {
             return Ok(found.clone());
         }
+        if let Some(caller) = recalled(parts, state) {
+            return Ok(caller);
+        }
+        let epoch = state.resolver.epoch();
         let tenant = tenant_of(parts, state).await?;
         let principal = if let Some(presented) = bearer(parts) {
             let token = state
@@ -233,6 +244,7 @@ impl FromRequestParts<AppState> for Caller {
             if token.tenant != tenant.id {
                 return Err(ApiError::NotFound);
             }
+            remember(parts, epoch, &tenant, &token);
             Principal::Token(token)
         } else if let Some(value) = sessions::presented(&parts.headers) {
             let user = session_user(state, &tenant, value).await?;
@@ -251,6 +263,46 @@ impl FromRequestParts<AppState> for Caller {
         };
         parts.extensions.insert(caller.clone());
         Ok(caller)
+    }
+}
+
+/// The caller as this connection's memo has it (see `peer`): the same host
+/// and bearer token as a request moments ago, with no cache invalidated since.
+/// Let through the gate again, exactly as a fresh lookup would be.
+fn recalled(parts: &mut Parts, state: &AppState) -> Option<Caller> {
+    if parts.headers.contains_key(TENANT_HEADER) {
+        return None;
+    }
+    let peer = peer(parts)?;
+    let (tenant, token) = peer.recall(
+        parts.headers.get(HOST)?,
+        parts.headers.get(AUTHORIZATION)?,
+        state.resolver.epoch(),
+    )?;
+    gate(&tenant, state).ok()?;
+    let caller = Caller {
+        ip: client_ip(parts, state),
+        tenant: tenant.clone(),
+        principal: Principal::Token(token),
+    };
+    tracing::Span::current().record("tenant", tenant.slug.as_str());
+    parts.extensions.insert(Tenant(tenant));
+    parts.extensions.insert(caller.clone());
+    Some(caller)
+}
+
+/// Memoises a bearer request resolved on its tenant's own host (not the API
+/// host, where `X-Tenant-ID` takes part in the answer).
+fn remember(parts: &Parts, epoch: u64, tenant: &Arc<TenantEntry>, token: &Arc<TokenInfo>) {
+    if parts.headers.contains_key(TENANT_HEADER) {
+        return;
+    }
+    if let (Some(peer), Some(host), Some(authorization)) = (
+        peer(parts),
+        parts.headers.get(HOST),
+        parts.headers.get(AUTHORIZATION),
+    ) {
+        peer.remember(host, authorization, epoch, tenant.clone(), token.clone());
     }
 }
 
@@ -325,7 +377,21 @@ impl FromRequestParts<AppState> for Db {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // Never a connection for an unauthenticated request.
         let caller = Caller::from_request_parts(parts, state).await?;
-        Ok(Db(state.pools.connect(&caller.tenant).await?))
+        let tenant = &caller.tenant;
+        let peer = peer(parts);
+        if let Some(pool) = peer.and_then(|p| p.recall_pool(tenant)) {
+            match state.pools.connect_to(tenant, &pool).await {
+                Ok(conn) => return Ok(Db(conn)),
+                // Evicted and closed meanwhile: ask the cache like anyone.
+                Err(_) if !pool.is_open() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let pool = state.pools.pool(tenant).await?;
+        if let Some(peer) = peer {
+            peer.remember_pool(&pool);
+        }
+        Ok(Db(state.pools.connect_to(tenant, &pool).await?))
     }
 }
 

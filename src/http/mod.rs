@@ -8,11 +8,11 @@ mod envelope;
 mod error;
 pub mod extract;
 mod ops;
+mod peer;
+pub use peer::Peer;
 mod router;
 pub use router::{Access, RouteSpec, routes};
 mod state;
-
-use std::net::SocketAddr;
 
 use axum::Router;
 
@@ -45,10 +45,7 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -84,10 +84,24 @@ impl Default for PoolSettings {
 
 /// One tenant's pool (for one credential generation).
 pub struct TenantPool {
+    /// The tenant and credential generation it logs in as.
+    key: (TenantId, i32),
     pool: managed::Pool<TenantManager>,
     last_used: AtomicU64,
     server: Arc<ServerBudget>,
     lanes: lanes::Lanes,
+}
+
+impl TenantPool {
+    /// Whether this is the pool of this tenant at its current credentials.
+    pub(crate) fn serves(&self, tenant: &TenantEntry) -> bool {
+        self.key == (tenant.id, tenant.credential_generation)
+    }
+
+    /// Not yet closed (pools are closed when evicted).
+    pub(crate) fn is_open(&self) -> bool {
+        !self.pool.is_closed()
+    }
 }
 
 pub struct TenantManager {
@@ -280,14 +294,14 @@ impl PoolRouter {
         Ok(entry.clone())
     }
 
-    /// A connection to the tenant's database as the tenant's runtime role.
-    /// Crate-private on purpose: handlers get one only through the `TenantConn`
-    /// extractor, which resolved the tenant from the request's host.
-    pub(crate) async fn connect(&self, tenant: &TenantEntry) -> Result<TenantConn, PoolError> {
+    /// The tenant's pool, made on first use; [`Self::connect_to`] gives its
+    /// connections. Crate-private on purpose, like that: handlers get a
+    /// connection only through the `Db` extractor, which resolved the tenant
+    /// from the request's host. Single flight: concurrent first
+    /// requests of a tenant build one pool.
+    pub(crate) async fn pool(&self, tenant: &TenantEntry) -> Result<Arc<TenantPool>, PoolError> {
         let key = (tenant.id, tenant.credential_generation);
-        // Single flight: concurrent first requests of a tenant build one pool.
-        let pool = self
-            .pools
+        self.pools
             .try_get_with(key, self.new_pool(tenant))
             .await
             .map_err(|e| match &*e {
@@ -296,7 +310,24 @@ impl PoolRouter {
                     server: tenant.server.clone(),
                     detail: other.to_string(),
                 },
-            })?;
+            })
+    }
+
+    /// A connection to the tenant's database as the tenant's runtime role,
+    /// from `pool`, which must be this tenant's (as [`Self::pool`] gave it,
+    /// perhaps a moment ago): any other is refused outright.
+    pub(crate) async fn connect_to(
+        &self,
+        tenant: &TenantEntry,
+        pool: &Arc<TenantPool>,
+    ) -> Result<TenantConn, PoolError> {
+        if !pool.serves(tenant) {
+            tracing::error!(tenant = %tenant.slug, "asked for a connection from another tenant's pool");
+            return Err(PoolError::Mismatch {
+                tenant: tenant.slug.to_string(),
+                detail: "another tenant's pool".into(),
+            });
+        }
         pool.last_used
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         let lane = pool
@@ -354,6 +385,7 @@ impl PoolRouter {
                 detail: e.to_string(),
             })?;
         let pool = Arc::new(TenantPool {
+            key: (tenant.id, tenant.credential_generation),
             pool,
             last_used: AtomicU64::new(0),
             server: budget.clone(),

@@ -7,6 +7,7 @@ mod host;
 mod listen;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -76,6 +77,8 @@ pub struct Resolver {
     settings: ResolverSettings,
     hits: Cache<HostName, Arc<TenantEntry>>,
     misses: Cache<HostName, ()>,
+    /// Moves on every invalidation, after the caches have been cleared.
+    epoch: AtomicU64,
 }
 
 impl Resolver {
@@ -94,6 +97,7 @@ impl Resolver {
             settings,
             hits,
             misses,
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -164,6 +168,18 @@ impl Resolver {
     /// Applies one NOTIFY payload (`tenant:<id>:<slug>`, `host:<name>`), or
     /// drops everything (`None`: the listener reconnected and may have missed some).
     pub async fn invalidate(&self, payload: Option<&str>) {
+        self.clear(payload).await;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts invalidations. Anything remembered from these caches (the
+    /// per-connection memo of `http::peer`) holds only while this stays what
+    /// it was before the caches were asked.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    async fn clear(&self, payload: Option<&str>) {
         let Some(payload) = payload else {
             self.hits.invalidate_all();
             self.misses.invalidate_all();

@@ -33,8 +33,13 @@ pub struct Task {
     pub updated_at: OffsetDateTime,
 }
 
-const COLUMNS: &str =
-    "id, project_id, title, body, status, assignee, due_date, created_at, updated_at";
+/// The columns every query of this module returns, in [`task`]'s order
+/// (a macro so that whole statements are `concat!`ed at compile time).
+macro_rules! columns {
+    () => {
+        "id, project_id, title, body, status, assignee, due_date, created_at, updated_at"
+    };
+}
 
 fn task(row: &Row) -> Task {
     Task {
@@ -127,7 +132,11 @@ pub async fn list_tasks(
     }
     let rows = db
         .query(
-            &format!("SELECT {COLUMNS} FROM tasks WHERE project_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM tasks WHERE project_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ),
             &[&project, &cursor, &limit],
         )
         .await?;
@@ -156,10 +165,8 @@ pub async fn create_task(
     }
     let row = tx
         .query_one(
-            &format!(
-                "INSERT INTO tasks (project_id, title, body, status, assignee, due_date, created_by)
-                 VALUES ($1, $2, coalesce($3, ''), coalesce($4, 'todo'), $5, $6, $7) RETURNING {COLUMNS}"
-            ),
+            concat!("INSERT INTO tasks (project_id, title, body, status, assignee, due_date, created_by)
+                 VALUES ($1, $2, coalesce($3, ''), coalesce($4, 'todo'), $5, $6, $7) RETURNING ", columns!()),
             &[
                 &project,
                 &input.title.as_deref().map(str::trim),
@@ -193,7 +200,7 @@ pub async fn get_task(
     let id = path_id(&id)?;
     let row = db
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"),
+            concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"),
             &[&id],
         )
         .await?
@@ -212,11 +219,13 @@ pub async fn update_task(
     let tx = db.transaction().await?;
     let row = tx
         .query_opt(
-            &format!(
+            concat!(
                 "UPDATE tasks SET title = coalesce($2, title), body = coalesce($3, body),
                         status = coalesce($4, status), assignee = coalesce($5, assignee),
                         due_date = coalesce($6, due_date), updated_at = now()
-                  WHERE id = $1 RETURNING {COLUMNS}"
+                  WHERE id = $1 RETURNING ",
+                columns!(),
+                ""
             ),
             &[
                 &id,

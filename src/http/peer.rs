@@ -1,0 +1,123 @@
+//! The other end of an HTTP connection: its address, and a memo of what the
+//! connection's last bearer request resolved to.
+//!
+//! A keep-alive client sends the same `Host` and `Authorization` again and
+//! again; the memo lets such a request skip parsing the host, two cache
+//! lookups and hashing the token, and the pool cache's lookup for its
+//! connection. It is only a shortcut for what the caches would answer: it is dropped the moment any routing or token cache is
+//! invalidated (the resolver's epoch moves, see [`Resolver::epoch`]), lives at
+//! most [`MEMO_LIFETIME`], belongs to one TCP connection, and is consulted
+//! only when both headers are byte for byte what it was made from.
+//!
+//! [`Resolver::epoch`]: crate::routing::Resolver::epoch
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::connect_info::Connected;
+use axum::http::HeaderValue;
+use axum::serve::IncomingStream;
+
+use crate::auth::TokenInfo;
+use crate::pools::TenantPool;
+use crate::routing::TenantEntry;
+
+/// How long a memo may answer before the caches are asked again.
+pub const MEMO_LIFETIME: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    memo: Arc<Mutex<Memos>>,
+}
+
+#[derive(Default)]
+struct Memos {
+    caller: Option<CallerMemo>,
+    /// The pool the last request's connection came from, and until when it
+    /// may be used without asking the pool cache (whose idle timer it keeps
+    /// alive by being asked again at least that often).
+    pool: Option<(Arc<TenantPool>, Instant)>,
+}
+
+struct CallerMemo {
+    host: Box<[u8]>,
+    authorization: Box<[u8]>,
+    tenant: Arc<TenantEntry>,
+    token: Arc<TokenInfo>,
+    epoch: u64,
+    until: Instant,
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self::new(*stream.remote_addr())
+    }
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            memo: Arc::default(),
+        }
+    }
+
+    /// What this connection's memo says `host` and `authorization` resolve
+    /// to, if it was made from exactly these at `epoch` and is still young.
+    pub(super) fn recall(
+        &self,
+        host: &HeaderValue,
+        authorization: &HeaderValue,
+        epoch: u64,
+    ) -> Option<(Arc<TenantEntry>, Arc<TokenInfo>)> {
+        let memo = self.memo.lock().ok()?;
+        let memo = memo.caller.as_ref()?;
+        let fits = memo.epoch == epoch
+            && Instant::now() < memo.until
+            && *memo.host == *host.as_bytes()
+            && crate::auth::sessions::same_token_bytes(
+                &memo.authorization,
+                authorization.as_bytes(),
+            );
+        fits.then(|| (memo.tenant.clone(), memo.token.clone()))
+    }
+
+    /// Remembers what the caches said for these headers; `epoch` must have
+    /// been read before the caches were asked, so an invalidation racing the
+    /// lookup leaves a memo that no longer fits.
+    pub(super) fn remember(
+        &self,
+        host: &HeaderValue,
+        authorization: &HeaderValue,
+        epoch: u64,
+        tenant: Arc<TenantEntry>,
+        token: Arc<TokenInfo>,
+    ) {
+        if let Ok(mut memo) = self.memo.lock() {
+            memo.caller = Some(CallerMemo {
+                host: host.as_bytes().into(),
+                authorization: authorization.as_bytes().into(),
+                tenant,
+                token,
+                epoch,
+                until: Instant::now() + MEMO_LIFETIME,
+            });
+        }
+    }
+
+    /// The pool this connection last used, if it is `tenant`'s (at its
+    /// current credentials), still open and still young.
+    pub(super) fn recall_pool(&self, tenant: &TenantEntry) -> Option<Arc<TenantPool>> {
+        let memo = self.memo.lock().ok()?;
+        let (pool, until) = memo.pool.as_ref()?;
+        (Instant::now() < *until && pool.serves(tenant) && pool.is_open()).then(|| pool.clone())
+    }
+
+    pub(super) fn remember_pool(&self, pool: &Arc<TenantPool>) {
+        if let Ok(mut memo) = self.memo.lock() {
+            memo.pool = Some((pool.clone(), Instant::now() + MEMO_LIFETIME));
+        }
+    }
+}
