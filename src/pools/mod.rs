@@ -155,7 +155,9 @@ impl managed::Manager for TenantManager {
         });
         metrics::counter!("bulkhead_connections_opened_total", "server" => self.server.name.clone())
             .increment(1);
-        self.verify(&client).await?;
+        tokio::time::timeout(self.connect_timeout, self.verify(&client))
+            .await
+            .map_err(|_| unavailable("identity check timed out".into()))??;
         let cost = started.elapsed();
         self.server.record_connect(cost);
         metrics::histogram!("bulkhead_connect_seconds", "server" => self.server.name.clone())
@@ -374,11 +376,11 @@ impl PoolRouter {
         let pool = managed::Pool::builder(manager)
             .max_size(self.settings.per_tenant)
             .runtime(deadpool::Runtime::Tokio1)
-            .timeouts(Timeouts {
-                wait: Some(self.settings.wait),
-                create: Some(self.settings.wait + self.settings.connect_timeout),
-                recycle: Some(Duration::from_secs(1)),
-            })
+            // No timeouts of deadpool's own (each costs a timer per checkout):
+            // a request holding a lane always finds room in the pool (lanes
+            // never outnumber its size), `create` bounds its waits itself,
+            // and `recycle` does not wait at all.
+            .timeouts(Timeouts::default())
             .build()
             .map_err(|e| PoolError::Unavailable {
                 server: tenant.server.clone(),
