@@ -13,6 +13,8 @@ use bulkhead::provision::AddServer;
 use bulkhead::secret;
 use bulkhead::sql::Ident;
 use serde_json::Value;
+
+pub mod route;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// bulkhead's own `GET /api/projects` query, for the baselines' handlers.

@@ -1,0 +1,219 @@
+//! What `route_overhead` and `route_ladder` share: the bench tenant with its
+//! projects and token, the baseline's handler, and the load generator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use bulkhead::app::Bulkhead;
+use bulkhead::control::{Mode, Plan};
+use bulkhead::http::api::Page;
+use bulkhead::http::api::projects::Project;
+use bulkhead::pg::Cluster;
+use bulkhead::provision::CreateRequest;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::{Value, json};
+
+use super::percentile_ms;
+
+pub const CLIENTS: usize = 32;
+/// Connections per side: bulkhead's per-tenant cap and the baseline pool.
+pub const POOL: usize = 16;
+pub const SLUG: &str = "bench-tenant";
+
+pub struct Side {
+    pub addr: SocketAddr,
+    pub host: String,
+    pub token: Option<String>,
+}
+
+/// One tenant with 200 projects on a fresh cluster, and a member's token.
+pub struct Bench {
+    pub cluster: Cluster,
+    pub app: Bulkhead,
+    pub runtime_url: String,
+    pub token: String,
+}
+
+pub async fn bench_tenant() -> Bench {
+    let cluster = super::boot_cluster(300).await;
+    let app = super::open_fleet(&cluster, "route", 80).await;
+    let slug = SLUG;
+    app.provisioner
+        .create(&CreateRequest {
+            slug: slug.into(),
+            display_name: None,
+            mode: Mode::Database,
+            plan: Plan::Pro,
+            server: None,
+        })
+        .await
+        .expect("create the bench tenant");
+    let runtime_url = app
+        .provisioner
+        .connect_url(slug)
+        .await
+        .expect("connect url");
+    let seed = super::connect(&runtime_url.expose().parse().expect("runtime URL")).await;
+    seed.batch_execute("INSERT INTO projects (name, description) SELECT 'project ' || i, 'about ' || i FROM generate_series(1, 200) i")
+        .await
+        .expect("seed projects");
+    let tenant = app
+        .provisioner
+        .control()
+        .tenant_by_slug(&bulkhead::control::Slug::parse(slug).expect("valid slug"))
+        .await
+        .expect("control plane")
+        .expect("the tenant exists");
+    let (_, token) =
+        bulkhead::auth::Tokens::create(app.provisioner.control(), tenant.id, "member", "bench")
+            .await
+            .expect("a token");
+
+    Bench {
+        cluster,
+        app,
+        runtime_url: runtime_url.expose().clone(),
+        token: token.expose().clone(),
+    }
+}
+
+#[derive(Default)]
+pub struct Tally {
+    pub requests: usize,
+    pub errors: usize,
+    pub wall: Duration,
+    /// CPU time of this whole process (load generator, server, pool) while
+    /// the side was loaded: what one request costs outside PostgreSQL.
+    pub cpu: Duration,
+    pub latencies: Vec<Duration>,
+}
+
+impl Tally {
+    pub fn merge(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.wall += other.wall;
+        self.cpu += other.cpu;
+        self.latencies.extend(other.latencies);
+    }
+
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    pub fn cpu_per_request_us(&self) -> f64 {
+        (self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64 * 10.0).round() / 10.0
+    }
+
+    pub fn summary(&mut self) -> Value {
+        self.latencies.sort();
+        json!({
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": (self.wall.as_secs_f64() * 1000.0).round() / 1000.0,
+            "rps": (self.rps() * 10.0).round() / 10.0,
+            "p50_ms": percentile_ms(&self.latencies, 0.50),
+            "p99_ms": percentile_ms(&self.latencies, 0.99),
+            "process_cpu_us_per_request": self.cpu_per_request_us(),
+        })
+    }
+}
+
+/// A deadpool-postgres pool of [`POOL`] connections to `url`.
+pub fn plain_pool(url: &str) -> Pool {
+    let manager = Manager::from_config(
+        url.parse().expect("runtime URL"),
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL)
+        .build()
+        .expect("baseline pool")
+}
+
+/// The same query, row mapping and JSON page as bulkhead's handler.
+pub async fn list(
+    State(pool): State<Arc<Pool>>,
+) -> Result<Json<Page<Project>>, axum::http::StatusCode> {
+    let db = pool
+        .get()
+        .await
+        .map_err(|_| axum::http::StatusCode::SERVICE_UNAVAILABLE)?;
+    projects_page(&db).await
+}
+
+/// The first page of projects, read on `db`.
+pub async fn projects_page(
+    db: &tokio_postgres::Client,
+) -> Result<Json<Page<Project>>, axum::http::StatusCode> {
+    let rows = db
+        .query(super::PROJECTS_QUERY.as_str(), &[&i64::MAX, &20i64])
+        .await
+        .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?;
+    let items = rows.iter().map(Project::from_row).collect();
+    Ok(Json(Page::new(items, 20, |p: &Project| p.id)))
+}
+
+/// CLIENTS concurrent keep-alive clients hammering one side for `duration`.
+pub async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> Tally {
+    let started = Instant::now();
+    let cpu_before = process_cpu();
+    let deadline = started + duration;
+    let url = format!("http://{}/api/projects", side.addr);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (client, url, host, token) = (
+            client.clone(),
+            url.clone(),
+            side.host.clone(),
+            side.token.clone(),
+        );
+        tasks.spawn(async move {
+            let mut tally = Tally::default();
+            while Instant::now() < deadline {
+                let mut req = client.get(&url).header("host", &host);
+                if let Some(t) = &token {
+                    req = req.bearer_auth(t);
+                }
+                let t0 = Instant::now();
+                let ok = match req.send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                tally.latencies.push(t0.elapsed());
+                tally.requests += 1;
+                tally.errors += usize::from(!ok);
+            }
+            tally
+        });
+    }
+    let mut total = Tally::default();
+    while let Some(t) = tasks.join_next().await {
+        total.merge(t.expect("load task"));
+    }
+    total.wall = started.elapsed();
+    total.cpu = process_cpu().saturating_sub(cpu_before);
+    total
+}
+
+/// User + system CPU time of this process so far (`/proc/self/stat`, in clock
+/// ticks of 10 ms: enough over a 10 s half).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
