@@ -1,13 +1,16 @@
-//! The other end of an HTTP connection: its address, and a memo of what the
-//! connection's last bearer request resolved to.
+//! The other end of an HTTP connection: its address, and a memo of what its
+//! last requests resolved to.
 //!
 //! A keep-alive client sends the same `Host` and `Authorization` again and
 //! again; the memo lets such a request skip parsing the host, two cache
 //! lookups and hashing the token, and the pool cache's lookup for its
-//! connection. It is only a shortcut for what the caches would answer: it is dropped the moment any routing or token cache is
-//! invalidated (the resolver's epoch moves, see [`Resolver::epoch`]), lives at
-//! most [`MEMO_LIFETIME`], belongs to one TCP connection, and is consulted
-//! only when both headers are byte for byte what it was made from.
+//! connection. It is only a shortcut for what the caches would answer. The
+//! caller part is dropped the moment any routing or token cache is
+//! invalidated (the resolver's epoch moves, see [`Resolver::epoch`]) and is
+//! consulted only when both headers are byte for byte what it was made from;
+//! the pool part is used only for the tenant it belongs to, at the same
+//! credential generation, while the pool is open. Both live at most
+//! [`MEMO_LIFETIME`] and belong to one TCP connection.
 //!
 //! [`Resolver::epoch`]: crate::routing::Resolver::epoch
 
