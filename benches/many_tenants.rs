@@ -3,9 +3,11 @@
 //! on tenants picked uniformly, then by Zipf (s = 1.1), through bulkhead with a
 //! budget of 80 on a server with `max_connections = 100`; then the same
 //! requests through PgBouncer in transaction mode (when `pgbouncer` is
-//! installed) behind the baseline handler.
+//! installed) behind the baseline handler. With `--schema`, the tenants are
+//! schemas in one shared database instead (each still with its own role, so
+//! its own pool, and PgBouncer's pools are per role there too).
 //!
-//! `cargo bench --bench many_tenants [-- --quick] [--tenants N] [--seconds N]`
+//! `cargo bench --bench many_tenants [-- --quick] [--schema] [--tenants N] [--seconds N]`
 
 mod common;
 
@@ -175,16 +177,40 @@ async fn main() {
         .number("seconds")
         .unwrap_or(if sizes.quick { 5 } else { 60 }) as u64;
     let duration = Duration::from_secs(seconds);
+    let mode = if args.flag("schema") {
+        Mode::Schema
+    } else {
+        Mode::Database
+    };
     let cluster = common::boot_cluster(MAX_CONNECTIONS).await;
     let app = common::open_fleet(&cluster, "many", BUDGET).await;
 
     let started = Instant::now();
-    let tenants = provision(&app, &cluster, sizes.tenants).await;
+    let tenants = provision(&app, sizes.tenants, mode).await;
     println!(
-        "many_tenants: {} tenant databases ready in {:.1}s (max_connections {MAX_CONNECTIONS}, budget {BUDGET}, {CLIENTS} clients, {seconds}s per distribution)",
+        "many_tenants: {} {mode}-mode tenants ready in {:.1}s (max_connections {MAX_CONNECTIONS}, budget {BUDGET}, {CLIENTS} clients, {seconds}s per distribution)",
         tenants.len(),
         started.elapsed().as_secs_f64()
     );
+    // The steady state is measured: the provisioner's admin connections
+    // (outside the budget) close once idle.
+    let admin = common::connect(&common::config(&cluster, "postgres")).await;
+    let settle = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < settle {
+        let open: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bulkhead-provisioner'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(admin);
     let tenants = Arc::new(tenants);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
@@ -284,7 +310,7 @@ async fn main() {
         "scenario": "many_tenants",
         "git": common::git_sha(),
         "machine": common::machine(),
-        "params": {"tenants": tenants.len(), "mode": "database", "max_connections": MAX_CONNECTIONS,
+        "params": {"tenants": tenants.len(), "mode": mode.as_str(), "max_connections": MAX_CONNECTIONS,
                    "budget": BUDGET, "clients": CLIENTS, "seconds": seconds, "zipf_s": ZIPF_S,
                    "per_tenant": settings.pools.per_tenant, "quick": sizes.quick},
         "results": bulkhead_results,
@@ -340,23 +366,18 @@ fn summarise(mut tally: Tally, duration: Duration, peak: usize) -> Value {
     })
 }
 
-/// Creates `n` database-mode tenants, 20 projects and an API token each.
-async fn provision(
-    app: &bulkhead::app::Bulkhead,
-    cluster: &bulkhead::pg::Cluster,
-    n: usize,
-) -> Vec<Tenant> {
+/// Creates `n` tenants in `mode`, 20 projects and an API token each.
+async fn provision(app: &bulkhead::app::Bulkhead, n: usize, mode: Mode) -> Vec<Tenant> {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let out: Mutex<Vec<Option<Tenant>>> = Mutex::new((0..n).map(|_| None).collect());
-    let admin = common::config(cluster, "postgres");
     let worker = || async {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             if i >= n {
                 return;
             }
-            let tenant = provision_one(app, &admin, i).await;
+            let tenant = provision_one(app, i, mode).await;
             out.lock().expect("tenants")[i] = Some(tenant);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             if finished.is_multiple_of(250) {
@@ -372,17 +393,13 @@ async fn provision(
         .collect()
 }
 
-async fn provision_one(
-    app: &bulkhead::app::Bulkhead,
-    admin: &tokio_postgres::Config,
-    i: usize,
-) -> Tenant {
+async fn provision_one(app: &bulkhead::app::Bulkhead, i: usize, mode: Mode) -> Tenant {
     let slug = format!("t{i:05}");
     app.provisioner
         .create(&CreateRequest {
             slug: slug.clone(),
             display_name: None,
-            mode: Mode::Database,
+            mode,
             plan: Plan::Pro,
             server: None,
         })
@@ -402,9 +419,9 @@ async fn provision_one(
         .expect("connect url");
     let runtime: tokio_postgres::Config = url.expose().parse().expect("runtime URL");
     let database = runtime.get_dbname().expect("runtime database").to_string();
-    let mut config = admin.clone();
-    config.dbname(&database);
-    let seed = common::connect(&config).await;
+    // As the tenant itself: its own database, or its own schema in the
+    // shared one (its role's search_path).
+    let seed = common::connect(&runtime).await;
     seed.batch_execute(
         "INSERT INTO projects (name, description) SELECT 'project ' || i, 'about ' || i FROM generate_series(1, 20) i",
     )

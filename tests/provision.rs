@@ -500,3 +500,42 @@ async fn concurrent_first_creates_race_to_make_the_template_and_shared_database(
     let fleet = TestFleet::new().await;
     create_concurrently(&fleet, "cold", 6).await;
 }
+
+/// Admin connections are outside every tenant budget, so they must not linger
+/// after provisioning: the ones to a schema tenant's shared database close
+/// once idle (10 s).
+#[tokio::test]
+async fn admin_connections_close_once_idle() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.slug("idle");
+    fleet
+        .p()
+        .create(&request(&slug, Mode::Schema))
+        .await
+        .unwrap();
+    let shared = fleet.p().settings().shared_db.clone();
+    let admin = fleet.admin("postgres").await;
+    let open = || async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE application_name = 'bulkhead-provisioner' AND datname = $1",
+                &[&shared],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert!(
+        open().await > 0,
+        "provisioning left no admin connection to {shared}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while open().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "admin connections to {shared} still open after 40 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

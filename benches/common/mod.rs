@@ -50,6 +50,12 @@ impl Args {
         }
     }
 
+    /// Whether `--name` was given.
+    pub fn flag(&self, name: &str) -> bool {
+        let flag = format!("--{name}");
+        self.args.contains(&flag)
+    }
+
     /// `--name N` or `--name=N`.
     pub fn number(&self, name: &str) -> Option<usize> {
         let flag = format!("--{name}");

@@ -113,6 +113,7 @@ impl AdminPools {
                         }
                     })?;
                     pools.insert(key, (server.admin_url.expose().clone(), pool.clone()));
+                    close_when_idle(&pool);
                     pool
                 }
             }
@@ -127,6 +128,26 @@ impl AdminPools {
                 },
             })
     }
+}
+
+/// How long an admin connection may sit idle before it is closed.
+pub const ADMIN_IDLE: Duration = Duration::from_secs(10);
+
+/// Closes the pool's connections once idle for [`ADMIN_IDLE`], until the pool
+/// is gone. Admin connections are outside every tenant budget: left open
+/// after a burst of provisioning (up to 8 per database touched) they would
+/// take the slots the budget leaves free for the control plane and
+/// superusers, and tenants would meet PostgreSQL's own "too many clients".
+fn close_when_idle(pool: &Pool) {
+    let weak = pool.weak();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ADMIN_IDLE / 2);
+        loop {
+            tick.tick().await;
+            let Some(pool) = weak.upgrade() else { return };
+            pool.retain(|_, metrics| metrics.last_used() < ADMIN_IDLE);
+        }
+    });
 }
 
 pub async fn role_exists(client: &Client, role: &str) -> Result<bool, tokio_postgres::Error> {
