@@ -26,8 +26,6 @@ use bulkhead::auth::perm;
 use bulkhead::http::api::Page;
 use bulkhead::http::api::projects::{Project, list_projects};
 use bulkhead::http::extract::{Can, Db, Tenant};
-use bulkhead::routing::HostName;
-use bulkhead::serve::ServeSettings;
 use common::route::{self, Bench, CLIENTS, POOL, SLUG, Side, Tally};
 use serde_json::{Value, json};
 
@@ -46,14 +44,7 @@ async fn main() {
         runtime_url,
         token,
     } = route::bench_tenant().await;
-    let mut settings = ServeSettings::new(
-        "127.0.0.1:0".parse().unwrap(),
-        HostName::parse("localhost").unwrap(),
-    );
-    settings.pools.per_tenant = POOL;
-    let server = bulkhead::serve::start(&app, &settings)
-        .await
-        .expect("start bulkhead");
+    let server = route::start_bulkhead(&app).await;
     let pool = Arc::new(route::plain_pool(&runtime_url));
     let state = server.state.clone();
     let bulkhead_route = || {

@@ -10,8 +10,6 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulkhead::routing::HostName;
-use bulkhead::serve::ServeSettings;
 use common::route::{self, Bench, CLIENTS, POOL, SLUG, Side, Tally};
 use serde_json::json;
 
@@ -29,14 +27,7 @@ async fn main() {
         runtime_url,
         token,
     } = route::bench_tenant().await;
-    let mut settings = ServeSettings::new(
-        "127.0.0.1:0".parse().unwrap(),
-        HostName::parse("localhost").unwrap(),
-    );
-    settings.pools.per_tenant = POOL;
-    let server = bulkhead::serve::start(&app, &settings)
-        .await
-        .expect("start bulkhead");
+    let server = route::start_bulkhead(&app).await;
     let baseline = common::serve_baseline(
         axum::Router::new()
             .route("/api/projects", axum::routing::get(route::list))

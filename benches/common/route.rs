@@ -29,6 +29,18 @@ pub struct Side {
     pub token: Option<String>,
 }
 
+/// bulkhead serving `app` on a free loopback port, [`POOL`] connections per tenant.
+pub async fn start_bulkhead(app: &Bulkhead) -> bulkhead::serve::Running {
+    let mut settings = bulkhead::serve::ServeSettings::new(
+        "127.0.0.1:0".parse().expect("listen address"),
+        bulkhead::routing::HostName::parse("localhost").expect("base domain"),
+    );
+    settings.pools.per_tenant = POOL;
+    bulkhead::serve::start(app, &settings)
+        .await
+        .expect("start bulkhead")
+}
+
 /// One tenant with 200 projects on a fresh cluster, and a member's token.
 pub struct Bench {
     pub cluster: Cluster,
