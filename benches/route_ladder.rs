@@ -12,7 +12,9 @@
 //! server itself: every route, connection info and its per-connection memo).
 //! Every rung gets the same host and token.
 //!
-//! `cargo bench --bench route_ladder [-- --quick] [--rounds N] [--secs S]`
+//! `cargo bench --bench route_ladder [-- --quick] [--rounds N] [--secs S]
+//! [--rungs base,full]` (`--rungs`: only those, in that order; the first is
+//! what the others are compared with).
 
 mod common;
 
@@ -86,13 +88,27 @@ async fn main() {
                 .with_state(state.clone()),
         ),
         ("real", bulkhead_route()),
-        ("envelope", bulkhead::http::with_envelope(bulkhead_route())),
     ];
     let mut sides = Vec::new();
     for (name, router) in rungs {
         sides.push((name, common::serve_baseline(router).await));
     }
+    let enveloped = bulkhead::http::with_envelope(bulkhead_route());
+    sides.push(("envelope", common::serve_service(enveloped).await));
     sides.push(("full", server.addr));
+    if let Some(wanted) = args.value("rungs") {
+        let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+        for name in &wanted {
+            assert!(
+                sides.iter().any(|(rung, _)| rung == name),
+                "--rungs: no rung `{name}`"
+            );
+        }
+        sides = wanted
+            .iter()
+            .filter_map(|name| sides.iter().find(|(rung, _)| rung == name).copied())
+            .collect();
+    }
     let sides: Vec<(&str, Side)> = sides
         .into_iter()
         .map(|(name, addr)| {
@@ -113,6 +129,9 @@ async fn main() {
         route::load(&client, side, Duration::from_secs(secs)).await;
     }
     let mut tallies: Vec<Tally> = sides.iter().map(|_| Tally::default()).collect();
+    // CPU per request of each rung in each round, for the spread of the
+    // difference: the machine drifts between rounds, far less within one.
+    let mut per_round: Vec<Vec<f64>> = sides.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
         let mut order: Vec<usize> = (0..sides.len()).collect();
         if round % 2 == 1 {
@@ -120,30 +139,35 @@ async fn main() {
         }
         for i in order {
             let tally = route::load(&client, &sides[i].1, Duration::from_secs(secs)).await;
+            per_round[i].push(tally.cpu_per_request_us());
             tallies[i].merge(tally);
         }
     }
     println!(
         "route_ladder: {CLIENTS} clients, {rounds} rounds of {secs} s per rung; CPU per request of this process (client + server)"
     );
-    let base_cpu = tallies[0].cpu_per_request_us();
+    let first = sides[0].0;
     let mut results = serde_json::Map::new();
-    for ((name, _), tally) in sides.iter().zip(tallies.iter_mut()) {
+    for (i, ((name, _), tally)) in sides.iter().zip(tallies.iter_mut()).enumerate() {
         let cpu = tally.cpu_per_request_us();
-        let summary = tally.summary();
+        let (difference, error) = paired_difference(&per_round[i], &per_round[0]);
+        let mut summary = tally.summary();
+        summary["cpu_us_over_first"] = json!((difference * 10.0).round() / 10.0);
+        summary["cpu_us_over_first_stderr"] = json!((error * 10.0).round() / 10.0);
         println!(
-            "  {name:9} {:>8} req/s  p99 {:>5} ms  {cpu:>6} us  ({:+.1} us on base)",
+            "  {name:9} {:>8} req/s  p99 {:>5} ms  {cpu:>6} us, kernel {:>5} us  ({difference:+.1} ± {error:.1} us on {first})",
             summary["rps"],
             summary["p99_ms"],
-            cpu - base_cpu
+            tally.system_cpu_per_request_us(),
         );
         results.insert(name.to_string(), summary);
     }
+    println!("  (± one standard error of the mean of the per-round differences)");
     let report = json!({
         "scenario": "route_ladder",
         "git": common::git_sha(),
         "machine": common::machine(),
-        "params": {"clients": CLIENTS, "pool": POOL, "rounds": rounds, "secs_per_rung": secs, "quick": args.quick},
+        "params": {"clients": CLIENTS, "pool": POOL, "rounds": rounds, "secs_per_rung": secs, "quick": args.quick, "rungs": sides.iter().map(|(name, _)| *name).collect::<Vec<_>>()},
         "results": Value::Object(results),
     });
     let path = common::write_report("route_ladder", &report);
@@ -157,6 +181,18 @@ async fn main() {
 }
 
 type Pool = deadpool_postgres::Pool;
+
+/// The mean of `a[r] - b[r]` over the rounds, and its standard error.
+fn paired_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let n = d.len() as f64;
+    let mean = d.iter().sum::<f64>() / n.max(1.0);
+    if d.len() < 2 {
+        return (mean, f64::NAN);
+    }
+    let variance = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (variance / n).sqrt())
+}
 
 /// The baseline's query on a connection from bulkhead's `Db` extractor.
 async fn list_with_db(Db(db): Db) -> Result<axum::Json<Page<Project>>, axum::http::StatusCode> {

@@ -1038,11 +1038,32 @@ impl KeepAlive {
 
     /// The status of `GET path` with these headers.
     async fn get(&mut self, host: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
-        let mut request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n");
+        self.send("GET", host, path, headers, None).await.0
+    }
+
+    /// The status and body of `method path` with these headers (and a JSON
+    /// body).
+    async fn send(
+        &mut self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        json: Option<&serde_json::Value>,
+    ) -> (u16, String) {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
+        let body = json.map(|j| j.to_string()).unwrap_or_default();
+        if json.is_some() {
+            request.push_str(&format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n",
+                body.len()
+            ));
+        }
         request.push_str("\r\n");
+        request.push_str(&body);
         self.0.write_all(request.as_bytes()).await.unwrap();
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
@@ -1066,7 +1087,7 @@ impl KeepAlive {
             .expect("a content-length");
         let mut body = vec![0u8; length];
         self.0.read_exact(&mut body).await.unwrap();
-        status
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 
     /// Polls until `GET path` answers `want`, for at most `within`.
@@ -1167,6 +1188,58 @@ async fn one_connection_sees_every_change_of_host_token_and_state_at_once() {
         get(&mut conn, &host(&a), &auth(&ba2)).await,
         200,
         "the other token lives"
+    );
+    server.stop().await.unwrap();
+}
+
+/// Behind a trusted proxy one connection carries many clients: a request
+/// with the same host and token as the last one on that connection but
+/// forwarded for another client is that other client's (in the audit log),
+/// not the memo's.
+#[tokio::test]
+async fn one_proxied_connection_keeps_each_forwarded_client_apart() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Database).await;
+    let server = serve(&fleet, |s| {
+        s.trusted_proxies = vec![bulkhead::http::parse_network("127.0.0.1").unwrap()];
+    })
+    .await;
+    let bearer = format!("Bearer {}", fleet.token(&acme, "admin").await);
+    let mut conn = KeepAlive::open(server.addr).await;
+    // Three: as many projects as the free plan allows.
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.2"] {
+        let headers = [
+            ("authorization", bearer.as_str()),
+            ("x-forwarded-for", client),
+        ];
+        let (status, body) = conn
+            .send(
+                "POST",
+                &host(&acme),
+                "/api/projects",
+                &headers,
+                Some(&json!({"name": format!("for {client}")})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let headers = [("authorization", bearer.as_str())];
+    let (status, body) = conn
+        .send("GET", &host(&acme), "/api/audit", &headers, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let audit: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ips: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["action"] == "project.create")
+        .map(|item| item["client_ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ips,
+        ["203.0.113.2", "203.0.113.2", "203.0.113.1"],
+        "newest first"
     );
     server.stop().await.unwrap();
 }

@@ -27,11 +27,28 @@ pub static PROJECTS_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::ne
 
 /// Serves a baseline's router on a free loopback port, in the background.
 pub async fn serve_baseline(router: axum::Router) -> std::net::SocketAddr {
+    serve_service(router).await
+}
+
+/// Serves any request service (a router, or one wrapped in layers) on a free
+/// loopback port, in the background.
+pub async fn serve_service<S>(service: S) -> std::net::SocketAddr
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
+    tokio::spawn(async move { axum::serve(listener, service).await });
     addr
 }
 
@@ -56,17 +73,23 @@ impl Args {
         self.args.contains(&flag)
     }
 
-    /// `--name N` or `--name=N`.
-    pub fn number(&self, name: &str) -> Option<usize> {
+    /// `--name VALUE` or `--name=VALUE`.
+    pub fn value(&self, name: &str) -> Option<String> {
         let flag = format!("--{name}");
-        let value = self.args.iter().enumerate().find_map(|(i, a)| {
+        self.args.iter().enumerate().find_map(|(i, a)| {
             if *a == flag {
-                // A trailing `--name` is an error below, not a silent default.
+                // A trailing `--name` is an error for the caller, not a silent default.
                 Some(self.args.get(i + 1).cloned().unwrap_or_default())
             } else {
                 a.strip_prefix(&format!("{flag}=")).map(str::to_string)
             }
-        })?;
+        })
+    }
+
+    /// `--name N` or `--name=N`.
+    pub fn number(&self, name: &str) -> Option<usize> {
+        let flag = format!("--{name}");
+        let value = self.value(name)?;
         Some(
             value
                 .parse()

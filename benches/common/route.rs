@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::http::header::{AUTHORIZATION, HOST};
 use bulkhead::app::Bulkhead;
 use bulkhead::control::{Mode, Plan};
 use bulkhead::http::api::Page;
@@ -100,6 +102,8 @@ pub struct Tally {
     /// CPU time of this whole process (load generator, server, pool) while
     /// the side was loaded: what one request costs outside PostgreSQL.
     pub cpu: Duration,
+    /// The part of `cpu` spent in the kernel (sockets, wake-ups, scheduling).
+    pub system_cpu: Duration,
     pub latencies: Vec<Duration>,
 }
 
@@ -109,6 +113,7 @@ impl Tally {
         self.errors += other.errors;
         self.wall += other.wall;
         self.cpu += other.cpu;
+        self.system_cpu += other.system_cpu;
         self.latencies.extend(other.latencies);
     }
 
@@ -118,6 +123,11 @@ impl Tally {
 
     pub fn cpu_per_request_us(&self) -> f64 {
         (self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64 * 10.0).round() / 10.0
+    }
+
+    /// The kernel's part of [`Self::cpu_per_request_us`].
+    pub fn system_cpu_per_request_us(&self) -> f64 {
+        (self.system_cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64 * 10.0).round() / 10.0
     }
 
     pub fn summary(&mut self) -> Value {
@@ -130,6 +140,7 @@ impl Tally {
             "p50_ms": percentile_ms(&self.latencies, 0.50),
             "p99_ms": percentile_ms(&self.latencies, 0.99),
             "process_cpu_us_per_request": self.cpu_per_request_us(),
+            "process_system_cpu_us_per_request": self.system_cpu_per_request_us(),
         })
     }
 }
@@ -175,23 +186,31 @@ pub async fn projects_page(
 /// CLIENTS concurrent keep-alive clients hammering one side for `duration`.
 pub async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> Tally {
     let started = Instant::now();
-    let cpu_before = process_cpu();
+    let (cpu_before, system_before) = process_cpu();
     let deadline = started + duration;
-    let url = format!("http://{}/api/projects", side.addr);
+    // The URL and headers are made once: the load generator's own work per
+    // request is the same for every side and as small as it can be.
+    let url = reqwest::Url::parse(&format!("http://{}/api/projects", side.addr)).expect("url");
+    let host = HeaderValue::from_str(&side.host).expect("host header");
+    let authorization = side.token.as_ref().map(|t| {
+        let mut value = HeaderValue::from_str(&format!("Bearer {t}")).expect("bearer header");
+        value.set_sensitive(true);
+        value
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..CLIENTS {
-        let (client, url, host, token) = (
+        let (client, url, host, authorization) = (
             client.clone(),
             url.clone(),
-            side.host.clone(),
-            side.token.clone(),
+            host.clone(),
+            authorization.clone(),
         );
         tasks.spawn(async move {
             let mut tally = Tally::default();
             while Instant::now() < deadline {
-                let mut req = client.get(&url).header("host", &host);
-                if let Some(t) = &token {
-                    req = req.bearer_auth(t);
+                let mut req = client.get(url.clone()).header(HOST, host.clone());
+                if let Some(value) = &authorization {
+                    req = req.header(AUTHORIZATION, value.clone());
                 }
                 let t0 = Instant::now();
                 let ok = match req.send().await {
@@ -210,22 +229,24 @@ pub async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> 
         total.merge(t.expect("load task"));
     }
     total.wall = started.elapsed();
-    total.cpu = process_cpu().saturating_sub(cpu_before);
+    let (cpu_after, system_after) = process_cpu();
+    total.cpu = cpu_after.saturating_sub(cpu_before);
+    total.system_cpu = system_after.saturating_sub(system_before);
     total
 }
 
-/// User + system CPU time of this process so far (`/proc/self/stat`, in clock
-/// ticks of 10 ms: enough over a 10 s half).
-fn process_cpu() -> Duration {
+/// CPU time of this process so far, user + system and system alone
+/// (`/proc/self/stat`, in clock ticks of 10 ms: enough over a 10 s half).
+fn process_cpu() -> (Duration, Duration) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the
     // 14th and 15th fields of the line, the 12th and 13th after it.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after
+    let mut ticks = after
         .split_whitespace()
         .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
+        .map(|f| f.parse::<u64>().unwrap_or(0));
+    let (user, system) = (ticks.next().unwrap_or(0), ticks.next().unwrap_or(0));
+    let tick = Duration::from_millis(10);
+    (tick * (user + system) as u32, tick * system as u32)
 }

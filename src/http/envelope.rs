@@ -9,14 +9,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use axum::response::IntoResponse;
+use metrics::Counter;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower::{Layer, Service};
@@ -27,18 +28,19 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest a request may take before it is answered 504.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Holds only the time limit: request ids and status counters are process
+/// wide, so the per-request clone of the service (hyper clones it for every
+/// request) shares no reference count between the cores.
 #[derive(Clone)]
 pub struct EnvelopeLayer {
-    ids: RequestIds,
     timeout: Duration,
 }
 
 impl EnvelopeLayer {
     pub fn new(timeout: Duration) -> Self {
-        Self {
-            ids: RequestIds::new(),
-            timeout,
-        }
+        // Before any status counter is looked up (see `count`).
+        let _ = super::ops::metrics_handle();
+        Self { timeout }
     }
 }
 
@@ -48,7 +50,6 @@ impl<S> Layer<S> for EnvelopeLayer {
     fn layer(&self, inner: S) -> Envelope<S> {
         Envelope {
             inner,
-            ids: self.ids.clone(),
             timeout: self.timeout,
         }
     }
@@ -57,7 +58,6 @@ impl<S> Layer<S> for EnvelopeLayer {
 #[derive(Clone)]
 pub struct Envelope<S> {
     inner: S,
-    ids: RequestIds,
     timeout: Duration,
 }
 
@@ -78,7 +78,7 @@ where
         // header fewer to insert (and a header map that need not grow).
         let id = match request.headers().get(&REQUEST_ID) {
             Some(given) => given.clone(),
-            None => self.ids.next(),
+            None => next_request_id(),
         };
         let span = tracing::info_span!(
             "request",
@@ -133,8 +133,7 @@ where
             response.headers_mut().insert(REQUEST_ID, id);
         }
         let status = response.status();
-        metrics::counter!("bulkhead_http_requests_total", "status" => status_label(status))
-            .increment(1);
+        count(status);
         let latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), latency_ms, "request failed");
@@ -145,39 +144,50 @@ where
     }
 }
 
-/// The status as a label without an allocation for the common ones.
-fn status_label(status: StatusCode) -> std::borrow::Cow<'static, str> {
-    match status.as_u16() {
-        200 => "200".into(),
-        201 => "201".into(),
-        202 => "202".into(),
-        204 => "204".into(),
-        other => other.to_string().into(),
-    }
+/// `bulkhead_http_requests_total` by status: each status's counter is looked
+/// up in the recorder once, then kept (a lookup builds and hashes a labelled
+/// key on every call). The recorder is installed before the first layer is
+/// made, so no handle kept here belongs to a recorder that was not there yet.
+fn count(status: StatusCode) {
+    static COUNTERS: [OnceLock<Counter>; 500] = [const { OnceLock::new() }; 500];
+    let code = status.as_u16();
+    COUNTERS[usize::from(code - 100)]
+        .get_or_init(
+            || metrics::counter!("bulkhead_http_requests_total", "status" => code.to_string()),
+        )
+        .increment(1);
 }
 
 /// Request ids `<process>-<n>`: a random 8-hex-digit prefix per process (two
 /// instances behind one proxy do not collide) and a counter. Cheaper than a
-/// random UUID per request, which costs a `getrandom` system call.
-#[derive(Clone)]
-struct RequestIds {
-    prefix: Arc<str>,
-    next: Arc<AtomicU64>,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        Self {
-            prefix: crate::secret::random_hex(4).into(),
-            next: Arc::new(AtomicU64::new(1)),
+/// random UUID per request, which costs a `getrandom` system call. Each thread
+/// takes numbers from the process's counter a block at a time, so the
+/// counter's cache line is not fought over on every request.
+fn next_request_id() -> HeaderValue {
+    use std::cell::Cell;
+    use std::io::Write;
+    const BLOCK: u64 = 1024;
+    static PREFIX: LazyLock<String> = LazyLock::new(|| crate::secret::random_hex(4));
+    static BLOCKS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        /// The next number this thread hands out, and the end of its block.
+        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    let n = RANGE.with(|range| {
+        let (mut next, mut end) = range.get();
+        if next == end {
+            next = BLOCKS.fetch_add(1, Ordering::Relaxed) * BLOCK + 1;
+            end = next + BLOCK;
         }
-    }
-
-    fn next(&self) -> HeaderValue {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
-            .expect("hex digits and a dash are a valid header value")
-    }
+        range.set((next + 1, end));
+        next
+    });
+    // 8 hex digits, a dash and at most 16 more: on the stack.
+    let mut id = [0u8; 32];
+    let mut cursor = std::io::Cursor::new(&mut id[..]);
+    write!(cursor, "{}-{n:x}", *PREFIX).expect("an id fits in 32 bytes");
+    let len = cursor.position() as usize;
+    HeaderValue::from_bytes(&id[..len]).expect("hex digits and a dash are a valid header value")
 }
 
 #[cfg(test)]
@@ -225,9 +235,11 @@ mod tests {
         let given = call("/quick", Some("caller-7"), REQUEST_TIMEOUT).await;
         assert_eq!(given.status(), StatusCode::OK);
         assert_eq!(given.headers()[REQUEST_ID], "caller-7");
-        let layer = EnvelopeLayer::new(REQUEST_TIMEOUT);
-        let (a, b) = (layer.ids.next(), layer.ids.next());
+        let (a, b) = (next_request_id(), next_request_id());
         assert_ne!(a, b);
+        // Another thread takes its numbers from another block.
+        let c = std::thread::spawn(next_request_id).join().unwrap();
+        assert!(c != a && c != b);
         let made = call("/quick", None, REQUEST_TIMEOUT).await;
         let id = made.headers()[REQUEST_ID].to_str().unwrap();
         let (prefix, n) = id.split_once('-').unwrap();

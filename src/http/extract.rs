@@ -29,13 +29,25 @@ const TENANT_HEADER: &str = "x-tenant-id";
 #[derive(Clone)]
 pub struct Tenant(pub Arc<TenantEntry>);
 
-/// The authenticated caller of a tenant request.
+/// The authenticated caller of a tenant request: made once per request (or
+/// recalled from the connection's memo) and shared by every extractor that
+/// needs it.
 #[derive(Clone)]
-pub struct Caller {
+pub struct Caller(Arc<CallerData>);
+
+pub struct CallerData {
     pub tenant: Arc<TenantEntry>,
     pub principal: Principal,
     /// The client's address ([`ClientIp`]), for the audit log.
     pub ip: Option<std::net::IpAddr>,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = CallerData;
+
+    fn deref(&self) -> &CallerData {
+        &self.0
+    }
 }
 
 /// How the caller proved who it is.
@@ -179,6 +191,9 @@ async fn tenant_of(parts: &mut Parts, state: &AppState) -> Result<Arc<TenantEntr
     if let Some(found) = parts.extensions.get::<Tenant>() {
         return Ok(found.0.clone());
     }
+    if let Some(caller) = parts.extensions.get::<Caller>() {
+        return Ok(caller.tenant.clone());
+    }
     let host = host(parts)?;
     let entry = match state.resolver.resolve(&host).await? {
         Route::Tenant(entry) => entry,
@@ -244,7 +259,6 @@ impl FromRequestParts<AppState> for Caller {
             if token.tenant != tenant.id {
                 return Err(ApiError::NotFound);
             }
-            remember(parts, epoch, &tenant, &token);
             Principal::Token(token)
         } else if let Some(value) = sessions::presented(&parts.headers) {
             let user = session_user(state, &tenant, value).await?;
@@ -256,44 +270,46 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::Unauthorized);
         };
         let ip = client_ip(parts, state);
-        let caller = Caller {
+        let caller = Caller(Arc::new(CallerData {
             tenant,
             principal,
             ip,
-        };
+        }));
+        if matches!(caller.principal, Principal::Token(_)) {
+            remember(parts, epoch, &caller);
+        }
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
 }
 
 /// The caller as this connection's memo has it (see `peer`): the same host
-/// and bearer token as a request moments ago, with no cache invalidated since.
-/// Let through the gate again, exactly as a fresh lookup would be.
+/// and bearer token as a request moments ago, with no cache invalidated since,
+/// from the same client address. Let through the gate again, exactly as a
+/// fresh lookup would be.
 fn recalled(parts: &mut Parts, state: &AppState) -> Option<Caller> {
     if parts.headers.contains_key(TENANT_HEADER) {
         return None;
     }
     let peer = peer(parts)?;
-    let (tenant, token) = peer.recall(
+    let caller = peer.recall(
         parts.headers.get(HOST)?,
         parts.headers.get(AUTHORIZATION)?,
         state.resolver.epoch(),
     )?;
-    gate(&tenant, state).ok()?;
-    let caller = Caller {
-        ip: client_ip(parts, state),
-        tenant: tenant.clone(),
-        principal: Principal::Token(token),
-    };
-    tracing::Span::current().record("tenant", tenant.slug.as_str());
-    parts.extensions.insert(Tenant(tenant));
+    // Behind a trusted proxy one connection carries many clients.
+    if caller.ip != client_ip(parts, state) {
+        return None;
+    }
+    gate(&caller.tenant, state).ok()?;
+    tracing::Span::current().record("tenant", caller.tenant.slug.as_str());
     parts.extensions.insert(caller.clone());
     Some(caller)
 }
 
 /// Memoises a bearer request resolved on its tenant's own host (not the API
 /// host, where `X-Tenant-ID` takes part in the answer).
-fn remember(parts: &Parts, epoch: u64, tenant: &Arc<TenantEntry>, token: &Arc<TokenInfo>) {
+fn remember(parts: &Parts, epoch: u64, caller: &Caller) {
     if parts.headers.contains_key(TENANT_HEADER) {
         return;
     }
@@ -302,7 +318,7 @@ fn remember(parts: &Parts, epoch: u64, tenant: &Arc<TenantEntry>, token: &Arc<To
         parts.headers.get(HOST),
         parts.headers.get(AUTHORIZATION),
     ) {
-        peer.remember(host, authorization, epoch, tenant.clone(), token.clone());
+        peer.remember(host, authorization, epoch, caller);
     }
 }
 

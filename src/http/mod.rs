@@ -5,6 +5,7 @@ pub mod api;
 mod client_ip;
 pub use client_ip::parse_network;
 mod envelope;
+pub use envelope::Envelope;
 mod error;
 pub mod extract;
 mod ops;
@@ -20,15 +21,20 @@ pub use error::{ApiError, ApiResult, RETRY_AFTER_SECS};
 pub use ops::metrics_handle;
 pub use state::{App, AppState};
 
-/// The application router with what wraps every request (see [`envelope`]):
-/// request ids, a tracing span, a 30 s limit, responses counted by status.
-pub fn app(state: AppState) -> Router {
+/// The application: the router inside what wraps every request (see
+/// [`envelope`]): request ids, a tracing span, a 30 s limit, responses
+/// counted by status.
+pub fn app(state: AppState) -> Envelope<Router> {
     with_envelope(router::router(state))
 }
 
+/// `router` inside the envelope, once around the whole router rather than
+/// around each of its routes (`Router::layer`), which would box and clone
+/// every route's service once more per request.
 #[doc(hidden)]
-pub fn with_envelope(router: Router) -> Router {
-    router.layer(envelope::EnvelopeLayer::new(envelope::REQUEST_TIMEOUT))
+pub fn with_envelope(router: Router) -> Envelope<Router> {
+    use tower::Layer;
+    envelope::EnvelopeLayer::new(envelope::REQUEST_TIMEOUT).layer(router)
 }
 
 /// The metrics router, for its own listener.
@@ -42,10 +48,13 @@ pub fn metrics_app() -> Router {
 /// requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: Router,
+    app: Envelope<Router>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+    use axum::ServiceExt;
+    let app =
+        ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<Peer>(app);
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

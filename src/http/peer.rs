@@ -22,7 +22,7 @@ use axum::extract::connect_info::Connected;
 use axum::http::HeaderValue;
 use axum::serve::IncomingStream;
 
-use crate::auth::TokenInfo;
+use super::extract::Caller;
 use crate::pools::TenantPool;
 use crate::routing::TenantEntry;
 
@@ -47,8 +47,7 @@ struct Memos {
 struct CallerMemo {
     host: Box<[u8]>,
     authorization: Box<[u8]>,
-    tenant: Arc<TenantEntry>,
-    token: Arc<TokenInfo>,
+    caller: Caller,
     epoch: u64,
     until: Instant,
 }
@@ -74,7 +73,7 @@ impl Peer {
         host: &HeaderValue,
         authorization: &HeaderValue,
         epoch: u64,
-    ) -> Option<(Arc<TenantEntry>, Arc<TokenInfo>)> {
+    ) -> Option<Caller> {
         let memo = self.memo.lock().ok()?;
         let memo = memo.caller.as_ref()?;
         let fits = memo.epoch == epoch
@@ -84,7 +83,7 @@ impl Peer {
                 &memo.authorization,
                 authorization.as_bytes(),
             );
-        fits.then(|| (memo.tenant.clone(), memo.token.clone()))
+        fits.then(|| memo.caller.clone())
     }
 
     /// Remembers what the caches said for these headers; `epoch` must have
@@ -95,15 +94,13 @@ impl Peer {
         host: &HeaderValue,
         authorization: &HeaderValue,
         epoch: u64,
-        tenant: Arc<TenantEntry>,
-        token: Arc<TokenInfo>,
+        caller: &Caller,
     ) {
         if let Ok(mut memo) = self.memo.lock() {
             memo.caller = Some(CallerMemo {
                 host: host.as_bytes().into(),
                 authorization: authorization.as_bytes().into(),
-                tenant,
-                token,
+                caller: caller.clone(),
                 epoch,
                 until: Instant::now() + MEMO_LIFETIME,
             });

@@ -6,28 +6,28 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use deadpool::managed::Object;
-use tokio::sync::OwnedSemaphorePermit;
 
-use super::{ServerBudget, TenantManager};
+use super::lanes::Lane;
+use super::{TenantManager, TenantPool};
 
 pub struct TenantConn {
     object: Option<Object<TenantManager>>,
-    /// Released after the connection is back in its pool, so the request
-    /// that gets the lane next finds it idle there.
-    lane: Option<OwnedSemaphorePermit>,
-    server: Arc<ServerBudget>,
+    /// Whose lane this connection holds: given back after the connection is
+    /// back in its pool, so the request that gets the lane next finds it
+    /// idle there.
+    pool: Arc<TenantPool>,
 }
 
 impl TenantConn {
     pub(super) fn new(
         object: Object<TenantManager>,
-        lane: OwnedSemaphorePermit,
-        server: Arc<ServerBudget>,
+        lane: Lane<'_>,
+        pool: &Arc<TenantPool>,
     ) -> Self {
+        lane.keep();
         Self {
             object: Some(object),
-            lane: Some(lane),
-            server,
+            pool: pool.clone(),
         }
     }
 }
@@ -49,9 +49,9 @@ impl DerefMut for TenantConn {
 impl Drop for TenantConn {
     fn drop(&mut self) {
         drop(self.object.take());
-        drop(self.lane.take());
-        if self.server.has_waiters() {
-            self.server.reclaim_one();
+        self.pool.lanes.leave();
+        if self.pool.server.has_waiters() {
+            self.pool.server.reclaim_one();
         }
     }
 }

@@ -9,11 +9,10 @@
 //! connections; one request at a time never takes more than one). Lanes are
 //! given back when the tenant's idle connections are reclaimed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The least a request waits for its own tenant's connection before its tenant
 /// may take one more from a spent budget. The wait is otherwise what opening a
@@ -22,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub(super) const MIN_PATIENCE: Duration = Duration::from_millis(5);
 
 pub(super) struct Lanes {
-    permits: Arc<Semaphore>,
+    permits: Semaphore,
     granted: AtomicUsize,
     cap: usize,
 }
@@ -30,7 +29,7 @@ pub(super) struct Lanes {
 impl Lanes {
     pub(super) fn new(cap: usize) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(0)),
+            permits: Semaphore::new(0),
             granted: AtomicUsize::new(0),
             cap: cap.max(1),
         }
@@ -44,28 +43,29 @@ impl Lanes {
         budget_has_room: bool,
         patience: Duration,
         wait: Duration,
-    ) -> Option<OwnedSemaphorePermit> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            return Some(permit);
+    ) -> Option<Lane<'_>> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Some(Lane(permit));
         }
         let mut waited = Duration::ZERO;
         if self.granted.load(Ordering::Acquire) > 0 && !budget_has_room {
             let patience = patience.max(MIN_PATIENCE).min(wait / 2);
-            if let Ok(Ok(permit)) =
-                tokio::time::timeout(patience, self.permits.clone().acquire_owned()).await
-            {
-                return Some(permit);
+            if let Ok(Ok(permit)) = tokio::time::timeout(patience, self.permits.acquire()).await {
+                return Some(Lane(permit));
             }
             waited = patience;
         }
         self.grow();
-        tokio::time::timeout(
-            wait.saturating_sub(waited),
-            self.permits.clone().acquire_owned(),
-        )
-        .await
-        .ok()?
-        .ok()
+        tokio::time::timeout(wait.saturating_sub(waited), self.permits.acquire())
+            .await
+            .ok()?
+            .ok()
+            .map(Lane)
+    }
+
+    /// Gives back a lane that was [`Lane::keep`]t.
+    pub(super) fn leave(&self) {
+        self.permits.add_permits(1);
     }
 
     /// One more lane, unless the tenant is at its cap.
@@ -95,6 +95,17 @@ impl Lanes {
     #[cfg(test)]
     fn granted(&self) -> usize {
         self.granted.load(Ordering::Acquire)
+    }
+}
+
+/// A lane held: given back when dropped, unless kept.
+pub(super) struct Lane<'a>(SemaphorePermit<'a>);
+
+impl Lane<'_> {
+    /// Holds the lane beyond this borrow, by whoever holds the tenant's pool:
+    /// it must give it back with [`Lanes::leave`] exactly once.
+    pub(super) fn keep(self) {
+        self.0.forget();
     }
 }
 
@@ -134,13 +145,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_lane_returned_within_the_patience_is_reused_without_growing() {
-        let lanes = Arc::new(Lanes::new(5));
-        let held = lanes
+        let lanes = std::sync::Arc::new(Lanes::new(5));
+        lanes
             .enter(false, MIN_PATIENCE, Duration::from_secs(1))
             .await
-            .unwrap();
+            .unwrap()
+            .keep();
         // Runs (on this single-threaded test runtime) once `enter` waits.
-        let releaser = tokio::spawn(async move { drop(held) });
+        let holder = lanes.clone();
+        let releaser = tokio::spawn(async move { holder.leave() });
         let again = lanes
             .enter(false, MIN_PATIENCE, Duration::from_secs(1))
             .await

@@ -349,7 +349,7 @@ impl PoolRouter {
                 detail: other.to_string(),
             },
         })?;
-        Ok(TenantConn::new(object, lane, pool.server.clone()))
+        Ok(TenantConn::new(object, lane, pool))
     }
 
     async fn new_pool(&self, tenant: &TenantEntry) -> Result<Arc<TenantPool>, PoolError> {
