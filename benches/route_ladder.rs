@@ -153,12 +153,19 @@ async fn main() {
         let (difference, error) = paired_difference(&per_round[i], &per_round[0]);
         let mut summary = tally.summary();
         summary["cpu_us_over_first"] = json!((difference * 10.0).round() / 10.0);
-        summary["cpu_us_over_first_stderr"] = json!((error * 10.0).round() / 10.0);
+        // One round has no spread: null in the JSON, `?` on screen.
+        summary["cpu_us_over_first_stderr"] =
+            json!((!error.is_nan()).then(|| (error * 10.0).round() / 10.0));
         println!(
-            "  {name:9} {:>8} req/s  p99 {:>5} ms  {cpu:>6} us, kernel {:>5} us  ({difference:+.1} ± {error:.1} us on {first})",
+            "  {name:9} {:>8} req/s  p99 {:>5} ms  {cpu:>6} us, kernel {:>5} us  ({difference:+.1} ± {} us on {first})",
             summary["rps"],
             summary["p99_ms"],
             tally.system_cpu_per_request_us(),
+            if error.is_nan() {
+                "?".to_string()
+            } else {
+                format!("{error:.1}")
+            },
         );
         results.insert(name.to_string(), summary);
     }
