@@ -149,7 +149,8 @@ where
 /// key on every call). The recorder is installed before the first layer is
 /// made, so no handle kept here belongs to a recorder that was not there yet.
 fn count(status: StatusCode) {
-    static COUNTERS: [OnceLock<Counter>; 500] = [const { OnceLock::new() }; 500];
+    // Every code `StatusCode` can hold: 100 to 999.
+    static COUNTERS: [OnceLock<Counter>; 900] = [const { OnceLock::new() }; 900];
     let code = status.as_u16();
     COUNTERS[usize::from(code - 100)]
         .get_or_init(
@@ -228,6 +229,13 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(30));
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(response.headers()[REQUEST_ID], "slow-1");
+    }
+
+    #[test]
+    fn every_status_code_is_counted_even_the_unusual_ones() {
+        for code in [100, 200, 599, 600, 999] {
+            count(StatusCode::from_u16(code).unwrap());
+        }
     }
 
     #[tokio::test]
