@@ -10,11 +10,15 @@
 //! router instead of the fixed pool); `real` (bulkhead's own handler);
 //! `envelope` (+ request id, span, time limit, status count); `full` (the
 //! server itself: every route, connection info and its per-connection memo).
-//! Every rung gets the same host and token.
+//! Every rung gets the same host and token. And a yardstick, `spin`: the bare
+//! route plus one microsecond of arithmetic that touches no memory
+//! (calibrated at start), which shows what one known microsecond of work
+//! per request costs once it is measured over HTTP on this machine.
 //!
 //! `cargo bench --bench route_ladder [-- --quick] [--rounds N] [--secs S]
-//! [--rungs base,full]` (`--rungs`: only those, in that order; the first is
-//! what the others are compared with).
+//! [--rungs base,full] [--workers N]` (`--rungs`: only those, in that order;
+//! the first is what the others are compared with; `--workers`: see
+//! `common::runtime`).
 
 mod common;
 
@@ -31,9 +35,13 @@ use bulkhead::http::extract::{Can, Db, Tenant};
 use common::route::{self, Bench, CLIENTS, POOL, SLUG, Side, Tally};
 use serde_json::{Value, json};
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = common::Args::parse();
+    common::runtime(&args).block_on(run(args));
+}
+
+async fn run(args: common::Args) {
+    let spin_per_us = calibrate_spin();
     let rounds = args
         .number("rounds")
         .unwrap_or(if args.quick { 1 } else { 6 });
@@ -61,6 +69,18 @@ async fn main() {
             "base",
             Router::new()
                 .route("/api/projects", get(route::list))
+                .with_state(pool.clone()),
+        ),
+        (
+            "spin",
+            Router::new()
+                .route(
+                    "/api/projects",
+                    get(move |pool: State<Arc<Pool>>| async move {
+                        spin(spin_per_us);
+                        route::list(pool).await
+                    }),
+                )
                 .with_state(pool.clone()),
         ),
         (
@@ -174,7 +194,7 @@ async fn main() {
         "scenario": "route_ladder",
         "git": common::git_sha(),
         "machine": common::machine(),
-        "params": {"clients": CLIENTS, "pool": POOL, "rounds": rounds, "secs_per_rung": secs, "quick": args.quick, "rungs": sides.iter().map(|(name, _)| *name).collect::<Vec<_>>()},
+        "params": {"clients": CLIENTS, "workers": args.number("workers"), "pool": POOL, "rounds": rounds, "secs_per_rung": secs, "quick": args.quick, "rungs": sides.iter().map(|(name, _)| *name).collect::<Vec<_>>()},
         "results": Value::Object(results),
     });
     let path = common::write_report("route_ladder", &report);
@@ -204,4 +224,23 @@ fn paired_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
 /// The baseline's query on a connection from bulkhead's `Db` extractor.
 async fn list_with_db(Db(db): Db) -> Result<axum::Json<Page<Project>>, axum::http::StatusCode> {
     route::projects_page(&db).await
+}
+
+/// Iterations of [`spin`] that take a microsecond on this thread, unloaded.
+fn calibrate_spin() -> u64 {
+    const N: u64 = 20_000_000;
+    let started = std::time::Instant::now();
+    spin(N);
+    let per_us = N as f64 / (started.elapsed().as_secs_f64() * 1e6);
+    println!("spin: {per_us:.0} iterations per us");
+    per_us.round() as u64
+}
+
+/// `n` dependent multiply-adds in registers: CPU work and nothing else.
+fn spin(n: u64) {
+    let mut x = 1u64;
+    for i in 0..n {
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+    }
+    std::hint::black_box(x);
 }

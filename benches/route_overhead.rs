@@ -3,7 +3,9 @@
 //! resolution, gate, token, pool router) and behind a plain axum route with one
 //! fixed pool to the same tenant database.
 //!
-//! `cargo bench --bench route_overhead [-- --quick]`
+//! `cargo bench --bench route_overhead [-- --quick] [--workers N]`
+//! (`--workers`: the runtime's worker threads, by default one per core; see
+//! `common::runtime`).
 
 mod common;
 
@@ -13,9 +15,12 @@ use std::time::Duration;
 use common::route::{self, Bench, CLIENTS, POOL, SLUG, Side, Tally};
 use serde_json::json;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = common::Args::parse();
+    common::runtime(&args).block_on(run(args));
+}
+
+async fn run(args: common::Args) {
     let (warmup, measure) = if args.quick {
         (Duration::from_secs(1), Duration::from_secs(4))
     } else {
@@ -95,7 +100,7 @@ async fn main() {
         "scenario": "route_overhead",
         "git": common::git_sha(),
         "machine": common::machine(),
-        "params": {"clients": CLIENTS, "pool": POOL, "warmup_s": warmup.as_secs(), "measure_s": measure.as_secs(),
+        "params": {"clients": CLIENTS, "pool": POOL, "workers": args.number("workers"), "warmup_s": warmup.as_secs(), "measure_s": measure.as_secs(),
                    "quick": args.quick, "order": "warm both; baseline, bulkhead, bulkhead, baseline (halves)"},
         "results": results,
         "baseline": baseline_json,

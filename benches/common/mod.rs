@@ -52,6 +52,23 @@ where
     addr
 }
 
+/// The runtime a bench runs its servers and load generator on: `--workers N`
+/// worker threads, by default one per core. With `--workers 1` the servers and
+/// the load generator share one thread, and no request's data crosses to the
+/// other core (which PostgreSQL then has to itself).
+pub fn runtime(args: &Args) -> tokio::runtime::Runtime {
+    let mut builder = match args.number("workers") {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build().expect("tokio runtime")
+}
+
 /// Flags every bench takes; cargo's own (`--bench`) are ignored.
 pub struct Args {
     pub quick: bool,
