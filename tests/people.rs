@@ -406,6 +406,73 @@ async fn sessions_rotate_on_login_and_end_by_logout_idle_and_lifetime() {
 }
 
 #[tokio::test]
+async fn a_busy_session_is_read_not_rewritten_on_every_request_and_stays_alive() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let email = format!("t-{}@example.com", fleet.id);
+    member(&fleet, &acme, &email, "member").await;
+    let control = control_client(&fleet).await;
+    let hash = |cookie: &str| {
+        bulkhead::auth::sessions::hash(cookie.trim_start_matches("bh_session=")).to_vec()
+    };
+    // The row's version (xmin moves with every UPDATE) and last-seen age.
+    let row = |cookie: String| {
+        let control = &control;
+        async move {
+            let r = control
+                .query_one(
+                    "SELECT xmin::text, extract(epoch FROM now() - last_seen_at)::float8
+                       FROM sessions WHERE id_hash = $1",
+                    &[&hash(&cookie)],
+                )
+                .await
+                .unwrap();
+            (r.get::<_, String>(0), r.get::<_, f64>(1))
+        }
+    };
+
+    // Default idle timeout (hours): the row is touched at most once a minute.
+    let server = serve(&fleet, |_| {}).await;
+    let (c, _) = session(server.addr, &acme, &email).await;
+    let (version, _) = row(c.clone()).await;
+    for _ in 0..10 {
+        assert_eq!(me(server.addr, &acme, &c).await.status, 200);
+    }
+    assert_eq!(
+        row(c.clone()).await.0,
+        version,
+        "ten requests rewrote the session row"
+    );
+    // A minute and more later, the next request marks it seen again.
+    control
+        .execute(
+            "UPDATE sessions SET last_seen_at = now() - interval '61 seconds' WHERE id_hash = $1",
+            &[&hash(&c)],
+        )
+        .await
+        .unwrap();
+    let (version, _) = row(c.clone()).await;
+    assert_eq!(me(server.addr, &acme, &c).await.status, 200);
+    let (after, age) = row(c.clone()).await;
+    assert_ne!(after, version);
+    assert!(age < 5.0, "last seen {age} s ago");
+    server.stop().await.unwrap();
+
+    // A short idle timeout (1 s, touched every 50 ms): used every 300 ms for
+    // twice its length, the session lives; left alone, it ends.
+    let idle = serve(&fleet, |s| s.sessions.idle = Duration::from_secs(1)).await;
+    let (c, _) = session(idle.addr, &acme, &email).await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        assert_eq!(me(idle.addr, &acme, &c).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(me(idle.addr, &acme, &c).await.status, 401);
+    idle.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn pruning_drops_dead_sessions_and_stale_failures_and_nothing_live() {
     let fleet = TestFleet::new().await;
     let acme = fleet.tenant("acme", Mode::Schema).await;

@@ -50,6 +50,12 @@ fn interval(d: Duration) -> String {
     format!("{} milliseconds", d.as_millis())
 }
 
+/// How long a session's last-seen time may lag its last use: a twentieth of
+/// the idle timeout, and never more than a minute.
+pub fn touch_interval(idle: Duration) -> Duration {
+    (idle / 20).min(Duration::from_secs(60))
+}
+
 impl ControlPlane {
     /// `None` if the e-mail is taken.
     pub async fn insert_user(
@@ -165,7 +171,11 @@ impl ControlPlane {
 
     /// The session with this hash if it is bound to `tenant`, neither idle
     /// past `idle` nor past its absolute end, and its user still a member;
-    /// marks it seen.
+    /// marks it seen, though at most once per [`touch_interval`] (a request
+    /// is a read, not a write, of the control plane: its row is rewritten
+    /// once a minute at most however busy the session, so a session's idle
+    /// end comes between `idle` less that interval and `idle` after its last
+    /// use).
     pub async fn touch_session(
         &self,
         id_hash: &[u8],
@@ -176,15 +186,27 @@ impl ControlPlane {
             .client()
             .await?
             .query_opt(
-                "UPDATE sessions s SET last_seen_at = now()
-                 FROM memberships m, users u
-                 WHERE s.id_hash = $1 AND s.tenant_id = $2
-                   AND s.expires_at > now()
-                   AND s.last_seen_at > now() - $3::text::interval
-                   AND m.user_id = s.user_id AND m.tenant_id = s.tenant_id
-                   AND u.id = s.user_id
-                 RETURNING s.user_id, u.email, u.display_name, m.role",
-                &[&id_hash, &tenant.0, &interval(idle)],
+                "WITH live AS (
+                     SELECT s.id_hash, s.last_seen_at, s.user_id, u.email, u.display_name, m.role
+                     FROM sessions s
+                     JOIN memberships m ON m.user_id = s.user_id AND m.tenant_id = s.tenant_id
+                     JOIN users u ON u.id = s.user_id
+                     WHERE s.id_hash = $1 AND s.tenant_id = $2
+                       AND s.expires_at > now()
+                       AND s.last_seen_at > now() - $3::text::interval
+                 ), touched AS (
+                     UPDATE sessions s SET last_seen_at = now()
+                     FROM live
+                     WHERE s.id_hash = live.id_hash
+                       AND live.last_seen_at <= now() - $4::text::interval
+                 )
+                 SELECT user_id, email, display_name, role FROM live",
+                &[
+                    &id_hash,
+                    &tenant.0,
+                    &interval(idle),
+                    &interval(touch_interval(idle)),
+                ],
             )
             .await?;
         Ok(row.map(|r| SessionRow {
