@@ -212,13 +212,7 @@ type Pool = deadpool_postgres::Pool;
 /// The mean of `a[r] - b[r]` over the rounds, and its standard error.
 fn paired_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-    let n = d.len() as f64;
-    let mean = d.iter().sum::<f64>() / n.max(1.0);
-    if d.len() < 2 {
-        return (mean, f64::NAN);
-    }
-    let variance = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (variance / n).sqrt())
+    common::mean_and_stderr(&d)
 }
 
 /// The baseline's query on a connection from bulkhead's `Db` extractor.

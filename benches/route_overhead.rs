@@ -56,17 +56,35 @@ async fn run(args: common::Args) {
         .pool_max_idle_per_host(CLIENTS)
         .build()
         .expect("http client");
-    // Warm both, then measure in alternating halves (baseline, bulkhead,
-    // bulkhead, baseline) so neither side gets the warmer machine.
+    // Warm both, then measure in blocks of four slices (baseline, bulkhead,
+    // bulkhead, baseline): neither side gets the warmer machine, and a
+    // machine whose speed wanders from second to second (a shared one does)
+    // weighs on both alike. Each block gives a ratio of its own; their spread
+    // says how far the overall ratio can be trusted.
     for side in &sides {
         route::load(&client, side, warmup).await;
     }
-    let half = measure / 2;
+    let slice = if args.quick {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(2)
+    };
+    let blocks = (measure.as_secs_f64() / (2.0 * slice.as_secs_f64()))
+        .round()
+        .max(1.0) as usize;
     let (mut base, mut bulk) = (Tally::default(), Tally::default());
-    base.merge(route::load(&client, &sides[0], half).await);
-    bulk.merge(route::load(&client, &sides[1], half).await);
-    bulk.merge(route::load(&client, &sides[1], half).await);
-    base.merge(route::load(&client, &sides[0], half).await);
+    let mut block_ratios = Vec::new();
+    for _ in 0..blocks {
+        let (mut block_base, mut block_bulk) = (Tally::default(), Tally::default());
+        block_base.merge(route::load(&client, &sides[0], slice).await);
+        block_bulk.merge(route::load(&client, &sides[1], slice).await);
+        block_bulk.merge(route::load(&client, &sides[1], slice).await);
+        block_base.merge(route::load(&client, &sides[0], slice).await);
+        block_ratios.push(block_bulk.rps() / block_base.rps());
+        base.merge(block_base);
+        bulk.merge(block_bulk);
+    }
+    let (_, spread) = common::mean_and_stderr(&block_ratios);
 
     let ratio = (bulk.rps() / base.rps() * 1000.0).round() / 1000.0;
     let (results, baseline_json) = (bulk.summary(), base.summary());
@@ -88,7 +106,12 @@ async fn run(args: common::Args) {
         results["rps"], results["p50_ms"], results["p99_ms"], results["errors"]
     );
     println!(
-        "  ratio (bulkhead / baseline rps): {ratio} (goal >= 0.95); p99 ratio {:.2} (goal <= 1.2)",
+        "  ratio (bulkhead / baseline rps): {ratio} ± {} over {blocks} blocks (goal >= 0.95); p99 ratio {:.2} (goal <= 1.2)",
+        if spread.is_nan() {
+            "?".to_string()
+        } else {
+            format!("{spread:.3}")
+        },
         p99_ratio
     );
     println!(
@@ -101,10 +124,14 @@ async fn run(args: common::Args) {
         "git": common::git_sha(),
         "machine": common::machine(),
         "params": {"clients": CLIENTS, "pool": POOL, "workers": args.number("workers"), "warmup_s": warmup.as_secs(), "measure_s": measure.as_secs(),
-                   "quick": args.quick, "order": "warm both; baseline, bulkhead, bulkhead, baseline (halves)"},
+                   "quick": args.quick, "slice_s": slice.as_secs(), "blocks": blocks,
+                   "order": "warm both; then blocks of baseline, bulkhead, bulkhead, baseline (one slice each)"},
         "results": results,
         "baseline": baseline_json,
         "ratio": ratio,
+        // One standard error of the mean of the blocks' own ratios.
+        "ratio_stderr": (!spread.is_nan()).then(|| (spread * 1000.0).round() / 1000.0),
+        "block_ratios": block_ratios.iter().map(|r| (r * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
         "p99_ratio": (p99_ratio * 100.0).round() / 100.0,
     });
     let path = common::write_report("route_overhead", &report);

@@ -69,6 +69,17 @@ pub fn runtime(args: &Args) -> tokio::runtime::Runtime {
     builder.enable_all().build().expect("tokio runtime")
 }
 
+/// The mean of `xs` and its standard error (NaN with fewer than two).
+pub fn mean_and_stderr(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n.max(1.0);
+    if xs.len() < 2 {
+        return (mean, f64::NAN);
+    }
+    let variance = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (variance / n).sqrt())
+}
+
 /// Flags every bench takes; cargo's own (`--bench`) are ignored.
 pub struct Args {
     pub quick: bool,
