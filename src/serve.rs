@@ -24,8 +24,11 @@ pub struct ServeSettings {
     pub sessions: SessionSettings,
     /// Where outgoing mail (invitations) is written; `None`: dropped.
     pub outbox: Option<std::path::PathBuf>,
-    /// `host:port` of an SMTP relay for outgoing mail (else the outbox only).
+    /// The SMTP relay for outgoing mail (else the outbox only): see
+    /// [`crate::outbox::RelaySpec`].
     pub smtp_relay: Option<String>,
+    /// More CA certificates (PEM) to trust for the relay's TLS.
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     /// The sender of outgoing mail (default `bulkhead <no-reply@<base domain>>`).
     pub mail_from: Option<String>,
     /// Proxies (Caddy, a load balancer) whose `X-Forwarded-For` names the
@@ -45,6 +48,7 @@ impl ServeSettings {
             sessions: SessionSettings::default(),
             outbox: None,
             smtp_relay: None,
+            smtp_ca_file: None,
             mail_from: None,
             trusted_proxies: Vec::new(),
         }
@@ -114,6 +118,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         outbox: crate::outbox::Outbox::new(
             settings.outbox.clone(),
             settings.smtp_relay.as_deref(),
+            settings.smtp_ca_file.as_deref(),
             &settings
                 .mail_from
                 .clone()

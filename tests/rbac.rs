@@ -841,3 +841,108 @@ async fn invitations_go_through_the_smtp_relay_and_fall_back_to_the_outbox() {
     assert_eq!(token.len(), 64);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn invitations_reach_a_providers_relay_over_tls_with_a_login_and_never_send_the_password_in_the_clear()
+ {
+    use common::smtp::{Security, SmtpServer};
+    let fleet = TestFleet::new().await;
+    let slug = tenant(&fleet, "tlsmail", Plan::Pro).await;
+    let (user, password) = ("bulkhead", "s3cr t@pass/word");
+    let encoded = "s3cr%20t%40pass%2Fword";
+    let scratch = common::scratch(&format!("smtp-tls-{}", fleet.id));
+
+    // Invites someone through a bulkhead served with `relay` (and the CA of
+    // `smtp`, when `trust`); what the relay took, and the outbox's count.
+    let mut n = 0;
+    let mut invite = async |smtp: &SmtpServer, relay: String, trust: bool| {
+        n += 1;
+        let ca = scratch.join(format!("ca-{n}.pem"));
+        std::fs::write(&ca, smtp.ca_pem.clone().unwrap_or_default()).unwrap();
+        let outbox = scratch.join(format!("outbox-{n}"));
+        let dir = outbox.clone();
+        let server = serve(&fleet, move |s| {
+            s.outbox = Some(dir);
+            s.smtp_relay = Some(relay);
+            s.smtp_ca_file = trust.then_some(ca);
+        })
+        .await;
+        let admin = person(&fleet, server.addr, &slug, &format!("admin{n}"), "admin").await;
+        let email = format!("tls-{n}-{}@example.com", fleet.id);
+        let r = call(
+            server.addr,
+            &slug,
+            &admin,
+            "POST",
+            "/api/invitations",
+            Some(json!({"email": email, "role": "viewer"})),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        server.stop().await.unwrap();
+        let kept = std::fs::read_dir(&outbox).map_or(0, |d| d.count());
+        (smtp.received(), kept)
+    };
+
+    // STARTTLS, then the log-in: relayed, encrypted, as that user.
+    let smtp = SmtpServer::start_with(Security::StartTls, Some((user, password))).await;
+    let url = format!(
+        "smtp://{user}:{encoded}@127.0.0.1:{}?tls=required",
+        smtp.addr.port()
+    );
+    let (got, kept) = invite(&smtp, url, true).await;
+    assert_eq!((got.len(), kept), (1, 0), "{got:?}");
+    assert!(
+        got[0].tls && got[0].user.as_deref() == Some(user),
+        "{got:?}"
+    );
+    assert!(got[0].text.contains("To: tls-1-"), "{}", got[0].text);
+
+    // TLS from the first byte.
+    let smtp = SmtpServer::start_with(Security::Implicit, Some((user, password))).await;
+    let url = format!("smtps://{user}:{encoded}@127.0.0.1:{}", smtp.addr.port());
+    let (got, kept) = invite(&smtp, url, true).await;
+    assert_eq!((got.len(), kept), (1, 0), "{got:?}");
+    assert!(
+        got[0].tls && got[0].user.as_deref() == Some(user),
+        "{got:?}"
+    );
+
+    // A wrong password: refused, and the message is kept, not lost.
+    let smtp = SmtpServer::start_with(Security::StartTls, Some((user, "another"))).await;
+    let url = format!(
+        "smtp://{user}:{encoded}@127.0.0.1:{}?tls=required",
+        smtp.addr.port()
+    );
+    let (got, kept) = invite(&smtp, url, true).await;
+    assert_eq!((got.len(), kept), (0, 1));
+    assert_eq!(smtp.auth_attempts(), vec![(user.to_string(), true)]);
+
+    // A server that offers no TLS never sees the password...
+    let smtp = SmtpServer::start_with(Security::Plain, Some((user, password))).await;
+    let url = format!(
+        "smtp://{user}:{encoded}@127.0.0.1:{}?tls=required",
+        smtp.addr.port()
+    );
+    let (got, kept) = invite(&smtp, url, false).await;
+    assert_eq!((got.len(), kept), (0, 1));
+    assert!(
+        smtp.auth_attempts().is_empty(),
+        "{:?}",
+        smtp.auth_attempts()
+    );
+
+    // ...nor does one whose certificate no trusted CA signed.
+    let smtp = SmtpServer::start_with(Security::StartTls, Some((user, password))).await;
+    let url = format!(
+        "smtp://{user}:{encoded}@127.0.0.1:{}?tls=required",
+        smtp.addr.port()
+    );
+    let (got, kept) = invite(&smtp, url, false).await;
+    assert_eq!((got.len(), kept), (0, 1));
+    assert!(
+        smtp.auth_attempts().is_empty(),
+        "{:?}",
+        smtp.auth_attempts()
+    );
+}

@@ -223,6 +223,7 @@ pub async fn dev(app: &Bulkhead, args: &super::DevArgs, outbox: std::path::PathB
         // dev serves plain HTTP on localhost.
         insecure_cookies: true,
         smtp_relay: None,
+        smtp_ca_file: None,
         mail_from: None,
         trusted_proxies: Vec::new(),
     };

@@ -52,11 +52,19 @@ pub struct ServeArgs {
     /// Never in production: browsers would send the cookie unencrypted.
     #[arg(long, env = "BULKHEAD_INSECURE_COOKIES")]
     pub insecure_cookies: bool,
-    /// `host:port` of an SMTP relay for outgoing mail (invitations), e.g. the
-    /// local MTA, which holds the provider's TLS and credentials. Without it,
-    /// or when it fails, mail is written to $BULKHEAD_HOME/outbox/.
-    #[arg(long, env = "BULKHEAD_SMTP_RELAY")]
+    /// SMTP relay for outgoing mail (invitations). `host:port`: plain SMTP,
+    /// no log-in (the local MTA). A provider: `smtps://USER:PASSWORD@HOST`
+    /// (TLS, port 465) or `smtp://USER:PASSWORD@HOST?tls=required`
+    /// (STARTTLS, port 587); a password is never sent without TLS. Prefer the
+    /// environment variable for a password (the command line is visible to
+    /// every user of the machine). Without a relay, or when it fails, mail is
+    /// written to $BULKHEAD_HOME/outbox/.
+    #[arg(long, env = "BULKHEAD_SMTP_RELAY", hide_env_values = true)]
     pub smtp_relay: Option<String>,
+    /// PEM file of CA certificates to trust for the relay's TLS, besides
+    /// Mozilla's roots (a private relay with its own CA).
+    #[arg(long, env = "BULKHEAD_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     /// Sender of outgoing mail (default: bulkhead <no-reply@<base domain>>).
     #[arg(long, env = "BULKHEAD_MAIL_FROM")]
     pub mail_from: Option<String>,
@@ -103,6 +111,7 @@ impl ServeArgs {
             ));
         }
         settings.smtp_relay = self.smtp_relay.clone();
+        settings.smtp_ca_file = self.smtp_ca_file.clone();
         settings.mail_from = self.mail_from.clone();
         settings.trusted_proxies = self.trusted_proxies.clone();
         settings.sessions = crate::auth::SessionSettings {
