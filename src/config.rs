@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone)]
 pub struct GlobalArgs {
     /// Directory of the embedded cluster, the dev secret and other local state.
     #[arg(

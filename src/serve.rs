@@ -12,7 +12,7 @@ use crate::auth::{SessionSettings, Tokens};
 use crate::pools::{PoolRouter, PoolSettings};
 use crate::routing::{HostName, Resolver, ResolverSettings};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServeSettings {
     pub listen: SocketAddr,
     /// `None`: no metrics listener.

@@ -15,7 +15,10 @@ use crate::app::{Bulkhead, OpenError};
 use crate::config::GlobalArgs;
 use crate::provision::ProvisionError;
 
-#[derive(Parser, Debug)]
+// No `Debug` here, on `GlobalArgs`, `ServeArgs` or `ServeSettings`: they
+// hold the master secret, the control plane's URL and the SMTP relay's
+// password, and what cannot be formatted cannot be logged by accident.
+#[derive(Parser)]
 #[command(
     name = "bulkhead",
     version,
@@ -32,7 +35,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Run it locally: boot the embedded cluster, create the demo tenants `acme`
     /// (database mode) and `globex` (schema mode) with a few projects and tasks,

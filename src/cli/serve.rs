@@ -14,7 +14,7 @@ use crate::pools::PoolSettings;
 use crate::routing::HostName;
 use crate::serve::ServeSettings;
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct ServeArgs {
     /// Address to serve HTTP on.
     #[arg(long, env = "BULKHEAD_LISTEN", default_value = "0.0.0.0:8080")]
