@@ -93,6 +93,11 @@ impl RelaySpec {
     pub fn parse(given: &str) -> Result<Self, OutboxError> {
         let bad = |why: &str| OutboxError::BadRelay(redacted(given), why.to_string());
         if !given.contains("://") {
+            if given.contains('@') {
+                return Err(bad(
+                    "a log-in needs a URL: smtps://user:password@host or smtp://user:password@host?tls=required",
+                ));
+            }
             let (host, port) = given
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
@@ -188,13 +193,15 @@ fn redacted(given: &str) -> String {
             let _ = url.set_password(Some("***"));
             url.to_string()
         }
-        Ok(_) => given.to_string(),
-        // Not a URL: whatever stands between `//` and `@` may be a password.
-        Err(_) => match (given.find("//"), given.rfind('@')) {
-            (Some(start), Some(end)) if start + 2 <= end => {
-                format!("{}***{}", &given[..start + 2], &given[end..])
+        Ok(url) if given.contains("://") => url.to_string(),
+        // Not a URL (or `user:password@host:port` read as one): whatever
+        // stands before the last `@` may be a password.
+        _ => match given.rfind('@') {
+            Some(at) => {
+                let start = given.find("//").map_or(0, |i| i + 2).min(at);
+                format!("{}***{}", &given[..start], &given[at..])
             }
-            _ => given.to_string(),
+            None => given.to_string(),
         },
     }
 }
@@ -365,6 +372,8 @@ mod tests {
         // Not even a URL, yet a password-looking part is kept out.
         let e = refused("smtp://u:hunter2@exa mple.com:x");
         assert!(!e.contains("hunter2"), "{e}");
+        let e = refused("u:hunter2@smtp.example.com:587");
+        assert!(!e.contains("hunter2") && e.contains("needs a URL"), "{e}");
         // A relay that is fine: its address for logs has no credentials.
         let s = spec("smtps://u:hunter2@smtp.example.com");
         assert_eq!(s.address(), "smtps://smtp.example.com:465");
