@@ -11,7 +11,10 @@
 //! its permission); `pool` (bulkhead's `Db` instead of the fixed pool);
 //! `envelope` (+ request id, span, time limit, status count); `memo` (the
 //! same, with the connection info a served request carries, so the
-//! per-connection memo answers).
+//! per-connection memo answers); `logged` (`memo` with the log subscriber
+//! `bulkhead serve` installs, at its filter (`BULKHEAD_LOG`, by default
+//! `warn,bulkhead=info`), writing nowhere: what the request's span costs in
+//! production).
 //!
 //! `cargo bench --bench route_inproc [-- --quick] [--requests N] [--rounds N]`
 
@@ -95,7 +98,9 @@ async fn run() {
         requests,
     };
 
-    let names = ["bare", "tenant", "token", "pool", "envelope", "memo"];
+    let names = [
+        "bare", "tenant", "token", "pool", "envelope", "memo", "logged",
+    ];
     let mut per_round: Vec<Vec<f64>> = names.iter().map(|_| Vec::new()).collect();
     // The first round warms every rung (caches, pools, the memo) and is not
     // counted.
@@ -111,6 +116,25 @@ async fn run() {
             calls
                 .cost(bulkhead::http::with_envelope(with_db()), Some(peer.clone()))
                 .await,
+            {
+                let _logging = tracing::subscriber::set_default(
+                    tracing_subscriber::fmt()
+                        .with_env_filter(
+                            tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
+                                .unwrap_or_else(|_| {
+                                    tracing_subscriber::EnvFilter::new(
+                                        bulkhead::cli::DEFAULT_LOG_FILTER,
+                                    )
+                                }),
+                        )
+                        .with_writer(std::io::sink)
+                        .with_target(false)
+                        .finish(),
+                );
+                calls
+                    .cost(bulkhead::http::with_envelope(with_db()), Some(peer.clone()))
+                    .await
+            },
         ];
         if round > 0 {
             for (i, cost) in costs.into_iter().enumerate() {

@@ -137,9 +137,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// What is logged when `BULKHEAD_LOG` does not say.
+pub const DEFAULT_LOG_FILTER: &str = "warn,bulkhead=info";
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,bulkhead=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
