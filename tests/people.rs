@@ -48,6 +48,20 @@ async fn login(addr: std::net::SocketAddr, slug: &str, email: &str, password: &s
     .await
 }
 
+/// What the control plane keeps of a session cookie (`bh_session=<value>`).
+fn session_hash(cookie: &str) -> Vec<u8> {
+    bulkhead::auth::sessions::hash(cookie.trim_start_matches("bh_session=")).to_vec()
+}
+
+/// Uses the session every 300 ms for `how_long`: each time it must answer.
+async fn keep_using(addr: std::net::SocketAddr, slug: &str, cookie: &str, how_long: Duration) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < how_long {
+        assert_eq!(me(addr, slug, cookie).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// The session cookie a reply set, as `bh_session=<value>`.
 fn cookie(reply: &Reply) -> String {
     let set = reply
@@ -395,11 +409,7 @@ async fn sessions_rotate_on_login_and_end_by_logout_idle_and_lifetime() {
     // Absolute lifetime: ends even while in use.
     let short = serve(&fleet, |s| s.sessions.absolute = Duration::from_secs(2)).await;
     let (c, _) = session(short.addr, &acme, &email).await;
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_millis(1500) {
-        assert_eq!(me(short.addr, &acme, &c).await.status, 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    keep_using(short.addr, &acme, &c, Duration::from_millis(1500)).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(me(short.addr, &acme, &c).await.status, 401);
     short.stop().await.unwrap();
@@ -412,9 +422,6 @@ async fn a_busy_session_is_read_not_rewritten_on_every_request_and_stays_alive()
     let email = format!("t-{}@example.com", fleet.id);
     member(&fleet, &acme, &email, "member").await;
     let control = control_client(&fleet).await;
-    let hash = |cookie: &str| {
-        bulkhead::auth::sessions::hash(cookie.trim_start_matches("bh_session=")).to_vec()
-    };
     // The row's version (xmin moves with every UPDATE) and last-seen age.
     let row = |cookie: String| {
         let control = &control;
@@ -423,7 +430,7 @@ async fn a_busy_session_is_read_not_rewritten_on_every_request_and_stays_alive()
                 .query_one(
                     "SELECT xmin::text, extract(epoch FROM now() - last_seen_at)::float8
                        FROM sessions WHERE id_hash = $1",
-                    &[&hash(&cookie)],
+                    &[&session_hash(&cookie)],
                 )
                 .await
                 .unwrap();
@@ -447,7 +454,7 @@ async fn a_busy_session_is_read_not_rewritten_on_every_request_and_stays_alive()
     control
         .execute(
             "UPDATE sessions SET last_seen_at = now() - interval '61 seconds' WHERE id_hash = $1",
-            &[&hash(&c)],
+            &[&session_hash(&c)],
         )
         .await
         .unwrap();
@@ -462,11 +469,7 @@ async fn a_busy_session_is_read_not_rewritten_on_every_request_and_stays_alive()
     // twice its length, the session lives; left alone, it ends.
     let idle = serve(&fleet, |s| s.sessions.idle = Duration::from_secs(1)).await;
     let (c, _) = session(idle.addr, &acme, &email).await;
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
-        assert_eq!(me(idle.addr, &acme, &c).await.status, 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    keep_using(idle.addr, &acme, &c, Duration::from_secs(2)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(me(idle.addr, &acme, &c).await.status, 401);
     idle.stop().await.unwrap();
@@ -495,20 +498,17 @@ async fn pruning_drops_dead_sessions_and_stale_failures_and_nothing_live() {
         401
     );
     let control = control_client(&fleet).await;
-    let hash = |cookie: &str| {
-        bulkhead::auth::sessions::hash(cookie.trim_start_matches("bh_session=")).to_vec()
-    };
     control
         .execute(
             "UPDATE sessions SET last_seen_at = now() - interval '2 hours' WHERE id_hash = $1",
-            &[&hash(&idle)],
+            &[&session_hash(&idle)],
         )
         .await
         .unwrap();
     control
         .execute(
             "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id_hash = $1",
-            &[&hash(&ended)],
+            &[&session_hash(&ended)],
         )
         .await
         .unwrap();
@@ -535,7 +535,7 @@ async fn pruning_drops_dead_sessions_and_stale_failures_and_nothing_live() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(left, vec![hash(&live)]);
+    assert_eq!(left, vec![session_hash(&live)]);
     assert_eq!(me(server.addr, &acme, &live).await.status, 200);
     let failures_left: i64 = control
         .query_one(

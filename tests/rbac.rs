@@ -100,6 +100,20 @@ async fn call(
     .await
 }
 
+/// `who` invites `email` as a viewer, which must succeed.
+async fn invite_viewer(addr: std::net::SocketAddr, slug: &str, who: &Person, email: &str) {
+    let r = call(
+        addr,
+        slug,
+        who,
+        "POST",
+        "/api/invitations",
+        Some(json!({"email": email, "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 #[tokio::test]
 async fn every_route_as_every_role_follows_the_permission_table() {
     let fleet = TestFleet::new().await;
@@ -786,16 +800,7 @@ async fn invitations_go_through_the_smtp_relay_and_fall_back_to_the_outbox() {
     .await;
     let admin = person(&fleet, server.addr, &slug, "admin", "admin").await;
     let email = format!("relayed-{}@example.com", fleet.id);
-    let r = call(
-        server.addr,
-        &slug,
-        &admin,
-        "POST",
-        "/api/invitations",
-        Some(json!({"email": email, "role": "viewer"})),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    invite_viewer(server.addr, &slug, &admin, &email).await;
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert!(
@@ -827,16 +832,7 @@ async fn invitations_go_through_the_smtp_relay_and_fall_back_to_the_outbox() {
     // The relay gone: the message is kept in the outbox instead, not lost.
     drop(smtp);
     let email = format!("kept-{}@example.com", fleet.id);
-    let r = call(
-        server.addr,
-        &slug,
-        &admin,
-        "POST",
-        "/api/invitations",
-        Some(json!({"email": email, "role": "viewer"})),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    invite_viewer(server.addr, &slug, &admin, &email).await;
     let token = invitation_token(&outbox, &email);
     assert_eq!(token.len(), 64);
     server.stop().await.unwrap();
@@ -869,16 +865,7 @@ async fn invitations_reach_a_providers_relay_over_tls_with_a_login_and_never_sen
         .await;
         let admin = person(&fleet, server.addr, &slug, &format!("admin{n}"), "admin").await;
         let email = format!("tls-{n}-{}@example.com", fleet.id);
-        let r = call(
-            server.addr,
-            &slug,
-            &admin,
-            "POST",
-            "/api/invitations",
-            Some(json!({"email": email, "role": "viewer"})),
-        )
-        .await;
-        assert_eq!(r.status, 201, "{}", r.body);
+        invite_viewer(server.addr, &slug, &admin, &email).await;
         server.stop().await.unwrap();
         let kept = std::fs::read_dir(&outbox).map_or(0, |d| d.count());
         (smtp.received(), kept)

@@ -126,7 +126,7 @@ fn tls() -> (TlsAcceptor, String) {
         .unwrap()
         .signed_by(&key, &ca)
         .unwrap();
-    let key = rustls_pki_key(&key);
+    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::ring::default_provider(),
     ))
@@ -136,10 +136,6 @@ fn tls() -> (TlsAcceptor, String) {
     .with_single_cert(vec![cert.der().clone(), ca.der().clone()], key)
     .unwrap();
     (TlsAcceptor::from(Arc::new(config)), ca.pem())
-}
-
-fn rustls_pki_key(key: &rcgen::KeyPair) -> tokio_rustls::rustls::pki_types::PrivateKeyDer<'static> {
-    tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into())
 }
 
 async fn connection(stream: TcpStream, config: &Config, seen: &Mutex<Seen>) -> std::io::Result<()> {
