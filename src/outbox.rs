@@ -162,11 +162,14 @@ impl RelaySpec {
         format!("{scheme}://{}:{}", self.host, self.port)
     }
 
-    fn transport(&self, ca: &[Certificate]) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    fn transport(
+        &self,
+        ca: Option<&Certificate>,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
         let tls = || {
             let mut parameters = TlsParameters::builder(self.host.clone());
-            for certificate in ca {
-                parameters = parameters.add_root_certificate(certificate.clone());
+            if let Some(ca) = ca {
+                parameters = parameters.add_root_certificate(ca.clone());
             }
             parameters.build_rustls().map_err(|e| e.to_string())
         };
@@ -220,12 +223,9 @@ impl Outbox {
             None => None,
             Some(given) => {
                 let spec = RelaySpec::parse(given)?;
-                let ca = match ca_file {
-                    None => Vec::new(),
-                    Some(path) => vec![read_ca(path)?],
-                };
+                let ca = ca_file.map(read_ca).transpose()?;
                 let transport = spec
-                    .transport(&ca)
+                    .transport(ca.as_ref())
                     .map_err(|e| OutboxError::BadRelay(spec.address(), e))?;
                 Some(Relay {
                     transport,
