@@ -181,11 +181,7 @@ async fn run(args: common::Args) {
             summary["rps"],
             summary["p99_ms"],
             tally.system_cpu_per_request_us(),
-            if error.is_nan() {
-                "?".to_string()
-            } else {
-                format!("{error:.1}")
-            },
+            common::stderr_text(error, 1),
         );
         results.insert(name.to_string(), summary);
     }

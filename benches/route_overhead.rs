@@ -107,11 +107,7 @@ async fn run(args: common::Args) {
     );
     println!(
         "  ratio (bulkhead / baseline rps): {ratio} ± {} over {blocks} blocks (goal >= 0.95); p99 ratio {:.2} (goal <= 1.2)",
-        if spread.is_nan() {
-            "?".to_string()
-        } else {
-            format!("{spread:.3}")
-        },
+        common::stderr_text(spread, 3),
         p99_ratio
     );
     println!(

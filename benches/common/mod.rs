@@ -80,6 +80,16 @@ pub fn mean_and_stderr(xs: &[f64]) -> (f64, f64) {
     (mean, (variance / n).sqrt())
 }
 
+/// A standard error on screen: `decimals` places, or `?` when there was none
+/// (fewer than two samples).
+pub fn stderr_text(error: f64, decimals: usize) -> String {
+    if error.is_nan() {
+        "?".to_string()
+    } else {
+        format!("{error:.decimals$}")
+    }
+}
+
 /// Flags every bench takes; cargo's own (`--bench`) are ignored.
 pub struct Args {
     pub quick: bool,
