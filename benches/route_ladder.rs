@@ -13,10 +13,11 @@
 //! Every rung gets the same host and token. And a yardstick, `spin`: the bare
 //! route plus one microsecond of arithmetic that touches no memory
 //! (calibrated at start), which shows what one known microsecond of work
-//! per request costs once it is measured over HTTP on this machine.
+//! per request costs once it is measured over HTTP on this machine
+//! (`--spin-us N`: N microseconds instead).
 //!
 //! `cargo bench --bench route_ladder [-- --quick] [--rounds N] [--secs S]
-//! [--rungs base,full] [--workers N]` (`--rungs`: only those, in that order;
+//! [--rungs base,full] [--workers N] [--spin-us N]` (`--rungs`: only those, in that order;
 //! the first is what the others are compared with; `--workers`: see
 //! `common::runtime`).
 
@@ -26,11 +27,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::routing::get;
 use bulkhead::auth::perm;
-use bulkhead::http::api::Page;
 use bulkhead::http::api::projects::{Project, list_projects};
+use bulkhead::http::api::{Page, PageQuery};
 use bulkhead::http::extract::{Can, Db, Tenant};
 use common::route::{self, Bench, CLIENTS, POOL, SLUG, Side, Tally};
 use serde_json::{Value, json};
@@ -41,7 +42,8 @@ fn main() {
 }
 
 async fn run(args: common::Args) {
-    let spin_per_us = calibrate_spin();
+    let spin_us = args.number("spin-us").unwrap_or(1) as u64;
+    let spin_n = calibrate_spin() * spin_us;
     let rounds = args
         .number("rounds")
         .unwrap_or(if args.quick { 1 } else { 6 });
@@ -76,10 +78,12 @@ async fn run(args: common::Args) {
             Router::new()
                 .route(
                     "/api/projects",
-                    get(move |pool: State<Arc<Pool>>| async move {
-                        spin(spin_per_us);
-                        route::list(pool).await
-                    }),
+                    get(
+                        move |pool: State<Arc<Pool>>, page: Query<PageQuery>| async move {
+                            spin(spin_n);
+                            route::list(pool, page).await
+                        },
+                    ),
                 )
                 .with_state(pool.clone()),
         ),
@@ -88,7 +92,7 @@ async fn run(args: common::Args) {
             Router::new()
                 .route(
                     "/api/projects",
-                    get(move |_: Tenant| route::list(with_pool(&p1))),
+                    get(move |_: Tenant, page: Query<PageQuery>| route::list(with_pool(&p1), page)),
                 )
                 .with_state(state.clone()),
         ),
@@ -97,7 +101,9 @@ async fn run(args: common::Args) {
             Router::new()
                 .route(
                     "/api/projects",
-                    get(move |_: Can<perm::ProjectRead>| route::list(with_pool(&p2))),
+                    get(move |_: Can<perm::ProjectRead>, page: Query<PageQuery>| {
+                        route::list(with_pool(&p2), page)
+                    }),
                 )
                 .with_state(state.clone()),
         ),
@@ -212,8 +218,11 @@ fn paired_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
 }
 
 /// The baseline's query on a connection from bulkhead's `Db` extractor.
-async fn list_with_db(Db(db): Db) -> Result<axum::Json<Page<Project>>, axum::http::StatusCode> {
-    route::projects_page(&db).await
+async fn list_with_db(
+    Db(db): Db,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<Page<Project>>, axum::http::StatusCode> {
+    route::projects_page(&db, &page).await
 }
 
 /// Iterations of [`spin`] that take a microsecond on this thread, unloaded.

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderValue;
 use axum::http::header::{AUTHORIZATION, HOST};
 use bulkhead::app::Bulkhead;
 use bulkhead::control::{Mode, Plan};
-use bulkhead::http::api::Page;
 use bulkhead::http::api::projects::Project;
+use bulkhead::http::api::{Page, PageQuery};
 use bulkhead::pg::Cluster;
 use bulkhead::provision::CreateRequest;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -160,27 +160,34 @@ pub fn plain_pool(url: &str) -> Pool {
         .expect("baseline pool")
 }
 
-/// The same query, row mapping and JSON page as bulkhead's handler.
+/// bulkhead's handler without what isolates it: the same query string
+/// parsed into the same page parameters, the same query, row mapping and
+/// JSON page.
 pub async fn list(
     State(pool): State<Arc<Pool>>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Json<Page<Project>>, axum::http::StatusCode> {
     let db = pool
         .get()
         .await
         .map_err(|_| axum::http::StatusCode::SERVICE_UNAVAILABLE)?;
-    projects_page(&db).await
+    projects_page(&db, &page).await
 }
 
-/// The first page of projects, read on `db`.
+/// A page of projects, read on `db`.
 pub async fn projects_page(
     db: &tokio_postgres::Client,
+    page: &PageQuery,
 ) -> Result<Json<Page<Project>>, axum::http::StatusCode> {
+    let (cursor, limit) = page
+        .parse()
+        .map_err(|_| axum::http::StatusCode::UNPROCESSABLE_ENTITY)?;
     let rows = db
-        .query(super::PROJECTS_QUERY.as_str(), &[&i64::MAX, &20i64])
+        .query(super::PROJECTS_QUERY.as_str(), &[&cursor, &limit])
         .await
         .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?;
     let items = rows.iter().map(Project::from_row).collect();
-    Ok(Json(Page::new(items, 20, |p: &Project| p.id)))
+    Ok(Json(Page::new(items, limit, |p: &Project| p.id)))
 }
 
 /// CLIENTS concurrent keep-alive clients hammering one side for `duration`.

@@ -12,10 +12,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
-pub const FORWARDED_FOR: &str = "x-forwarded-for";
+pub const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Parses `--trusted-proxy` values: a network (`10.0.0.0/8`, `fd00::/8`) or a
 /// single address (`127.0.0.1`).
@@ -33,7 +33,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         return peer;
     }
     let entries: Vec<&str> = headers
-        .get_all(FORWARDED_FOR)
+        .get_all(&FORWARDED_FOR)
         .iter()
         .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
         .map(str::trim)

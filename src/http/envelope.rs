@@ -91,12 +91,13 @@ where
             let _entered = span.enter();
             self.inner.call(request)
         };
+        let started = Instant::now();
         EnvelopeFuture {
             inner,
-            deadline: tokio::time::sleep(self.timeout),
+            deadline: tokio::time::sleep_until((started + self.timeout).into()),
             span,
             id: Some(id),
-            started: Instant::now(),
+            started,
         }
     }
 }

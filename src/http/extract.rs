@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::Method;
 use axum::http::header::{AUTHORIZATION, HOST, ORIGIN, REFERER};
 use axum::http::request::Parts;
+use axum::http::{HeaderName, Method};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -21,7 +21,9 @@ use crate::pools::TenantConn;
 use crate::routing::{HostName, Route, TenantEntry};
 
 /// Names the tenant on the API host, together with a token of that tenant.
-const TENANT_HEADER: &str = "x-tenant-id";
+/// A `HeaderName`, not a `&str`: looked up on every request, and a string
+/// name is parsed again at each lookup.
+const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
 
 /// The tenant a request is for, resolved from its `Host` (or, on the API
 /// host, from `X-Tenant-ID` together with a token of that tenant) and let
@@ -202,7 +204,7 @@ async fn tenant_of(parts: &mut Parts, state: &AppState) -> Result<Arc<TenantEntr
             // together with a token of that very tenant (checked by Caller).
             let slug = parts
                 .headers
-                .get(TENANT_HEADER)
+                .get(&TENANT_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .ok_or(ApiError::NotFound)?;
             let entry = match state.resolver.resolve_slug(slug.trim()).await? {
@@ -288,7 +290,7 @@ impl FromRequestParts<AppState> for Caller {
 /// from the same client address. Let through the gate again, exactly as a
 /// fresh lookup would be.
 fn recalled(parts: &mut Parts, state: &AppState) -> Option<Caller> {
-    if parts.headers.contains_key(TENANT_HEADER) {
+    if parts.headers.contains_key(&TENANT_HEADER) {
         return None;
     }
     let peer = peer(parts)?;
@@ -310,7 +312,7 @@ fn recalled(parts: &mut Parts, state: &AppState) -> Option<Caller> {
 /// Memoises a bearer request resolved on its tenant's own host (not the API
 /// host, where `X-Tenant-ID` takes part in the answer).
 fn remember(parts: &Parts, epoch: u64, caller: &Caller) {
-    if parts.headers.contains_key(TENANT_HEADER) {
+    if parts.headers.contains_key(&TENANT_HEADER) {
         return;
     }
     if let (Some(peer), Some(host), Some(authorization)) = (
