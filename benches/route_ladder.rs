@@ -17,9 +17,9 @@
 //! (`--spin-us N`: N microseconds instead).
 //!
 //! `cargo bench --bench route_ladder [-- --quick] [--rounds N] [--secs S]
-//! [--rungs base,full] [--workers N] [--spin-us N]` (`--rungs`: only those, in that order;
-//! the first is what the others are compared with; `--workers`: see
-//! `common::runtime`).
+//! [--rungs base,full] [--workers N] [--spin-us N]` (`--rungs`: only those,
+//! in that order; the first is what the others are compared with;
+//! `--workers`: see `common::runtime`).
 
 mod common;
 
