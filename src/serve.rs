@@ -34,6 +34,8 @@ pub struct ServeSettings {
     /// Proxies (Caddy, a load balancer) whose `X-Forwarded-For` names the
     /// client; from anyone else the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Header-read (and idle) timeout and the cap on open connections.
+    pub http: crate::http::HttpLimits,
 }
 
 impl ServeSettings {
@@ -51,6 +53,7 @@ impl ServeSettings {
             smtp_ca_file: None,
             mail_from: None,
             trusted_proxies: Vec::new(),
+            http: crate::http::HttpLimits::default(),
         }
     }
 }
@@ -153,6 +156,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
     let task = tokio::spawn(crate::http::serve(
         tcp,
         crate::http::app(state.clone()),
+        settings.http,
         async move {
             let _ = rx.await;
         },

@@ -310,3 +310,66 @@ async fn create_on_an_unreachable_server_exits_1_and_creates_nothing() {
     assert_eq!(fleet.tenant_rows(&slug).await, 0);
     assert!(fleet.traces_of(&slug).await.is_empty());
 }
+
+/// A loopback port nobody listens on (just now).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn dev_takes_every_serve_option_and_serves_metrics_where_it_is_told() {
+    let fleet = TestFleet::new().await;
+    let (listen, metrics) = (free_port(), free_port());
+    // Everything `serve` takes, `dev` takes.
+    let (help, _) = run(&fleet, &["dev", "--help"], 0);
+    let (serve_help, _) = run(&fleet, &["serve", "--help"], 0);
+    for option in serve_help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && *w != "--help")
+    {
+        let option = option.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        assert!(help.contains(option), "dev --help lacks {option}:\n{help}");
+    }
+    let mut child = fleet
+        .cli()
+        .arg("dev")
+        .env("BULKHEAD_LISTEN", format!("127.0.0.1:{listen}"))
+        .env("BULKHEAD_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start bulkhead dev");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut answered = None;
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{metrics}/metrics"))
+            .send()
+            .await
+        {
+            answered = Some((r.status().as_u16(), r.text().await.unwrap_or_default()));
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "bulkhead dev exited before serving metrics"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let healthz = client
+        .get(format!("http://127.0.0.1:{listen}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let _ = child.kill();
+    let _ = child.wait();
+    let (status, body) = answered.expect("metrics served on BULKHEAD_METRICS_LISTEN");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("bulkhead_http_connections_max"), "{body}");
+    assert_eq!(healthz.ok(), Some(200));
+}

@@ -6,7 +6,7 @@ use super::output::{json, table};
 use super::{CliError, CliResult};
 use crate::app::Bulkhead;
 use crate::control::{Mode, Plan};
-use crate::provision::{AddServer, CreateOutcome, CreateRequest};
+use crate::provision::{AddServer, CreateOutcome, CreateRequest, ProvisionError};
 use crate::secret::Secret;
 
 #[derive(Subcommand, Debug)]
@@ -25,6 +25,11 @@ pub enum ServerCommand {
         /// below the server's max_connections).
         #[arg(long, env = "BULKHEAD_SERVER_BUDGET", default_value_t = 80)]
         budget: i32,
+        /// Succeed, changing nothing, if a server of this name is already
+        /// registered (its admin URL, capacity and budget are left as they are):
+        /// for start-up scripts that register the same server on every start.
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// List servers with their load (admin URLs masked).
     List {
@@ -64,14 +69,21 @@ pub async fn server(app: &Bulkhead, cmd: ServerCommand) -> CliResult {
             admin_url,
             capacity,
             budget,
+            if_not_exists,
         } => {
-            p.add_server(&AddServer {
-                name: name.clone(),
-                admin_url: Secret::new(admin_url),
-                capacity,
-                budget,
-            })
-            .await?;
+            let added = p
+                .add_server(&AddServer {
+                    name: name.clone(),
+                    admin_url: Secret::new(admin_url),
+                    capacity,
+                    budget,
+                })
+                .await;
+            if if_not_exists && matches!(added, Err(ProvisionError::ServerExists(_))) {
+                println!("server `{name}` already exists; left as it is");
+                return Ok(());
+            }
+            added?;
             println!(
                 "added server `{name}` (capacity {capacity} tenants, budget {budget} connections)"
             );
@@ -150,8 +162,29 @@ pub async fn reconcile(app: &Bulkhead, args: ReconcileArgs) -> CliResult {
     Ok(())
 }
 
+/// `dev`'s serve settings: `serve`'s options with dev's defaults (loopback,
+/// `localhost`, cookies without `Secure`: dev serves plain HTTP).
+pub fn dev_settings(
+    args: &super::DevArgs,
+    outbox: std::path::PathBuf,
+) -> Result<crate::serve::ServeSettings, CliError> {
+    let defaults = super::serve::ServeDefaults {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+        base_domain: Some("localhost"),
+    };
+    let mut serve = args.serve.clone();
+    serve.insecure_cookies = true;
+    let mut settings = serve.settings(&defaults)?;
+    settings.outbox = Some(outbox);
+    Ok(settings)
+}
+
 /// `bulkhead dev`: the demo fleet, served on localhost.
-pub async fn dev(app: &Bulkhead, args: &super::DevArgs, outbox: std::path::PathBuf) -> CliResult {
+pub async fn dev(
+    app: &Bulkhead,
+    args: &super::DevArgs,
+    mut settings: crate::serve::ServeSettings,
+) -> CliResult {
     let p = &app.provisioner;
     let mut tokens = Vec::new();
     for (slug, name, mode) in [
@@ -198,43 +231,32 @@ pub async fn dev(app: &Bulkhead, args: &super::DevArgs, outbox: std::path::PathB
         .await
         .map_err(|e| CliError::Provision(e.into()))?;
     super::tenant::print_tenants(&tenants);
-    let port = args.listen.port();
+    let port = settings.listen.port();
+    let base = &settings.base_domain;
     println!();
     for (slug, mode, token) in &tokens {
-        println!("{slug} ({mode} mode): http://{slug}.localhost:{port}");
+        println!("{slug} ({mode} mode): http://{slug}.{base}:{port}");
         println!(
-            "  curl -H 'Authorization: Bearer {}' http://{slug}.localhost:{port}/api/projects",
+            "  curl -H 'Authorization: Bearer {}' http://{slug}.{base}:{port}/api/projects",
             token.expose()
         );
     }
     if args.no_serve {
         return Ok(());
     }
-    let serve = super::serve::ServeArgs {
-        listen: args.listen,
-        metrics_listen: "127.0.0.1:9090".into(),
-        base_domain: Some("localhost".into()),
-        pool_per_tenant: 10,
-        pool_wait: std::time::Duration::from_secs(2),
-        pool_connection_idle: std::time::Duration::from_secs(60),
-        pool_idle: std::time::Duration::from_secs(300),
-        session_idle: std::time::Duration::from_secs(30 * 60),
-        session_lifetime: std::time::Duration::from_secs(12 * 3600),
-        // dev serves plain HTTP on localhost.
-        insecure_cookies: true,
-        smtp_relay: None,
-        smtp_ca_file: None,
-        mail_from: None,
-        trusted_proxies: Vec::new(),
-    };
-    let mut settings = serve.settings(None)?;
-    println!("mail (invitations) is written to {}", outbox.display());
-    settings.outbox = Some(outbox);
-    // A second `dev` (or anything else) on 9090 must not stop the demo.
-    if std::net::TcpListener::bind("127.0.0.1:9090").is_err() {
+    if let Some(outbox) = &settings.outbox {
+        println!("mail (invitations) is written to {}", outbox.display());
+    }
+    // The default metrics address may be taken (a second `dev`): say so and
+    // serve without it. An address given explicitly must be had.
+    if args.serve.metrics_listen.is_none()
+        && let Some(at) = settings.metrics_listen
+        && std::net::TcpListener::bind(at).is_err()
+    {
+        println!("metrics: {at} is taken, /metrics is off (set BULKHEAD_METRICS_LISTEN)");
         settings.metrics_listen = None;
     }
-    println!("\nserving on http://{} (Ctrl-C to stop)", args.listen);
+    println!("\nserving on http://{} (Ctrl-C to stop)", settings.listen);
     super::serve::serve(app, &settings).await
 }
 

@@ -63,14 +63,16 @@ pub enum Command {
     Reconcile(fleet::ReconcileArgs),
 }
 
-#[derive(clap::Args, Debug)]
+/// No `Debug`: it holds `ServeArgs` (see above).
+#[derive(clap::Args)]
 pub struct DevArgs {
-    /// Address to serve on.
-    #[arg(long, env = "BULKHEAD_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
     /// Set up the demo fleet and exit without serving.
     #[arg(long)]
     pub no_serve: bool,
+    /// Every option of `serve` works here too, with dev's defaults: served
+    /// on 127.0.0.1:8080 at *.localhost, cookies without `Secure`.
+    #[command(flatten)]
+    pub serve: serve::ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,11 +156,13 @@ pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Pg(cmd) => pg(&cli.global, cmd).await,
         Command::Dev(args) => {
+            // Checked before anything is set up.
+            let settings = fleet::dev_settings(&args, cli.global.home.join("outbox"))?;
             let app = Bulkhead::open(&cli.global).await?;
-            fleet::dev(&app, &args, cli.global.home.join("outbox")).await
+            fleet::dev(&app, &args, settings).await
         }
         Command::Serve(args) => {
-            let mut settings = args.settings(None)?;
+            let mut settings = args.settings(&serve::ServeDefaults::SERVE)?;
             settings.outbox = Some(cli.global.home.join("outbox"));
             let app = Bulkhead::open(&cli.global).await?;
             serve::serve(&app, &settings).await

@@ -16,19 +16,28 @@ use crate::serve::ServeSettings;
 
 #[derive(Args, Clone)]
 pub struct ServeArgs {
-    /// Address to serve HTTP on.
-    #[arg(long, env = "BULKHEAD_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
-    /// Address to serve Prometheus /metrics on (keep it private); `off` to disable.
-    #[arg(
-        long,
-        env = "BULKHEAD_METRICS_LISTEN",
-        default_value = "127.0.0.1:9090"
-    )]
-    pub metrics_listen: String,
-    /// Tenants are served at <slug>.<base domain>; the base domain itself is the apex.
+    /// Address to serve HTTP on [default: 0.0.0.0:8080; under `dev`
+    /// 127.0.0.1:8080].
+    #[arg(long, env = "BULKHEAD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address to serve Prometheus /metrics on (keep it private); `off` to
+    /// disable [default: 127.0.0.1:9090; under `dev`, off when that is taken].
+    #[arg(long, env = "BULKHEAD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Tenants are served at <slug>.<base domain>; the base domain itself is
+    /// the apex [required; under `dev` localhost].
     #[arg(long, env = "BULKHEAD_BASE_DOMAIN")]
     pub base_domain: Option<String>,
+    /// A client must send a request's headers within this long of connecting
+    /// or of its previous response; a kept-alive connection idle this long is
+    /// closed. Stops clients that open connections and never finish a request.
+    #[arg(long, env = "BULKHEAD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// HTTP connections served at once; past it, new connections wait to be
+    /// accepted until one closes (metric bulkhead_http_connections).
+    #[arg(long, env = "BULKHEAD_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
     /// Connections one tenant may hold at once.
     #[arg(long, env = "BULKHEAD_POOL_PER_TENANT", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -78,19 +87,48 @@ pub struct ServeArgs {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// Where `serve` and `dev` differ when an option is not given.
+pub struct ServeDefaults {
+    pub listen: SocketAddr,
+    pub base_domain: Option<&'static str>,
+}
+
+impl ServeDefaults {
+    pub const SERVE: Self = Self {
+        listen: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080),
+        base_domain: None,
+    };
+}
+
+/// The metrics address when none is given.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9090";
+
 impl ServeArgs {
-    pub fn settings(&self, default_base: Option<&str>) -> Result<ServeSettings, CliError> {
+    pub fn settings(&self, defaults: &ServeDefaults) -> Result<ServeSettings, CliError> {
         let base = self
             .base_domain
             .as_deref()
-            .or(default_base)
+            .or(defaults.base_domain)
             .ok_or_else(|| {
                 CliError::Usage("BULKHEAD_BASE_DOMAIN (--base-domain) is required".into())
             })?;
         let base = HostName::parse(base)
             .map_err(|e| CliError::Usage(format!("invalid base domain `{base}`: {e}")))?;
-        let mut settings = ServeSettings::new(self.listen, base);
-        settings.metrics_listen = match self.metrics_listen.as_str() {
+        let mut settings = ServeSettings::new(self.listen.unwrap_or(defaults.listen), base);
+        settings.http = crate::http::HttpLimits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections as usize,
+        };
+        if self.header_read_timeout.is_zero() {
+            return Err(CliError::Usage(
+                "--header-read-timeout must be positive".into(),
+            ));
+        }
+        let metrics = self
+            .metrics_listen
+            .as_deref()
+            .unwrap_or(DEFAULT_METRICS_LISTEN);
+        settings.metrics_listen = match metrics {
             "off" | "" => None,
             other => Some(other.parse().map_err(|_| {
                 CliError::Usage(format!(

@@ -8,6 +8,8 @@ mod envelope;
 pub use envelope::Envelope;
 mod error;
 pub mod extract;
+mod listener;
+pub use listener::{HttpLimits, serve};
 mod ops;
 mod peer;
 pub use peer::Peer;
@@ -42,19 +44,4 @@ pub fn metrics_app() -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(ops::render_metrics))
         .with_state(metrics_handle())
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Envelope<Router>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::ServiceExt;
-    let app =
-        ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<Peer>(app);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

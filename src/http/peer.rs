@@ -18,9 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::connect_info::Connected;
 use axum::http::HeaderValue;
-use axum::serve::IncomingStream;
 
 use super::extract::Caller;
 use crate::pools::TenantPool;
@@ -50,12 +48,6 @@ struct CallerMemo {
     caller: Caller,
     epoch: u64,
     until: Instant,
-}
-
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Self::new(*stream.remote_addr())
-    }
 }
 
 impl Peer {
