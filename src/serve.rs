@@ -36,6 +36,8 @@ pub struct ServeSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Header-read (and idle) timeout and the cap on open connections.
     pub http: crate::http::HttpLimits,
+    /// Password hashes at once, and how long one waits for its turn.
+    pub hashing: crate::auth::Hashing,
 }
 
 impl ServeSettings {
@@ -54,6 +56,7 @@ impl ServeSettings {
             mail_from: None,
             trusted_proxies: Vec::new(),
             http: crate::http::HttpLimits::default(),
+            hashing: crate::auth::Hashing::default(),
         }
     }
 }
@@ -133,6 +136,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         tokens,
         versions: 1..=p.schema().latest(),
         trusted_proxies: settings.trusted_proxies.clone(),
+        hashing: settings.hashing.clone(),
     }));
     let tcp = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = tcp.local_addr()?;
@@ -200,7 +204,7 @@ async fn prune_expired(control: crate::control::ControlPlane, sessions: SessionS
     loop {
         tick.tick().await;
         match control
-            .prune_expired(sessions.idle, sessions.login_window)
+            .prune_expired(sessions.idle, sessions.attempts_window())
             .await
         {
             Ok((0, 0)) => {}

@@ -327,7 +327,7 @@ async fn failed_logins_look_alike_and_are_rate_limited() {
     assert_eq!(
         count(
             &fleet,
-            &format!("SELECT count(*) FROM login_failures WHERE email = '{alice}'")
+            &format!("SELECT count(*) FROM attempts WHERE email = '{alice}'")
         )
         .await,
         3
@@ -514,8 +514,8 @@ async fn pruning_drops_dead_sessions_and_stale_failures_and_nothing_live() {
         .unwrap();
     control
         .execute(
-            "UPDATE login_failures SET at = now() - interval '1 hour'
-              WHERE id = (SELECT min(id) FROM login_failures WHERE email = $1)",
+            "UPDATE attempts SET at = now() - interval '1 hour'
+              WHERE id = (SELECT min(id) FROM attempts WHERE email = $1)",
             &[&email],
         )
         .await
@@ -538,10 +538,7 @@ async fn pruning_drops_dead_sessions_and_stale_failures_and_nothing_live() {
     assert_eq!(left, vec![session_hash(&live)]);
     assert_eq!(me(server.addr, &acme, &live).await.status, 200);
     let failures_left: i64 = control
-        .query_one(
-            "SELECT count(*) FROM login_failures WHERE email = $1",
-            &[&email],
-        )
+        .query_one("SELECT count(*) FROM attempts WHERE email = $1", &[&email])
         .await
         .unwrap()
         .get(0);
@@ -694,9 +691,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts_and_otherwise_it_is_
         async move {
             count(
                 fleet,
-                &format!(
-                    "SELECT count(*) FROM login_failures WHERE ip = '{ip}' AND email LIKE 'xff%'"
-                ),
+                &format!("SELECT count(*) FROM attempts WHERE ip = '{ip}' AND email LIKE 'xff%'"),
             )
             .await
         }
@@ -755,4 +750,162 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts_and_otherwise_it_is_
     assert_eq!(audit.status, 200, "{}", audit.body);
     assert_eq!(audit.json()["items"][0]["client_ip"], "203.0.113.9");
     proxied.stop().await.unwrap();
+}
+
+/// `n` log-ins sent at once; their statuses, sorted.
+async fn logins_at_once(
+    addr: std::net::SocketAddr,
+    slug: &str,
+    emails: Vec<String>,
+    password: &str,
+) -> Vec<u16> {
+    let tries = emails.into_iter().map(|email| {
+        let (slug, password) = (slug.to_string(), password.to_string());
+        async move { login(addr, &slug, &email, &password).await.status }
+    });
+    let mut statuses = futures::future::join_all(tries).await;
+    statuses.sort_unstable();
+    statuses
+}
+
+#[tokio::test]
+async fn wrong_passwords_sent_at_once_cannot_beat_the_limits() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let alice = format!("alice-{}@example.com", fleet.id);
+    member(&fleet, &acme, &alice, "member").await;
+    // Hashes wait as long as they need: this is about counting, not the bound.
+    let server = serve(&fleet, |s| {
+        s.hashing = bulkhead::auth::Hashing::new(2, Duration::from_secs(120));
+    })
+    .await;
+    // Eight at once for one e-mail (limit 5): five are checked, three refused.
+    let statuses = logins_at_once(
+        server.addr,
+        &acme,
+        vec![alice.clone(); 8],
+        "wrong wrong wrong",
+    )
+    .await;
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+    // Twenty-five at once from one address (limit 20), each e-mail new.
+    let emails = (0..25)
+        .map(|i| format!("spray{i}-{}@example.com", fleet.id))
+        .collect();
+    let statuses = logins_at_once(server.addr, &acme, emails, "wrong wrong wrong").await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        15,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        count(
+            &fleet,
+            "SELECT count(*) FROM attempts WHERE ip = '127.0.0.1'"
+        )
+        .await,
+        20
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_successful_login_does_not_count_and_no_free_hashing_slot_is_a_503_that_counts_nothing() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let alice = format!("alice-{}@example.com", fleet.id);
+    member(&fleet, &acme, &alice, "member").await;
+    let server = serve(&fleet, |s| s.sessions.max_failures_per_email = 2).await;
+    // Right passwords, many times: never limited, nothing left recorded.
+    for _ in 0..4 {
+        assert_eq!(
+            login(server.addr, &acme, &alice, PASSWORD).await.status,
+            200
+        );
+    }
+    assert_eq!(count(&fleet, "SELECT count(*) FROM attempts").await, 0);
+    server.stop().await.unwrap();
+
+    // Every hashing slot taken (none at all): 503 with Retry-After, never a
+    // 401, and the attempt does not count against alice.
+    let busy = serve(&fleet, |s| s.hashing = bulkhead::auth::Hashing::closed()).await;
+    let r = login(busy.addr, &acme, &alice, PASSWORD).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(r.json()["error"]["code"], "unavailable");
+    assert_eq!(count(&fleet, "SELECT count(*) FROM attempts").await, 0);
+    busy.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn parallel_logins_are_bounded_by_the_hashing_slots() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("acme", Mode::Schema).await;
+    let emails: Vec<String> = (0..8)
+        .map(|i| format!("p{i}-{}@example.com", fleet.id))
+        .collect();
+    for email in &emails {
+        member(&fleet, &acme, email, "member").await;
+    }
+    // One slot, and next to no wait for it: of eight at once, the first is
+    // checked and some of the others find no slot.
+    let server = serve(&fleet, |s| {
+        s.hashing = bulkhead::auth::Hashing::new(1, Duration::from_millis(1));
+    })
+    .await;
+    let statuses = logins_at_once(server.addr, &acme, emails, PASSWORD).await;
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn signups_are_limited_per_address_and_invalid_ones_do_not_count() {
+    let fleet = TestFleet::new().await;
+    let server = serve(&fleet, |s| s.sessions.max_signups_per_ip = 2).await;
+    let signup = |n: usize, password: &'static str| {
+        let body = json!({
+            "email": format!("founder{n}-{}@example.com", fleet.id),
+            "password": password,
+            "organisation": format!("Org {n}"),
+            "slug": fleet.slug(&format!("org{n}")),
+        });
+        async move {
+            http(
+                server.addr,
+                "POST",
+                "localhost",
+                "/api/signup",
+                None,
+                Some(body),
+            )
+            .await
+        }
+    };
+    assert_eq!(signup(0, "short").await.status, 422);
+    assert_eq!(signup(1, PASSWORD).await.status, 202);
+    assert_eq!(signup(2, PASSWORD).await.status, 202);
+    let limited = signup(3, PASSWORD).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.headers.contains_key("retry-after"));
+    let founder3 = format!("founder3-{}@example.com", fleet.id);
+    assert_eq!(
+        count(
+            &fleet,
+            &format!("SELECT count(*) FROM users WHERE email = '{founder3}'")
+        )
+        .await,
+        0,
+        "nothing created past the limit"
+    );
+    server.stop().await.unwrap();
 }

@@ -917,3 +917,72 @@ async fn invitations_reach_a_providers_relay_over_tls_with_a_login_and_never_sen
         );
     }
 }
+
+#[tokio::test]
+async fn an_invitation_code_is_checked_before_any_hash_and_codes_are_limited_per_address() {
+    let fleet = TestFleet::new().await;
+    let slug = tenant(&fleet, "codes", Plan::Pro).await;
+    let outbox = common::scratch(&format!("outbox-{}", fleet.id));
+    let dir = outbox.clone();
+    let server = serve(&fleet, move |s| s.outbox = Some(dir)).await;
+    let admin = person(&fleet, server.addr, &slug, "admin", "admin").await;
+    // Someone with an account already, and someone without.
+    let known = format!("known-{}@example.com", fleet.id);
+    fleet
+        .p()
+        .control()
+        .insert_user(&known, "Known", &passwords::hash(PASSWORD))
+        .await
+        .unwrap()
+        .unwrap();
+    let newbie = format!("newbie-{}@example.com", fleet.id);
+    invite_viewer(server.addr, &slug, &admin, &known).await;
+    invite_viewer(server.addr, &slug, &admin, &newbie).await;
+    let (known_code, newbie_code) = (
+        invitation_token(&outbox, &known),
+        invitation_token(&outbox, &newbie),
+    );
+    // A second instance that can hash nothing, and allows three codes tried
+    // per address: whatever it answers without a 503 was answered unhashed.
+    let strict = serve(&fleet, |s| {
+        s.hashing = bulkhead::auth::Hashing::closed();
+        s.sessions.max_invitation_attempts_per_ip = 3;
+    })
+    .await;
+    let on = format!("{slug}.localhost");
+    let accept = |token: String| {
+        request(
+            strict.addr,
+            "POST",
+            &on,
+            "/api/invitations/accept",
+            &[],
+            Some(json!({"token": token, "password": PASSWORD})),
+        )
+    };
+    let made_up = || bulkhead::secret::random_hex(32);
+    let r = accept(made_up()).await;
+    assert_eq!(
+        r.status, 422,
+        "a made-up code is refused unhashed: {}",
+        r.body
+    );
+    assert!(r.json()["error"]["fields"]["token"].is_string());
+    // An existing account joins without its (ignored) password being hashed;
+    // a working code does not count.
+    let r = accept(known_code).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A new account needs a hash: no slot, 503, and that does not count.
+    let r = accept(newbie_code.clone()).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    // Two more made-up codes reach the limit of three; the next is refused
+    // even with a real code.
+    assert_eq!(accept(made_up()).await.status, 422);
+    assert_eq!(accept(made_up()).await.status, 422);
+    let r = accept(newbie_code).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    strict.stop().await.unwrap();
+    server.stop().await.unwrap();
+}

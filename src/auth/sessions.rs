@@ -27,6 +27,20 @@ pub struct SessionSettings {
     pub max_failures_per_email: i64,
     /// ...or from one client address.
     pub max_failures_per_ip: i64,
+    /// Invitation codes tried from one client address within `login_window`
+    /// (a code that works does not count).
+    pub max_invitation_attempts_per_ip: i64,
+    /// Sign-ups from one client address within `signup_window` (each one
+    /// creates a database).
+    pub max_signups_per_ip: i64,
+    pub signup_window: Duration,
+}
+
+impl SessionSettings {
+    /// The longest any attempt counts: older ones can be dropped.
+    pub fn attempts_window(&self) -> Duration {
+        self.login_window.max(self.signup_window)
+    }
 }
 
 impl Default for SessionSettings {
@@ -38,6 +52,9 @@ impl Default for SessionSettings {
             login_window: Duration::from_secs(15 * 60),
             max_failures_per_email: 5,
             max_failures_per_ip: 20,
+            max_invitation_attempts_per_ip: 20,
+            max_signups_per_ip: 10,
+            signup_window: Duration::from_secs(3600),
         }
     }
 }

@@ -38,6 +38,12 @@ pub struct ServeArgs {
     #[arg(long, env = "BULKHEAD_MAX_CONNECTIONS", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+    /// Password hashes (log-in, sign-up, invitations) computed at once; each
+    /// holds 19 MiB. Past it a log-in waits up to 2 s for its turn, then is
+    /// answered 503 with Retry-After [default: one per core].
+    #[arg(long, env = "BULKHEAD_MAX_CONCURRENT_HASHES",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent_hashes: Option<u32>,
     /// Connections one tenant may hold at once.
     #[arg(long, env = "BULKHEAD_POOL_PER_TENANT", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -119,6 +125,9 @@ impl ServeArgs {
             header_read_timeout: self.header_read_timeout,
             max_connections: self.max_connections as usize,
         };
+        if let Some(n) = self.max_concurrent_hashes {
+            settings.hashing = crate::auth::Hashing::new(n as usize, Duration::from_secs(2));
+        }
         if self.header_read_timeout.is_zero() {
             return Err(CliError::Usage(
                 "--header-read-timeout must be positive".into(),

@@ -1,6 +1,7 @@
 //! The control plane: the one database that knows every server, tenant and
 //! domain. Migrated from `control-plane-migrations/` on every start.
 
+mod attempts;
 mod audit;
 mod domains;
 mod lock;
@@ -16,11 +17,15 @@ use std::str::FromStr;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+pub use attempts::{Admission, Attempt, AttemptKind};
 pub use audit::AuditEntry;
 pub use domains::Domain;
 pub use lock::{FLEET_LOCK_GRACE, FleetLock, TenantLock};
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
-pub use people::{Accepted, InvitationRow, MemberChange, MemberRow, NewSession, SessionRow, User};
+pub use people::{
+    Accepted, InvitationRow, MemberChange, MemberRow, NewSession, PendingInvitation, SessionRow,
+    User,
+};
 pub use runs::{Run, RunCounts, RunFailure, RunTenant};
 pub use servers::{NewServer, Server};
 pub use tenants::{NewTenant, Reservation, Tenant};

@@ -235,12 +235,12 @@ impl ControlPlane {
     }
 
     /// Deletes what can no longer count: sessions past their absolute end or
-    /// idle longer than `idle`, and failed log-ins older than `login_window`.
+    /// idle longer than `idle`, and rate-limited attempts older than `attempts_window`.
     /// Returns how many of each went.
     pub async fn prune_expired(
         &self,
         idle: Duration,
-        login_window: Duration,
+        attempts_window: Duration,
     ) -> Result<(u64, u64), ControlError> {
         let client = self.client().await?;
         let sessions = client
@@ -250,61 +250,17 @@ impl ControlPlane {
                 &[&interval(idle)],
             )
             .await?;
-        let failures = client
-            .execute(
-                "DELETE FROM login_failures WHERE at < now() - $1::text::interval",
-                &[&interval(login_window)],
-            )
-            .await?;
-        Ok((sessions, failures))
+        drop(client);
+        let attempts = self.prune_attempts(attempts_window).await?;
+        Ok((sessions, attempts))
     }
+}
 
-    pub async fn record_login_failure(
-        &self,
-        email: &str,
-        ip: &str,
-        tenant: Option<TenantId>,
-    ) -> Result<(), ControlError> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO login_failures (email, ip, tenant_id) VALUES ($1, $2, $3)",
-                &[&email, &ip, &tenant.map(|t| t.0)],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Failed log-ins within `window`: for this e-mail, and from this address;
-    /// with the age of the oldest of each, to say when the limit lifts.
-    pub async fn recent_login_failures(
-        &self,
-        email: &str,
-        ip: &str,
-        window: Duration,
-    ) -> Result<[(i64, Duration); 2], ControlError> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT 0, count(*), coalesce(extract(epoch FROM now() - min(at)), 0)::float8
-                   FROM login_failures WHERE email = $1 AND at > now() - $3::text::interval
-                 UNION ALL
-                 SELECT 1, count(*), coalesce(extract(epoch FROM now() - min(at)), 0)::float8
-                   FROM login_failures WHERE ip = $2 AND at > now() - $3::text::interval
-                 ORDER BY 1",
-                &[&email, &ip, &interval(window)],
-            )
-            .await?;
-        let pick = |i: usize| {
-            let age: f64 = rows[i].get(2);
-            (
-                rows[i].get::<_, i64>(1),
-                Duration::from_secs_f64(age.max(0.0)),
-            )
-        };
-        Ok([pick(0), pick(1)])
-    }
+/// A live invitation, as its code's holder may learn of it.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingInvitation {
+    /// The invited e-mail has an account: accepting needs no password.
+    pub has_account: bool,
 }
 
 /// A member of a tenant, as its admins see it.
@@ -550,6 +506,30 @@ impl ControlPlane {
     /// Uses an invitation of `tenant` once: in one transaction it is marked
     /// accepted, the user created if new (`new_user`: display name and
     /// password hash) and made a member. Nothing changes unless all of it does.
+    /// Whether `token_hash` is a live invitation of `tenant` and, if it is,
+    /// whether its e-mail has an account already (so no password is needed):
+    /// checked before any password is hashed.
+    pub async fn pending_invitation(
+        &self,
+        tenant: TenantId,
+        token_hash: &[u8],
+    ) -> Result<Option<PendingInvitation>, ControlError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT EXISTS (SELECT 1 FROM users u WHERE u.email = i.email)
+                   FROM invitations i
+                  WHERE token_hash = $1 AND tenant_id = $2 AND accepted_at IS NULL
+                    AND revoked_at IS NULL AND expires_at > now()",
+                &[&token_hash, &tenant.0],
+            )
+            .await?;
+        Ok(row.map(|r| PendingInvitation {
+            has_account: r.get(0),
+        }))
+    }
+
     pub async fn accept_invitation(
         &self,
         tenant: TenantId,

@@ -34,8 +34,9 @@ pub enum ApiError {
     /// Wrong e-mail, wrong password, or not a member of this tenant: one answer.
     #[error("wrong e-mail or password")]
     InvalidCredentials,
-    /// Too many failed log-ins; retry after this many seconds.
-    #[error("too many failed log-ins; try again later")]
+    /// Too many log-ins, invitation codes or sign-ups from one e-mail or
+    /// address; retry after this many seconds.
+    #[error("too many attempts; try again later")]
     TooManyAttempts(u64),
     #[error("missing or wrong CSRF token, or a request from another origin")]
     Csrf,
@@ -61,6 +62,15 @@ impl From<ControlError> for ApiError {
                 tracing::warn!(error = %e, "control plane unavailable");
                 ApiError::Unavailable
             }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::auth::HashingError> for ApiError {
+    fn from(e: crate::auth::HashingError) -> Self {
+        match e {
+            crate::auth::HashingError::Busy(_) => ApiError::Unavailable,
             other => ApiError::Internal(other.to_string()),
         }
     }

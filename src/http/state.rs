@@ -25,6 +25,8 @@ pub struct App {
     pub versions: std::ops::RangeInclusive<i32>,
     /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The bound on password hashes at once (log-in, sign-up, invitations).
+    pub hashing: crate::auth::Hashing,
 }
 
 #[derive(Clone)]

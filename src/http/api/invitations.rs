@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use super::record;
 use crate::auth::{Role, passwords, perm, sessions};
-use crate::control::{Accepted, InvitationRow};
+use crate::control::{Accepted, Admission, Attempt, AttemptKind, InvitationRow};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Can, Db, Tenant};
+use crate::http::extract::{Can, ClientIp, Db, Tenant};
 use crate::http::state::AppState;
 use crate::outbox::Mail;
 
@@ -165,6 +165,7 @@ pub struct Acceptance {
 pub async fn accept(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    ClientIp(peer): ClientIp,
     Json(a): Json<Acceptance>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let invalid = || {
@@ -173,17 +174,50 @@ pub async fn accept(
             "is not a valid invitation (used, revoked or expired?)",
         )
     };
+    // Every code tried counts against the address (one that works is
+    // forgotten again), so codes cannot be guessed at speed.
+    let ip = peer.to_string();
+    let limits = &state.sessions;
+    let attempt = match state
+        .control
+        .admit_attempt(&Attempt {
+            kind: AttemptKind::Invitation,
+            email: None,
+            ip: (&ip, limits.max_invitation_attempts_per_ip),
+            tenant: Some(tenant.id),
+            window: limits.login_window,
+        })
+        .await?
+    {
+        Admission::Admitted(id) => id,
+        Admission::Refused(wait) => return Err(ApiError::TooManyAttempts(wait.as_secs().max(1))),
+    };
     if a.token.len() != 64 || !a.token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid());
     }
-    let new_user = match &a.password {
-        Some(password) => {
+    let token_hash = sessions::hash(&a.token);
+    // The code first: nothing is hashed for a made-up one, nor for an
+    // e-mail that already has its account.
+    let Some(pending) = state
+        .control
+        .pending_invitation(tenant.id, &token_hash)
+        .await?
+    else {
+        return Err(invalid());
+    };
+    let new_user = match (&a.password, pending.has_account) {
+        (Some(password), false) => {
             passwords::check_policy(password)
                 .map_err(|e| ApiError::field("password", e.to_string()))?;
             let password = password.clone();
-            let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let hash = match state.hashing.run(move || passwords::hash(&password)).await {
+                Ok(hash) => hash,
+                Err(e) => {
+                    // Not tried at all: it does not count.
+                    state.control.forget_attempt(attempt).await?;
+                    return Err(e.into());
+                }
+            };
             let name = a
                 .display_name
                 .as_deref()
@@ -193,18 +227,19 @@ pub async fn accept(
                 .to_string();
             Some((name, hash))
         }
-        None => None,
+        _ => None,
     };
     let outcome = state
         .control
         .accept_invitation(
             tenant.id,
-            &sessions::hash(&a.token),
+            &token_hash,
             new_user.as_ref().map(|(n, h)| (n.as_str(), h.as_str())),
         )
         .await?;
     match outcome {
         Accepted::Joined { user, email, role } => {
+            state.control.forget_attempt(attempt).await?;
             state
                 .control
                 .audit(

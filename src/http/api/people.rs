@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{passwords, sessions};
-use crate::control::{Mode, NewSession, Plan, Slug};
+use crate::control::{Admission, Attempt, AttemptKind, Mode, NewSession, Plan, Slug};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Caller, ClientIp, Tenant, host};
 use crate::http::state::AppState;
@@ -37,6 +37,7 @@ pub struct SignupRequest {
 /// taken value is a 422 naming the field, and nothing is created.
 pub async fn signup(
     State(state): State<AppState>,
+    ClientIp(peer): ClientIp,
     parts: axum::http::request::Parts,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<Response> {
@@ -91,10 +92,28 @@ pub async fn signup(
         return Err(ApiError::Validation(fields));
     }
 
+    // Each sign-up creates a database: a limit per client address, counted
+    // once the input is valid (a typo corrected costs nothing).
+    let ip = peer.to_string();
+    let limits = &state.sessions;
+    if let Admission::Refused(wait) = state
+        .control
+        .admit_attempt(&Attempt {
+            kind: AttemptKind::Signup,
+            email: None,
+            ip: (&ip, limits.max_signups_per_ip),
+            tenant: None,
+            window: limits.signup_window,
+        })
+        .await?
+    {
+        return Err(ApiError::TooManyAttempts(wait.as_secs().max(1)));
+    }
     let password = req.password.clone();
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hash = state
+        .hashing
+        .run(move || passwords::hash(&password))
+        .await?;
     let user = state
         .control
         .insert_user(&email, &display_name, &hash)
@@ -189,53 +208,59 @@ pub async fn login(
     let settings = &state.sessions;
     let email = req.email.trim().to_lowercase();
     let ip = peer.to_string();
-    let [by_email, by_ip] = state
+    // Counted before the hash, atomically: attempts sent all at once cannot
+    // all slip under the limit.
+    let attempt = match state
         .control
-        .recent_login_failures(&email, &ip, settings.login_window)
-        .await?;
-    for (count, oldest, limit) in [
-        (by_email.0, by_email.1, settings.max_failures_per_email),
-        (by_ip.0, by_ip.1, settings.max_failures_per_ip),
-    ] {
-        if count >= limit {
-            let wait = settings
-                .login_window
-                .saturating_sub(oldest)
-                .as_secs()
-                .max(1);
-            return Err(ApiError::TooManyAttempts(wait));
-        }
-    }
+        .admit_attempt(&Attempt {
+            kind: AttemptKind::Login,
+            email: Some((&email, settings.max_failures_per_email)),
+            ip: (&ip, settings.max_failures_per_ip),
+            tenant: Some(tenant.id),
+            window: settings.login_window,
+        })
+        .await?
+    {
+        Admission::Admitted(id) => id,
+        Admission::Refused(wait) => return Err(ApiError::TooManyAttempts(wait.as_secs().max(1))),
+    };
     let user = state.control.user_by_email(&email).await?;
     let password = req.password.clone();
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok = tokio::task::spawn_blocking(move || match stored {
-        Some(stored) => passwords::verify(&password, &stored),
-        None => {
-            passwords::burn_equivalent_time(&password);
-            false
+    let checked = state
+        .hashing
+        .run(move || match stored {
+            Some(stored) => passwords::verify(&password, &stored),
+            None => {
+                passwords::burn_equivalent_time(&password);
+                false
+            }
+        })
+        .await;
+    let password_ok = match checked {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Not checked at all: it does not count against anyone.
+            state.control.forget_attempt(attempt).await?;
+            return Err(e.into());
         }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    };
     let member = match (&user, password_ok) {
         (Some(u), true) => state.control.membership_role(u.id, tenant.id).await?,
         _ => None,
     };
     let (Some(user), Some(role)) = (user, member) else {
-        state
-            .control
-            .record_login_failure(&email, &ip, Some(tenant.id))
-            .await?;
+        // The attempt stays recorded: it is a failure now.
         tracing::info!(tenant = %tenant.slug, %ip, "failed log-in");
         return Err(ApiError::InvalidCredentials);
     };
+    state.control.forget_attempt(attempt).await?;
     if passwords::needs_rehash(&user.password_hash) {
         let password = req.password.clone();
-        let fresh = tokio::task::spawn_blocking(move || passwords::hash(&password))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        state.control.set_password_hash(user.id, &fresh).await?;
+        // Best effort: the log-in stands even when no slot is free for it.
+        if let Ok(fresh) = state.hashing.run(move || passwords::hash(&password)).await {
+            state.control.set_password_hash(user.id, &fresh).await?;
+        }
     }
     if let Some(old) = sessions::presented(&headers) {
         state.control.delete_session(&sessions::hash(old)).await?;
