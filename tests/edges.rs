@@ -148,3 +148,399 @@ async fn a_tenant_serves_through_the_new_listener_with_its_client_address() {
     assert_eq!(r.status, 200, "{}", r.body);
     server.stop().await.unwrap();
 }
+
+/// A raw HTTP/1.1 exchange: `request` as written, the response as read (the
+/// server closes after it: `Connection: close` is in every request here).
+async fn raw(addr: SocketAddr, request: &str) -> String {
+    let mut tcp = connect(addr).await;
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    read_until_closed(&mut tcp, Duration::from_secs(20)).await
+}
+
+fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
+}
+
+#[tokio::test]
+async fn two_host_headers_are_refused_and_an_absolute_target_names_the_tenant() {
+    let fleet = TestFleet::new().await;
+    let a = fleet.tenant("hosta", Mode::Schema).await;
+    let b = fleet.tenant("hostb", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&a, "admin").await;
+    let (ha, hb) = (format!("{a}.localhost"), format!("{b}.localhost"));
+    // Two Host headers, in either order: 400, whichever tenant they name.
+    for (first, second) in [(&ha, &hb), (&hb, &ha), (&ha, &ha)] {
+        let r = raw(
+            server.addr,
+            &format!(
+                "GET /api/tenant HTTP/1.1\r\nHost: {first}\r\nHost: {second}\r\n\
+                 Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert_eq!(status_of(&r), 400, "{r}");
+        assert!(r.contains("\"bad_host\""), "{r}");
+    }
+    // An absolute-form target names a's host while Host names b's: the
+    // target wins (RFC 9112 §3.2.2), so a's token works...
+    let r = raw(
+        server.addr,
+        &format!(
+            "GET http://{ha}/api/tenant HTTP/1.1\r\nHost: {hb}\r\n\
+             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status_of(&r), 200, "{r}");
+    assert!(r.contains(&a), "{r}");
+    // ...and the other way round it is b's host: a's token is nothing there.
+    let r = raw(
+        server.addr,
+        &format!(
+            "GET http://{hb}/api/tenant HTTP/1.1\r\nHost: {ha}\r\n\
+             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status_of(&r), 404, "{r}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_ask_certifies_each_status_as_decided() {
+    let fleet = TestFleet::new().await;
+    // One tenant per status, set before the server first resolves any.
+    let mut table = Vec::new();
+    for (status, certified) in [
+        ("active", true),
+        ("provisioning", true),
+        ("suspended", true),
+        ("migrating", true),
+        ("migration_failed", true),
+        ("deleting", false),
+    ] {
+        let slug = fleet.tenant(&status.replace('_', ""), Mode::Schema).await;
+        fleet
+            .control_sql(
+                &format!("UPDATE tenants SET status = '{status}' WHERE slug = $1"),
+                &slug,
+            )
+            .await;
+        table.push((format!("{slug}.localhost"), certified));
+    }
+    let deleted = fleet.tenant("deleted", Mode::Schema).await;
+    fleet.p().delete(&deleted, None).await.unwrap();
+    table.push((format!("{deleted}.localhost"), false));
+    table.push(("localhost".into(), true));
+    table.push(("api.localhost".into(), true));
+    table.push(("never-was.localhost".into(), false));
+    table.push(("evil.example.com".into(), false));
+    let server = serve(&fleet, |_| {}).await;
+    for (domain, certified) in table {
+        let r = http(
+            server.addr,
+            "GET",
+            "localhost",
+            &format!("/internal/tls-ask?domain={domain}"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            if certified { 200 } else { 404 },
+            "{domain}: {}",
+            r.body
+        );
+    }
+    let r = http(
+        server.addr,
+        "GET",
+        "localhost",
+        "/internal/tls-ask?domain=not%20a%20host",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    server.stop().await.unwrap();
+}
+
+/// Sends `body` with `content_type` (or none) to `path` on `host`.
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    token: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> common::Reply {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+        .header("host", host)
+        .header("authorization", format!("Bearer {token}"))
+        .body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let res = req.send().await.expect("send");
+    common::Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.text().await.unwrap(),
+    }
+}
+
+/// The one error shape: JSON, `error.code` and `error.message` strings.
+fn assert_error_shape(r: &common::Reply, what: &str) -> serde_json::Value {
+    assert_eq!(
+        r.headers.get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/json"),
+        "{what}: {} {}",
+        r.status,
+        r.body
+    );
+    let body = r.json();
+    assert!(body["error"]["code"].is_string(), "{what}: {}", r.body);
+    assert!(body["error"]["message"].is_string(), "{what}: {}", r.body);
+    body
+}
+
+#[tokio::test]
+async fn every_error_the_framework_could_answer_is_in_the_one_shape() {
+    let fleet = TestFleet::new().await;
+    let a = fleet.tenant("shapes", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&a, "admin").await;
+    let host = format!("{a}.localhost");
+    let json = Some("application/json");
+    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        ("GET", "/api/projects?limit=1e9", None, vec![], 422, "limit"),
+        ("GET", "/api/projects?limit=abc", None, vec![], 422, "limit"),
+        (
+            "POST",
+            "/api/projects",
+            json,
+            br#"{"name": 5}"#.to_vec(),
+            422,
+            "name",
+        ),
+        (
+            "POST",
+            "/api/projects",
+            json,
+            br#""a string body""#.to_vec(),
+            422,
+            "body",
+        ),
+        (
+            "POST",
+            "/api/projects",
+            json,
+            br#"[1, 2]"#.to_vec(),
+            422,
+            "body",
+        ),
+        (
+            "POST",
+            "/api/projects",
+            json,
+            br#"{"name": "#.to_vec(),
+            400,
+            "",
+        ),
+        (
+            "POST",
+            "/api/projects",
+            None,
+            br#"{"name": "x"}"#.to_vec(),
+            415,
+            "",
+        ),
+        (
+            "POST",
+            "/api/projects",
+            Some("text/plain"),
+            br#"{"name": "x"}"#.to_vec(),
+            415,
+            "",
+        ),
+        ("POST", "/api/projects", json, vec![b' '; 20 << 20], 413, ""),
+        ("DELETE", "/api/projects", None, vec![], 405, ""),
+        ("PUT", "/api/tenant", None, vec![], 405, ""),
+        ("GET", "/no/such/route", None, vec![], 404, ""),
+        ("GET", "/api/projects/abc", None, vec![], 404, ""),
+        ("GET", "/api/projects/-1", None, vec![], 404, ""),
+        ("DELETE", "/api/tokens/not-a-uuid", None, vec![], 404, ""),
+        (
+            "PATCH",
+            "/api/members/not-a-uuid",
+            json,
+            br#"{"role": "viewer"}"#.to_vec(),
+            404,
+            "",
+        ),
+    ];
+    for (method, path, content_type, body, status, field) in cases {
+        let what = format!("{method} {path} ({content_type:?})");
+        let r = send(server.addr, method, &host, path, &token, content_type, body).await;
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        let shaped = assert_error_shape(&r, &what);
+        assert!(
+            !r.body.contains("NewProject"),
+            "{what} names a Rust type: {}",
+            r.body
+        );
+        if !field.is_empty() {
+            assert!(
+                shaped["error"]["fields"][field].is_string(),
+                "{what}: {}",
+                r.body
+            );
+        }
+        if status == 405 {
+            assert!(r.headers.contains_key("allow"), "{what}: no Allow header");
+        }
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn control_characters_are_refused_at_parse_time_naming_the_field() {
+    let fleet = TestFleet::new().await;
+    let a = fleet.tenant("nulbytes", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&a, "admin").await;
+    let host = format!("{a}.localhost");
+    let created = http(
+        server.addr,
+        "POST",
+        &host,
+        "/api/projects",
+        Some(&token),
+        Some(serde_json::json!({"name": "clean"})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let project = created.json()["id"].clone();
+    let project = project
+        .as_i64()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| project.as_str().unwrap().to_string());
+    let nul = "nul\u{0}byte";
+    let cases: Vec<(&str, &str, String, serde_json::Value, &str)> = vec![
+        (
+            "POST",
+            "/api/projects",
+            host.clone(),
+            serde_json::json!({"name": nul}),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/projects",
+            host.clone(),
+            serde_json::json!({"name": "ok", "description": "esc \u{1b}[31m"}),
+            "description",
+        ),
+        (
+            "PATCH",
+            format!("/api/projects/{project}").leak(),
+            host.clone(),
+            serde_json::json!({"name": nul}),
+            "name",
+        ),
+        (
+            "POST",
+            format!("/api/projects/{project}/tasks").leak(),
+            host.clone(),
+            serde_json::json!({"title": nul}),
+            "title",
+        ),
+        (
+            "POST",
+            "/api/tokens",
+            host.clone(),
+            serde_json::json!({"name": nul, "role": "viewer"}),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/login",
+            host.clone(),
+            serde_json::json!({"email": "a\u{0}@example.com", "password": "correct horse battery"}),
+            "email",
+        ),
+        (
+            "POST",
+            "/api/invitations/accept",
+            host.clone(),
+            serde_json::json!({"token": "0".repeat(64), "password": "correct horse battery", "display_name": nul}),
+            "display_name",
+        ),
+        (
+            "POST",
+            "/api/signup",
+            "localhost".into(),
+            serde_json::json!({"email": format!("n-{}@example.com", fleet.id), "password": "correct horse battery", "organisation": nul, "slug": fleet.slug("nulorg")}),
+            "organisation",
+        ),
+        (
+            "POST",
+            "/api/signup",
+            "localhost".into(),
+            serde_json::json!({"email": format!("n-{}@example.com", fleet.id), "password": "correct horse battery", "organisation": "Org", "slug": fleet.slug("nulorg2"), "display_name": "x\u{7f}"}),
+            "display_name",
+        ),
+    ];
+    for (method, path, on, body, field) in cases {
+        let what = format!("{method} {path} {field}");
+        let r = http(server.addr, method, &on, path, Some(&token), Some(body)).await;
+        assert_eq!(r.status, 422, "{what}: {}", r.body);
+        let shaped = assert_error_shape(&r, &what);
+        assert!(
+            shaped["error"]["fields"][field].is_string(),
+            "{what}: {}",
+            r.body
+        );
+        assert!(
+            !r.headers.contains_key("retry-after"),
+            "{what}: bad input is never retried"
+        );
+    }
+    // Nothing was written: the one clean project is all there is.
+    let list = http(
+        server.addr,
+        "GET",
+        &host,
+        "/api/projects",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        list.json()["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.body
+    );
+    // Tabs and new lines are text, not control: accepted.
+    let r = http(
+        server.addr,
+        "POST",
+        &host,
+        "/api/projects",
+        Some(&token),
+        Some(serde_json::json!({"name": "two", "description": "line one\n\tline two"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    server.stop().await.unwrap();
+}

@@ -722,7 +722,7 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
     };
     assert_eq!(ask(host(&a)).await, 200);
     assert_eq!(ask("evil.example.com".into()).await, 404);
-    assert_eq!(ask("not a host".into()).await, 400);
+    assert_eq!(ask("not a host".into()).await, 422);
 
     let out = fleet
         .cli()

@@ -134,6 +134,9 @@ where
             response.headers_mut().insert(REQUEST_ID, id);
         }
         let status = response.status();
+        if status.as_u16() >= 400 {
+            super::error::ensure_error_shape(&mut response);
+        }
         count(status);
         let latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
         if status.is_server_error() {

@@ -49,6 +49,16 @@ pub enum ApiError {
     },
     #[error("invalid input")]
     Validation(BTreeMap<&'static str, String>),
+    /// One field of the request that does not fit, named as the client
+    /// wrote it (`tags[1]`, `limit`).
+    #[error("invalid input")]
+    BadField { field: String, message: String },
+    #[error("send the body as JSON, with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("this path does not take this method")]
+    MethodNotAllowed,
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("internal error")]
@@ -120,7 +130,14 @@ impl ApiError {
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::PlanLimit { .. } => (StatusCode::PAYMENT_REQUIRED, "plan_limit"),
-            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            ApiError::Validation(_) | ApiError::BadField { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation")
+            }
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -140,6 +157,9 @@ impl IntoResponse for ApiError {
         let mut body = json!({"error": {"code": code, "message": message}});
         if let ApiError::Validation(fields) = &self {
             body["error"]["fields"] = json!(fields);
+        }
+        if let ApiError::BadField { field, message } = &self {
+            body["error"]["fields"] = json!({ field: message });
         }
         if let ApiError::PlanLimit {
             plan,
@@ -170,3 +190,31 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Makes an error response that is not in the one shape (a framework's own,
+/// an empty 504) into `{"error": {"code", "message"}}` for its status, keeping
+/// its headers (`Allow`, `Retry-After`…). What bulkhead's own handlers answer
+/// is already in shape and left alone.
+pub fn ensure_error_shape(response: &mut Response) {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return;
+    }
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
+    let body = json!({"error": {"code": code, "message": reason.to_ascii_lowercase()}});
+    *response.body_mut() = axum::body::Body::from(body.to_string());
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+}

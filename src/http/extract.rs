@@ -160,15 +160,27 @@ impl<P: Perm> FromRequestParts<AppState> for Can<P> {
     }
 }
 
+/// The host a request is for, as sent: an absolute-form target's authority
+/// (RFC 9112 §3.2.2: it wins over `Host`), else the one `Host` header. Two
+/// `Host` headers are refused (400), whatever the target.
+pub fn authority(parts: &Parts) -> Result<&str, crate::routing::HostError> {
+    use crate::routing::HostError;
+    let mut headers = parts.headers.get_all(HOST).iter();
+    let header = headers.next();
+    if headers.next().is_some() {
+        return Err(HostError::Duplicate);
+    }
+    if let Some(authority) = parts.uri.authority() {
+        return Ok(authority.as_str());
+    }
+    header
+        .ok_or(HostError::Missing)?
+        .to_str()
+        .map_err(|_| HostError::Malformed)
+}
+
 pub fn host(parts: &Parts) -> Result<HostName, ApiError> {
-    let raw = parts
-        .headers
-        .get(HOST)
-        .map(|h| h.to_str().map_err(|_| crate::routing::HostError::Malformed))
-        .transpose()?
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .ok_or(crate::routing::HostError::Missing)?;
-    Ok(HostName::parse(raw)?)
+    Ok(HostName::parse(authority(parts)?)?)
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -290,7 +302,7 @@ impl FromRequestParts<AppState> for Caller {
 /// from the same client address. Let through the gate again, exactly as a
 /// fresh lookup would be.
 fn recalled(parts: &mut Parts, state: &AppState) -> Option<Caller> {
-    if parts.headers.contains_key(&TENANT_HEADER) {
+    if !memoisable(parts) {
         return None;
     }
     let peer = peer(parts)?;
@@ -312,7 +324,7 @@ fn recalled(parts: &mut Parts, state: &AppState) -> Option<Caller> {
 /// Memoises a bearer request resolved on its tenant's own host (not the API
 /// host, where `X-Tenant-ID` takes part in the answer).
 fn remember(parts: &Parts, epoch: u64, caller: &Caller) {
-    if parts.headers.contains_key(&TENANT_HEADER) {
+    if !memoisable(parts) {
         return;
     }
     if let (Some(peer), Some(host), Some(authorization)) = (
@@ -322,6 +334,16 @@ fn remember(parts: &Parts, epoch: u64, caller: &Caller) {
     ) {
         peer.remember(host, authorization, epoch, caller);
     }
+}
+
+/// Whether the memo, keyed by the `Host` header, may answer for this request:
+/// not on the API host (where `X-Tenant-ID` takes part), not for an
+/// absolute-form target (its authority, not `Host`, names the tenant), and
+/// not with two `Host` headers (refused by [`authority`]).
+fn memoisable(parts: &Parts) -> bool {
+    !parts.headers.contains_key(&TENANT_HEADER)
+        && parts.uri.authority().is_none()
+        && parts.headers.get_all(HOST).iter().nth(1).is_none()
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -368,11 +390,7 @@ fn check_csrf(parts: &Parts, user: &SessionUser) -> Result<(), ApiError> {
         .or_else(|| parts.headers.get(REFERER))
         .and_then(|v| v.to_str().ok());
     if let Some(source) = source {
-        let own = parts
-            .headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
+        let own = authority(parts).unwrap_or("");
         if !same_origin_host(source, own) {
             return Err(ApiError::Csrf);
         }

@@ -8,6 +8,7 @@ mod envelope;
 pub use envelope::Envelope;
 mod error;
 pub mod extract;
+pub mod input;
 mod listener;
 pub use listener::{HttpLimits, serve};
 mod ops;

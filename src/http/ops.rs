@@ -3,12 +3,14 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 
+use super::error::{ApiError, ApiResult};
+use super::input::{Path, Query};
 use super::state::AppState;
+use crate::control::Status;
 use crate::routing::{HostName, Route};
 
 pub async fn healthz() -> &'static str {
@@ -16,12 +18,12 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Ready when the control plane answers.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
     match state.control.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
+        Ok(()) => Ok("ready"),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: control plane unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "control plane unreachable")
+            Err(ApiError::Unavailable)
         }
     }
 }
@@ -33,15 +35,40 @@ pub struct AskQuery {
 
 /// Caddy's `on_demand_tls ask`: 200 only for hosts bulkhead would serve, so a
 /// certificate is never issued for an arbitrary name pointed at us.
-pub async fn tls_ask(State(state): State<AppState>, Query(q): Query<AskQuery>) -> StatusCode {
-    let Some(host) = q.domain.as_deref().and_then(|d| HostName::parse(d).ok()) else {
-        return StatusCode::BAD_REQUEST;
+pub async fn tls_ask(
+    State(state): State<AppState>,
+    Query(q): Query<AskQuery>,
+) -> ApiResult<&'static str> {
+    let host = q
+        .domain
+        .as_deref()
+        .and_then(|d| HostName::parse(d).ok())
+        .ok_or_else(|| ApiError::field("domain", "must be a host name"))?;
+    let certify = match state.resolver.resolve(&host).await? {
+        Route::Tenant(t) => certifies(t.status),
+        Route::Apex | Route::Admin | Route::Api => true,
+        _ => false,
     };
-    match state.resolver.resolve(&host).await {
-        Ok(Route::Tenant(t)) if t.status != crate::control::Status::Deleted => StatusCode::OK,
-        Ok(Route::Apex | Route::Admin | Route::Api) => StatusCode::OK,
-        Ok(_) => StatusCode::NOT_FOUND,
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+    if certify {
+        Ok("ok")
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Whether a tenant's host gets a certificate, decided per status: every
+/// tenant that is or will be served gets one, so what it answers (the 403 of a
+/// suspended tenant, the 503 of one being created or migrated) arrives over
+/// TLS; a tenant on its way out gets none, so nothing new is issued for a
+/// name about to be released.
+pub fn certifies(status: Status) -> bool {
+    match status {
+        Status::Active
+        | Status::Provisioning
+        | Status::Suspended
+        | Status::Migrating
+        | Status::MigrationFailed => true,
+        Status::Deleting | Status::Deleted => false,
     }
 }
 
@@ -65,9 +92,9 @@ pub async fn render_metrics(State(handle): State<PrometheusHandle>) -> String {
 /// waiting for verification, on that domain's own host only.
 pub async fn domain_verification(
     State(state): State<AppState>,
-    axum::extract::Path(token): axum::extract::Path<String>,
+    Path(token): Path<String>,
     headers: axum::http::HeaderMap,
-) -> Result<String, super::ApiError> {
+) -> ApiResult<String> {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -75,6 +102,6 @@ pub async fn domain_verification(
     let host = HostName::parse(host)?;
     match state.control.domain(host.as_str()).await? {
         Some(d) if d.verification_token == token => Ok(token),
-        _ => Err(super::ApiError::NotFound),
+        _ => Err(ApiError::NotFound),
     }
 }

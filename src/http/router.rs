@@ -2,10 +2,12 @@
 //! ([`routes`]) is what the tests walk: every route as every role.
 
 use axum::Router;
+use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
 use super::api::{invitations, members, people, projects, settings, tasks, tenant};
+use super::error::ApiError;
 use super::ops;
 use super::state::AppState;
 use crate::auth::Permission;
@@ -50,6 +52,42 @@ impl Routes {
         });
         self
     }
+
+    fn get<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.at(Method::GET, path, access, get(h))
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.at(Method::POST, path, access, post(h))
+    }
+
+    fn patch<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.at(Method::PATCH, path, access, patch(h))
+    }
+
+    fn delete<H: Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.at(Method::DELETE, path, access, delete(h))
+    }
 }
 
 fn build() -> Routes {
@@ -60,184 +98,134 @@ fn build() -> Routes {
         specs: Vec::new(),
     };
     routes
-        .at(Method::GET, "/healthz", Public, get(ops::healthz))
-        .at(Method::GET, "/readyz", Public, get(ops::readyz))
-        .at(Method::GET, "/internal/tls-ask", Public, get(ops::tls_ask))
-        .at(
-            Method::GET,
+        .get("/healthz", Public, ops::healthz)
+        .get("/readyz", Public, ops::readyz)
+        .get("/internal/tls-ask", Public, ops::tls_ask)
+        .get(
             "/.well-known/bulkhead-verify/{token}",
             Public,
-            get(ops::domain_verification),
+            ops::domain_verification,
         )
-        .at(Method::POST, "/api/signup", Public, post(people::signup))
-        .at(Method::POST, "/api/login", Public, post(people::login))
-        .at(
-            Method::POST,
-            "/api/logout",
-            Authenticated,
-            post(people::logout),
-        )
-        .at(
-            Method::POST,
+        .post("/api/signup", Public, people::signup)
+        .post("/api/login", Public, people::login)
+        .post("/api/logout", Authenticated, people::logout)
+        .post(
             "/api/logout-everywhere",
             Authenticated,
-            post(people::logout_everywhere),
+            people::logout_everywhere,
         )
-        .at(Method::GET, "/api/me", Authenticated, get(people::me))
-        .at(
-            Method::GET,
-            "/api/tenant",
-            Requires(ProjectRead),
-            get(tenant::get_tenant),
-        )
-        .at(
-            Method::GET,
+        .get("/api/me", Authenticated, people::me)
+        .get("/api/tenant", Requires(ProjectRead), tenant::get_tenant)
+        .get(
             "/api/projects",
             Requires(ProjectRead),
-            get(projects::list_projects),
+            projects::list_projects,
         )
-        .at(
-            Method::POST,
+        .post(
             "/api/projects",
             Requires(ProjectWrite),
-            post(projects::create_project),
+            projects::create_project,
         )
-        .at(
-            Method::GET,
+        .get(
             "/api/projects/{id}",
             Requires(ProjectRead),
-            get(projects::get_project),
+            projects::get_project,
         )
-        .at(
-            Method::PATCH,
+        .patch(
             "/api/projects/{id}",
             Requires(ProjectWrite),
-            patch(projects::update_project),
+            projects::update_project,
         )
-        .at(
-            Method::DELETE,
+        .delete(
             "/api/projects/{id}",
             Requires(ProjectWrite),
-            delete(projects::delete_project),
+            projects::delete_project,
         )
-        .at(
-            Method::GET,
+        .get(
             "/api/projects/{id}/tasks",
             Requires(ProjectRead),
-            get(tasks::list_tasks),
+            tasks::list_tasks,
         )
-        .at(
-            Method::POST,
+        .post(
             "/api/projects/{id}/tasks",
             Requires(ProjectWrite),
-            post(tasks::create_task),
+            tasks::create_task,
         )
-        .at(
-            Method::GET,
-            "/api/tasks/{id}",
-            Requires(ProjectRead),
-            get(tasks::get_task),
-        )
-        .at(
-            Method::PATCH,
+        .get("/api/tasks/{id}", Requires(ProjectRead), tasks::get_task)
+        .patch(
             "/api/tasks/{id}",
             Requires(ProjectWrite),
-            patch(tasks::update_task),
+            tasks::update_task,
         )
-        .at(
-            Method::DELETE,
+        .delete(
             "/api/tasks/{id}",
             Requires(ProjectWrite),
-            delete(tasks::delete_task),
+            tasks::delete_task,
         )
-        .at(
-            Method::GET,
-            "/api/members",
-            Requires(MemberRead),
-            get(members::list_members),
-        )
-        .at(
-            Method::POST,
-            "/api/members/leave",
-            Authenticated,
-            post(members::leave),
-        )
-        .at(
-            Method::PATCH,
+        .get("/api/members", Requires(MemberRead), members::list_members)
+        .post("/api/members/leave", Authenticated, members::leave)
+        .patch(
             "/api/members/{id}",
             Requires(MemberManage),
-            patch(members::change_role),
+            members::change_role,
         )
-        .at(
-            Method::DELETE,
+        .delete(
             "/api/members/{id}",
             Requires(MemberManage),
-            delete(members::remove_member),
+            members::remove_member,
         )
-        .at(
-            Method::GET,
+        .get(
             "/api/invitations",
             Requires(MemberInvite),
-            get(invitations::list_invitations),
+            invitations::list_invitations,
         )
-        .at(
-            Method::POST,
+        .post(
             "/api/invitations",
             Requires(MemberInvite),
-            post(invitations::invite),
+            invitations::invite,
         )
-        .at(
-            Method::DELETE,
+        .delete(
             "/api/invitations/{id}",
             Requires(MemberInvite),
-            delete(invitations::revoke_invitation),
+            invitations::revoke_invitation,
         )
-        .at(
-            Method::POST,
-            "/api/invitations/accept",
-            Public,
-            post(invitations::accept),
-        )
-        .at(
-            Method::GET,
+        .post("/api/invitations/accept", Public, invitations::accept)
+        .get(
             "/api/settings",
             Requires(SettingsRead),
-            get(settings::get_settings),
+            settings::get_settings,
         )
-        .at(
-            Method::PATCH,
+        .patch(
             "/api/settings",
             Requires(SettingsWrite),
-            patch(settings::patch_settings),
+            settings::patch_settings,
         )
-        .at(
-            Method::GET,
-            "/api/tokens",
-            Requires(TokenManage),
-            get(settings::list_tokens),
-        )
-        .at(
-            Method::POST,
-            "/api/tokens",
-            Requires(TokenManage),
-            post(settings::create_token),
-        )
-        .at(
-            Method::DELETE,
+        .get("/api/tokens", Requires(TokenManage), settings::list_tokens)
+        .post("/api/tokens", Requires(TokenManage), settings::create_token)
+        .delete(
             "/api/tokens/{id}",
             Requires(TokenManage),
-            delete(settings::revoke_token),
+            settings::revoke_token,
         )
-        .at(
-            Method::GET,
-            "/api/audit",
-            Requires(AuditRead),
-            get(members::list_audit),
-        )
+        .get("/api/audit", Requires(AuditRead), members::list_audit)
 }
 
+/// Every route, and for anything else the one error shape: 404 for a path
+/// that is not a route, 405 (with `Allow`) for a method a path does not take.
 pub fn router(state: AppState) -> Router {
-    build().router.with_state(state)
+    build()
+        .router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Every route with what it requires.

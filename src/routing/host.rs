@@ -14,6 +14,10 @@ pub enum HostError {
     IpLiteral,
     #[error("host name too long")]
     TooLong,
+    /// RFC 9112 §3.2: a request with more than one `Host` is refused, never
+    /// read one way here and another way by a proxy in front.
+    #[error("more than one Host header")]
+    Duplicate,
 }
 
 /// A normalised, validated DNS host name: `acme.example.com`.

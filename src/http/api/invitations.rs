@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Path, State};
+use crate::http::input::Json;
+use crate::http::input::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::HOST;
 use serde::Deserialize;
@@ -129,9 +130,8 @@ pub async fn revoke_invitation(
     State(state): State<AppState>,
     Can(caller, _): Can<perm::MemberInvite>,
     Db(mut db): Db,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     if !state
         .control
         .revoke_invitation(caller.tenant.id, id)

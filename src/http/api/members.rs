@@ -1,8 +1,8 @@
 //! `/api/members`: who belongs to this tenant, their roles, removing them,
 //! leaving; and `/api/audit`, the tenant's own log of every write.
 
-use axum::Json;
-use axum::extract::{Path, Query};
+use crate::http::input::Json;
+use crate::http::input::{Path, Query};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -27,10 +27,6 @@ pub async fn list_members(
 #[derive(Debug, Deserialize)]
 pub struct RoleChange {
     pub role: String,
-}
-
-fn member_id(raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
 }
 
 /// Nobody grants or touches a role above their own: admins manage admins,
@@ -70,10 +66,9 @@ pub async fn change_role(
     axum::extract::State(state): axum::extract::State<AppState>,
     Can(caller, _): Can<perm::MemberManage>,
     Db(mut db): Db,
-    Path(user): Path<String>,
+    Path(user): Path<Uuid>,
     Json(change): Json<RoleChange>,
 ) -> ApiResult<Json<MemberRow>> {
-    let user = member_id(&user)?;
     let role = Role::parse(&change.role)
         .ok_or_else(|| ApiError::field("role", "must be owner, admin, member or viewer"))?;
     let target = find(&state, &caller, user).await?;
@@ -104,9 +99,8 @@ pub async fn remove_member(
     axum::extract::State(state): axum::extract::State<AppState>,
     Can(caller, _): Can<perm::MemberManage>,
     Db(mut db): Db,
-    Path(user): Path<String>,
+    Path(user): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let user = member_id(&user)?;
     let target = find(&state, &caller, user).await?;
     check_ceiling(&caller, &target, None)?;
     end_membership(

@@ -112,10 +112,9 @@ pub async fn delete_audited(
     db: &mut crate::pools::TenantConn,
     table: &'static str,
     object: &'static str,
-    id: &str,
+    id: i64,
 ) -> ApiResult<axum::http::StatusCode> {
     caller.require(crate::auth::Permission::ProjectWrite)?;
-    let id = path_id(id)?;
     let tx = db.transaction().await?;
     let sql = format!(
         "DELETE FROM {} WHERE id = $1",
@@ -135,14 +134,6 @@ pub async fn delete_audited(
     .await?;
     tx.commit().await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
-}
-
-/// A path id: positive integers only, anything else is simply not found.
-pub fn path_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(ApiError::NotFound)
 }
 
 /// Checks a required text field's length.

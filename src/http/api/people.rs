@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
+use crate::http::input::Json;
 use axum::extract::State;
 use axum::http::header::{HOST, SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, StatusCode};

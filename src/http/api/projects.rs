@@ -2,15 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
-use axum::extract::{Path, Query};
+use crate::http::input::Json;
+use crate::http::input::{Path, Query, RowId};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::{Page, PageQuery, audit, delete_audited, path_id, text_field};
+use super::{Page, PageQuery, audit, delete_audited, text_field};
 use crate::auth::perm;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Can, Db};
@@ -159,9 +159,8 @@ pub async fn create_project(
 pub async fn get_project(
     _: Can<perm::ProjectRead>,
     Db(db): Db,
-    Path(id): Path<String>,
+    Path(RowId(id)): Path<RowId>,
 ) -> ApiResult<Json<Project>> {
-    let id = path_id(&id)?;
     let row = db
         .query_opt(
             concat!("SELECT ", columns!(), " FROM projects WHERE id = $1"),
@@ -175,10 +174,9 @@ pub async fn get_project(
 pub async fn update_project(
     Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
-    Path(id): Path<String>,
+    Path(RowId(id)): Path<RowId>,
     Json(patch): Json<ProjectPatch>,
 ) -> ApiResult<Json<Project>> {
-    let id = path_id(&id)?;
     validate(patch.name.as_deref(), patch.description.as_deref())?;
     let tx = db.transaction().await?;
     let row = tx
@@ -207,7 +205,7 @@ pub async fn update_project(
 pub async fn delete_project(
     Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
-    Path(id): Path<String>,
+    Path(RowId(id)): Path<RowId>,
 ) -> ApiResult<StatusCode> {
-    delete_audited(&caller, &mut db, "projects", "project", &id).await
+    delete_audited(&caller, &mut db, "projects", "project", id).await
 }

@@ -2,8 +2,9 @@
 //! validated; `null` resets a key to its default. And `/api/tokens`: API
 //! tokens minted by a logged-in admin, never above the creator's role.
 
-use axum::Json;
-use axum::extract::{Path, State};
+use crate::http::input::Json;
+use crate::http::input::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -196,9 +197,8 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Can(caller, _): Can<perm::TokenManage>,
     Db(mut db): Db,
-    Path(id): Path<String>,
+    Path(id): Path<uuid::Uuid>,
 ) -> ApiResult<StatusCode> {
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     if !state.control.revoke_token(caller.tenant.id, id).await? {
         return Err(ApiError::NotFound);
     }

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
-use axum::extract::{Path, Query};
+use crate::http::input::Json;
+use crate::http::input::{Path, Query, RowId};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -11,7 +11,7 @@ use time::{Date, OffsetDateTime};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{Page, PageQuery, audit, delete_audited, path_id, text_field};
+use super::{Page, PageQuery, audit, delete_audited, text_field};
 use crate::auth::perm;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Can, Db};
@@ -118,10 +118,9 @@ fn parse_date(s: &str) -> Option<Date> {
 pub async fn list_tasks(
     _: Can<perm::ProjectRead>,
     Db(db): Db,
-    Path(project): Path<String>,
+    Path(RowId(project)): Path<RowId>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Task>>> {
-    let project = path_id(&project)?;
     let (cursor, limit) = q.parse()?;
     if db
         .query_opt("SELECT 1 FROM projects WHERE id = $1", &[&project])
@@ -150,10 +149,9 @@ pub async fn list_tasks(
 pub async fn create_task(
     Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
-    Path(project): Path<String>,
+    Path(RowId(project)): Path<RowId>,
     Json(input): Json<TaskInput>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
-    let project = path_id(&project)?;
     let due = input.validate(true)?;
     let tx = db.transaction().await?;
     if tx
@@ -195,9 +193,8 @@ pub async fn create_task(
 pub async fn get_task(
     _: Can<perm::ProjectRead>,
     Db(db): Db,
-    Path(id): Path<String>,
+    Path(RowId(id)): Path<RowId>,
 ) -> ApiResult<Json<Task>> {
-    let id = path_id(&id)?;
     let row = db
         .query_opt(
             concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"),
@@ -211,10 +208,9 @@ pub async fn get_task(
 pub async fn update_task(
     Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
-    Path(id): Path<String>,
+    Path(RowId(id)): Path<RowId>,
     Json(input): Json<TaskInput>,
 ) -> ApiResult<Json<Task>> {
-    let id = path_id(&id)?;
     let due = input.validate(false)?;
     let tx = db.transaction().await?;
     let row = tx
@@ -254,7 +250,7 @@ pub async fn update_task(
 pub async fn delete_task(
     Can(caller, _): Can<perm::ProjectWrite>,
     Db(mut db): Db,
-    Path(id): Path<String>,
+    Path(RowId(id)): Path<RowId>,
 ) -> ApiResult<StatusCode> {
-    delete_audited(&caller, &mut db, "tasks", "task", &id).await
+    delete_audited(&caller, &mut db, "tasks", "task", id).await
 }

@@ -1,6 +1,6 @@
 //! `GET /api/tenant`: who am I talking to.
 
-use axum::Json;
+use crate::http::input::Json;
 use serde_json::{Value, json};
 
 use crate::auth::perm;
