@@ -380,22 +380,10 @@ async fn every_runtime_role_can_connect_to_exactly_one_database_and_is_member_of
     let fleet = TestFleet::new().await;
     let a = fleet.tenant("audita", Mode::Database).await;
     let b = fleet.tenant("auditb", Mode::Schema).await;
-    let admin = fleet.admin("postgres").await;
-    admin
-        .execute(
-            "SELECT pg_advisory_lock($1)",
-            &[&common::DATABASE_CREATION_LOCK],
-        )
-        .await
-        .unwrap();
+    // No lock against other tests' creations: a database is created closed
+    // and opened only once PUBLIC's CONNECT is revoked, so no moment exists
+    // in which a role could connect to one that is not its own.
     let audit = fleet.p().privilege_audit("local").await.unwrap();
-    admin
-        .execute(
-            "SELECT pg_advisory_unlock($1)",
-            &[&common::DATABASE_CREATION_LOCK],
-        )
-        .await
-        .unwrap();
     for slug in [&a, &b] {
         let role = audit
             .iter()
@@ -538,4 +526,48 @@ async fn admin_connections_close_once_idle() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// Audits the server over and over while database-mode tenants are being
+/// created: a database is created closed and opened only once PUBLIC's
+/// CONNECT is revoked, so no audit may ever find a role that can reach a
+/// database besides its own (an open new database would count for all).
+#[tokio::test]
+async fn no_audit_taken_during_creations_sees_a_role_reach_two_databases() {
+    let fleet = TestFleet::new().await;
+    let first = fleet.tenant("watch", Mode::Database).await;
+    let first = format!("t_{first}");
+    let requests: Vec<CreateRequest> = (0..6)
+        .map(|i| request(&fleet.slug(&format!("burst{i}")), Mode::Database))
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let creating = async {
+        let results = futures::future::join_all(requests.iter().map(|r| fleet.p().create(r))).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        results
+    };
+    let auditing = async {
+        let mut audits = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let audit = fleet.p().privilege_audit("local").await.unwrap();
+            let mine = audit.iter().find(|r| r.role == first).unwrap();
+            assert_eq!(mine.databases, std::slice::from_ref(&first), "{mine:?}");
+            for role in &audit {
+                assert!(role.connectable <= 1 && !role.temp, "{role:?}");
+            }
+            audits += 1;
+        }
+        audits
+    };
+    let (results, audits) = futures::join!(creating, auditing);
+    for result in results {
+        assert!(
+            matches!(result, Ok(CreateOutcome::Created(_))),
+            "{result:?}"
+        );
+    }
+    assert!(
+        audits > 1,
+        "only {audits} audit(s) ran during the creations"
+    );
 }

@@ -286,12 +286,10 @@ impl TestFleet {
     }
 }
 
-/// Serialises database creation with the server-wide privilege audit: a new
-/// database grants PUBLIC CONNECT until its REVOKE, which the audit would see.
-pub const DATABASE_CREATION_LOCK: i64 = 7415042;
-
 /// Creates a database nobody but superusers may connect to (as a managed
-/// server's databases must be: see provisioning/server_lockdown.sql).
+/// server's databases must be: see provisioning/server_lockdown.sql). Created
+/// closed, as the provisioner creates its own: a new database grants PUBLIC
+/// CONNECT until the REVOKE, and no role may connect in between.
 pub async fn create_private_database(name: &str) {
     let admin = connect(&pg().url("postgres"))
         .await
@@ -299,10 +297,9 @@ pub async fn create_private_database(name: &str) {
     // One statement per call: CREATE DATABASE refuses to run in the implicit
     // transaction of a multi-statement query.
     for sql in [
-        format!("SELECT pg_advisory_lock({DATABASE_CREATION_LOCK})"),
-        format!("CREATE DATABASE {name}"),
+        format!("CREATE DATABASE {name} ALLOW_CONNECTIONS false"),
         format!("REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC"),
-        format!("SELECT pg_advisory_unlock({DATABASE_CREATION_LOCK})"),
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
     ] {
         admin
             .batch_execute(&sql)
