@@ -909,3 +909,69 @@ async fn signups_are_limited_per_address_and_invalid_ones_do_not_count() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_email_spelled_two_unicode_ways_is_one_account_and_look_alike_alphabets_are_refused() {
+    let fleet = TestFleet::new().await;
+    let server = serve(&fleet, |_| {}).await;
+    // josé with a precomposed é, then with e + a combining acute accent.
+    let composed = format!("jos\u{e9}-{}@example.com", fleet.id);
+    let decomposed = format!("jose\u{301}-{}@example.com", fleet.id);
+    assert_ne!(composed, decomposed);
+    let signup = |email: String, slug: String| {
+        let body =
+            json!({"email": email, "password": PASSWORD, "organisation": "Org", "slug": slug});
+        async move {
+            http(
+                server.addr,
+                "POST",
+                "localhost",
+                "/api/signup",
+                None,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let slug = fleet.slug("joseorg");
+    let r = signup(composed.clone(), slug.clone()).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = signup(decomposed.to_uppercase(), fleet.slug("joseorg2")).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.json()["error"]["fields"]["email"]
+            .as_str()
+            .unwrap()
+            .contains("already has an account")
+    );
+    // The owner logs in with either spelling.
+    eventually("the tenant is active", || async {
+        fleet.tenant_row(&slug).await.status == bulkhead::control::Status::Active
+    })
+    .await;
+    assert_eq!(
+        login(server.addr, &slug, &decomposed, PASSWORD)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        login(server.addr, &slug, &composed, PASSWORD).await.status,
+        200
+    );
+    // Latin "ada" with a Cyrillic а (U+0430) in it: refused, not a second
+    // account that looks like the first.
+    let r = signup(
+        format!("\u{430}da-{}@example.com", fleet.id),
+        fleet.slug("adaorg"),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.json()["error"]["fields"]["email"]
+            .as_str()
+            .unwrap()
+            .contains("alphabets")
+    );
+    server.stop().await.unwrap();
+}

@@ -986,3 +986,51 @@ async fn an_invitation_code_is_checked_before_any_hash_and_codes_are_limited_per
     strict.stop().await.unwrap();
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_invitation_made_on_the_api_host_links_to_the_tenants_own_host() {
+    let fleet = TestFleet::new().await;
+    let slug = tenant(&fleet, "apihost", Plan::Pro).await;
+    let outbox = common::scratch(&format!("outbox-{}", fleet.id));
+    let dir = outbox.clone();
+    let server = serve(&fleet, move |s| s.outbox = Some(dir)).await;
+    let token = fleet.token(&slug, "admin").await;
+    let email = format!("via-api-{}@example.com", fleet.id);
+    let bearer = format!("Bearer {token}");
+    let r = request(
+        server.addr,
+        "POST",
+        &format!("api.localhost:{}", server.addr.port()),
+        "/api/invitations",
+        &[
+            ("authorization", bearer.as_str()),
+            ("x-tenant-id", slug.as_str()),
+        ],
+        Some(json!({"email": email, "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mail = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|t| t.starts_with(&format!("To: {email}\r\n")))
+        .expect("the invitation mail");
+    let own = format!(
+        "://{slug}.localhost:{}/api/invitations/accept",
+        server.addr.port()
+    );
+    assert!(mail.contains(&own), "the link must name {own}:\n{mail}");
+    assert!(!mail.contains("api.localhost"), "{mail}");
+    // And the link works: accepting there joins the tenant.
+    let r = request(
+        server.addr,
+        "POST",
+        &format!("{slug}.localhost"),
+        "/api/invitations/accept",
+        &[],
+        Some(json!({"token": code_in(&mail), "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    server.stop().await.unwrap();
+}

@@ -4,6 +4,7 @@
 mod attempts;
 mod audit;
 mod domains;
+mod email;
 mod lock;
 mod model;
 mod people;
@@ -20,6 +21,7 @@ use tokio_postgres::NoTls;
 pub use attempts::{Admission, Attempt, AttemptKind};
 pub use audit::AuditEntry;
 pub use domains::Domain;
+pub use email::{Email, EmailError};
 pub use lock::{FLEET_LOCK_GRACE, FleetLock, TenantLock};
 pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
 pub use people::{

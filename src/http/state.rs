@@ -54,4 +54,18 @@ impl App {
             "http"
         }
     }
+
+    /// The URL of a tenant's own host, for links handed out (sign-up's
+    /// answer, invitation mail): `<scheme>://<slug>.<base domain>`, on the
+    /// port the request came in on, if it named one (dev serves on :8080).
+    /// Never the host the request was made on, which may be the API host.
+    pub fn tenant_url(&self, slug: &crate::control::Slug, request_host: Option<&str>) -> String {
+        let port = request_host
+            .and_then(|h| h.rsplit_once(':'))
+            .map(|(_, p)| p)
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        format!("{}://{slug}.{}{port}", self.scheme(), self.base_domain)
+    }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::record;
 use crate::auth::{Role, passwords, perm, sessions};
-use crate::control::{Accepted, Admission, Attempt, AttemptKind, InvitationRow};
+use crate::control::{Accepted, Admission, Attempt, AttemptKind, Email, InvitationRow};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Can, ClientIp, Db, Tenant};
 use crate::http::state::AppState;
@@ -40,7 +40,7 @@ pub async fn invite(
     headers: axum::http::HeaderMap,
     Json(new): Json<NewInvitation>,
 ) -> ApiResult<(StatusCode, Json<InvitationRow>)> {
-    let email = sessions::normalise_email(&new.email).map_err(|m| ApiError::field("email", m))?;
+    let email = Email::parse(&new.email).map_err(|e| ApiError::field("email", e.to_string()))?;
     let role = Role::parse(&new.role)
         .ok_or_else(|| ApiError::field("role", "must be owner, admin, member or viewer"))?;
     // Nobody invites above their own role.
@@ -53,7 +53,7 @@ pub async fn invite(
         .members(tenant.id)
         .await?
         .iter()
-        .any(|m| m.email == email)
+        .any(|m| m.email == email.as_str())
     {
         return Err(ApiError::field("email", "is already a member"));
     }
@@ -79,18 +79,19 @@ pub async fn invite(
             LIFETIME,
         )
         .await?;
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let scheme = state.scheme();
+    // The tenant's own host, whichever host the invitation was made on (on
+    // the API host, accepting would find no tenant).
+    let url = state.tenant_url(
+        &tenant.slug,
+        headers.get(HOST).and_then(|h| h.to_str().ok()),
+    );
     // Short lines: mail stays 7-bit and readable, the code on a line of its own.
     let body = format!(
         "You are invited to join {slug} as {role}.\n\n\
          Your invitation code, valid for 7 days and once:\n\n\
          {token}\n\n\
          Accept it with:\n\n\
-         curl -X POST {scheme}://{host}/api/invitations/accept \\\n  \
+         curl -X POST {url}/api/invitations/accept \\\n  \
          -H 'content-type: application/json' \\\n  \
          -d '{{\"token\": \"<the code>\", \"password\": \"<yours>\"}}'\n\n\
          (The password is needed only if you have no account yet.)\n",

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use crate::http::input::Json;
 use axum::extract::State;
-use axum::http::header::{HOST, SET_COOKIE, USER_AGENT};
+use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{passwords, sessions};
-use crate::control::{Admission, Attempt, AttemptKind, Mode, NewSession, Plan, Slug};
+use crate::control::{Admission, Attempt, AttemptKind, Email, Mode, NewSession, Plan, Slug};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Caller, ClientIp, Tenant, host};
 use crate::http::state::AppState;
@@ -46,8 +46,8 @@ pub async fn signup(
         return Err(ApiError::NotFound);
     }
     let mut fields = BTreeMap::new();
-    let email = sessions::normalise_email(&req.email)
-        .map_err(|m| fields.insert("email", m.to_string()))
+    let email = Email::parse(&req.email)
+        .map_err(|e| fields.insert("email", e.to_string()))
         .ok();
     if let Err(e) = passwords::check_policy(&req.password) {
         fields.insert("password", e.to_string());
@@ -137,10 +137,17 @@ pub async fn signup(
                     ApiError::field("slug", "is not available yet")
                 }
                 Err(ProvisionError::Slug(e)) => ApiError::field("slug", e.to_string()),
-                Err(e) => {
+                // Out of room or a server away: worth retrying later.
+                Err(
+                    e @ (ProvisionError::NoCapacity
+                    | ProvisionError::ServerDraining(_)
+                    | ProvisionError::ServerUnreachable { .. }),
+                ) => {
                     tracing::error!(error = %e, "sign-up could not reserve a tenant");
                     ApiError::Unavailable
                 }
+                // Anything else is no reason to retry (the input was checked).
+                Err(e) => ApiError::Internal(format!("sign-up could not reserve a tenant: {e}")),
                 Ok(Reserved::New(_)) => unreachable!("handled above"),
             });
         }
@@ -166,15 +173,7 @@ pub async fn signup(
             tracing::error!(tenant = %slug_text, error = %e, "provisioning after sign-up failed");
         }
     });
-    let port = parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.rsplit_once(':'))
-        .map(|(_, p)| format!(":{p}"))
-        .unwrap_or_default();
-    let scheme = state.scheme();
-    let url = format!("{scheme}://{slug}.{}{port}", state.base_domain);
+    let url = state.tenant_url(&slug, crate::http::extract::authority(&parts).ok());
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -206,7 +205,8 @@ pub async fn login(
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let settings = &state.sessions;
-    let email = req.email.trim().to_lowercase();
+    // Not an address at all: no account can match, nothing to count.
+    let email = Email::parse(&req.email).map_err(|e| ApiError::field("email", e.to_string()))?;
     let ip = peer.to_string();
     // Counted before the hash, atomically: attempts sent all at once cannot
     // all slip under the limit.
