@@ -272,11 +272,15 @@ fn slug(prefix: char, index: usize) -> String {
     format!("{prefix}-{index:04}")
 }
 
-/// The database of a database-mode tenant: `t_<slug>`.
-fn database_of(slug: &str) -> String {
-    Slug::parse(slug)
-        .expect("bench slugs are valid")
-        .runtime_role()
+/// The database of a database-mode tenant, as its provisioner recorded it.
+async fn database_of(app: &Bulkhead, slug: &str) -> String {
+    app.provisioner
+        .control()
+        .tenant_by_slug(&Slug::parse(slug).expect("bench slugs are valid"))
+        .await
+        .expect("read the control plane")
+        .expect("the tenant exists")
+        .database("")
 }
 
 /// Untimed setup: both fleets, interleaved, CONCURRENCY at a time, each tenant
@@ -298,13 +302,15 @@ async fn build_fleets(
         let base = base.clone();
         async move {
             create_tenant(&app, &slug).await;
-            load_rows(&base, &database_of(&slug)).await;
+            load_rows(&base, &database_of(&app, &slug).await).await;
         }
     })
     .await;
-    (1..=tenants)
-        .map(|i| database_of(&slug(FLOOR_FLEET.prefix, i)))
-        .collect()
+    let mut databases = Vec::with_capacity(tenants);
+    for i in 1..=tenants {
+        databases.push(database_of(floor, &slug(FLOOR_FLEET.prefix, i)).await);
+    }
+    databases
 }
 
 async fn create_tenant(app: &Bulkhead, slug: &str) {
@@ -414,7 +420,8 @@ async fn floor_round(cluster: &Cluster, databases: Vec<String>) -> Floor {
             let mut config = base;
             config.dbname(&db);
             let client = connect(&config).await;
-            // `t_<slug>` owns nothing; `t_<slug>_owner` owns the tables.
+            // The runtime role (named as the database) owns nothing;
+            // `<database>_owner` owns the tables.
             let owner = Ident::new(&format!("{db}_owner"));
             exec(
                 &client,

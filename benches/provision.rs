@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bulkhead::app::Bulkhead;
-use bulkhead::control::{Mode, Plan, Slug, Status};
+use bulkhead::control::{Mode, PgName, Plan, Status};
 use bulkhead::pg::Cluster;
 use bulkhead::provision::{CreateOutcome, CreateRequest};
 use bulkhead::secret;
@@ -184,8 +184,9 @@ async fn time_round(
             run_round(&workers, slugs, job).await
         }
         Side::Floor => {
-            let job = move |worker: Arc<FloorWorker>, slug: String| async move {
-                worker.create(&slug, mode).await;
+            // The floor names its objects as bulkhead does, from no slug.
+            let job = move |worker: Arc<FloorWorker>, _slug: String| async move {
+                worker.create(mode).await;
             };
             run_round(floors, slugs, job).await
         }
@@ -286,7 +287,8 @@ async fn open_floor_workers(cluster: &Cluster) -> Vec<Arc<FloorWorker>> {
     workers
 }
 
-/// A floor tenant's quoted names, by bulkhead's own naming convention.
+/// A floor tenant's quoted names, minted as bulkhead mints them (the same
+/// length on both sides, so no name is cheaper).
 struct Names {
     owner: Ident,
     runtime: Ident,
@@ -294,19 +296,19 @@ struct Names {
 }
 
 impl Names {
-    fn new(slug: &str) -> Self {
-        let slug = Slug::parse(slug).expect("bench slugs are valid");
+    fn new() -> Self {
+        let name = PgName::mint();
         Names {
-            owner: Ident::new(&slug.owner_role()),
-            runtime: Ident::new(&slug.runtime_role()),
-            runtime_name: slug.runtime_role(),
+            owner: Ident::new(&name.owner_role()),
+            runtime: Ident::new(name.runtime_role()),
+            runtime_name: name.to_string(),
         }
     }
 }
 
 impl FloorWorker {
-    async fn create(&self, slug: &str, mode: Mode) {
-        let names = Names::new(slug);
+    async fn create(&self, mode: Mode) {
+        let names = Names::new();
         self.create_roles(&names).await;
         match mode {
             Mode::Database => self.create_database(&names).await,

@@ -11,5 +11,3 @@ ALTER DEFAULT PRIVILEGES FOR ROLE {{owner}} IN SCHEMA {{schema}}
     GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {{runtime}};
 ALTER DEFAULT PRIVILEGES FOR ROLE {{owner}} IN SCHEMA {{schema}}
     GRANT USAGE, SELECT ON SEQUENCES TO {{runtime}};
--- Pinned: unqualified names resolve to the tenant's own schema only.
-ALTER ROLE {{runtime}} IN DATABASE {{shared}} SET search_path = {{schema}};

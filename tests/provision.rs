@@ -37,15 +37,21 @@ async fn create_verify_and_use(mode: Mode) {
         )
         .await
         .unwrap();
+    // Named from an opaque id, never from the slug.
+    let name = tenant.pg_name.to_string();
+    assert!(
+        name.starts_with("t_") && !name.contains(&slug) && !name.contains("new"),
+        "{name}"
+    );
     let expected_db = match mode {
-        Mode::Database => format!("t_{slug}"),
+        Mode::Database => name.clone(),
         Mode::Schema => fleet.args.shared_db.clone(),
     };
     let expected_schema = match mode {
         Mode::Database => "public".to_string(),
-        Mode::Schema => format!("t_{slug}"),
+        Mode::Schema => name.clone(),
     };
-    assert_eq!(row.get::<_, String>(0), format!("t_{slug}"));
+    assert_eq!(row.get::<_, String>(0), name);
     assert_eq!(row.get::<_, String>(1), expected_db);
     assert_eq!(row.get::<_, Vec<String>>(2), vec![expected_schema]);
 
@@ -186,6 +192,7 @@ async fn delete_with_export(mode: Mode) {
     let dir = common::scratch(&format!("export-{}", fleet.id));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{slug}.dump"));
+    let name = fleet.pg_name(&slug).await;
 
     let t = fleet.p().delete(&slug, Some(&file)).await.unwrap();
     assert_eq!(t.status, Status::Deleted);
@@ -218,7 +225,7 @@ async fn delete_with_export(mode: Mode) {
     let restored = fleet.admin(&scratch).await;
     let table = match mode {
         Mode::Database => "public.projects".to_string(),
-        Mode::Schema => format!("\"t_{slug}\".projects"),
+        Mode::Schema => format!("\"{name}\".projects"),
     };
     let names: Vec<String> = restored
         .query(&format!("SELECT name FROM {table} ORDER BY id"), &[])
@@ -300,10 +307,11 @@ async fn crash_after_every_step(mode: Mode) {
             .unwrap();
         let mut traces = fleet.traces_of(&slug).await;
         traces.sort();
-        let mut expected = vec![format!("role t_{slug}"), format!("role t_{slug}_owner")];
+        let name = tenant.pg_name;
+        let mut expected = vec![format!("role {name}"), format!("role {name}_owner")];
         expected.push(match mode {
-            Mode::Database => format!("database t_{slug}"),
-            Mode::Schema => format!("schema t_{slug}"),
+            Mode::Database => format!("database {name}"),
+            Mode::Schema => format!("schema {name}"),
         });
         expected.sort();
         assert_eq!(
@@ -333,7 +341,7 @@ async fn a_crash_while_creating_the_database_leaves_no_orphan_after_rollback() {
         .create(&request(&slug, Mode::Database))
         .await
         .unwrap_err();
-    assert!(fleet.database_exists(&format!("t_{slug}")).await);
+    assert!(fleet.database_exists(&fleet.pg_name(&slug).await).await);
     fleet.fail_after(None);
 
     let report = fleet.p().reconcile(true).await.unwrap();
@@ -380,20 +388,21 @@ async fn every_runtime_role_can_connect_to_exactly_one_database_and_is_member_of
     let fleet = TestFleet::new().await;
     let a = fleet.tenant("audita", Mode::Database).await;
     let b = fleet.tenant("auditb", Mode::Schema).await;
+    let (a, b) = (fleet.pg_name(&a).await, fleet.pg_name(&b).await);
     // No lock against other tests' creations: a database is created closed
     // and opened only once PUBLIC's CONNECT is revoked, so no moment exists
     // in which a role could connect to one that is not its own.
     let audit = fleet.p().privilege_audit("local").await.unwrap();
-    for slug in [&a, &b] {
+    for name in [&a, &b] {
         let role = audit
             .iter()
-            .find(|r| r.role == format!("t_{slug}"))
-            .unwrap_or_else(|| panic!("{slug} missing from {audit:?}"));
+            .find(|r| &r.role == name)
+            .unwrap_or_else(|| panic!("{name} missing from {audit:?}"));
         assert!(role.is_isolated(), "{role:?}");
     }
-    let a_role = audit.iter().find(|r| r.role == format!("t_{a}")).unwrap();
-    assert_eq!(a_role.databases, [format!("t_{a}")]);
-    let b_role = audit.iter().find(|r| r.role == format!("t_{b}")).unwrap();
+    let a_role = audit.iter().find(|r| r.role == a).unwrap();
+    assert_eq!(a_role.databases, std::slice::from_ref(&a));
+    let b_role = audit.iter().find(|r| r.role == b).unwrap();
     assert_eq!(
         b_role.databases,
         std::slice::from_ref(&fleet.args.shared_db)
@@ -536,7 +545,7 @@ async fn admin_connections_close_once_idle() {
 async fn no_audit_taken_during_creations_sees_a_role_reach_two_databases() {
     let fleet = TestFleet::new().await;
     let first = fleet.tenant("watch", Mode::Database).await;
-    let first = format!("t_{first}");
+    let first = fleet.pg_name(&first).await;
     let requests: Vec<CreateRequest> = (0..6)
         .map(|i| request(&fleet.slug(&format!("burst{i}")), Mode::Database))
         .collect();
@@ -570,4 +579,386 @@ async fn no_audit_taken_during_creations_sees_a_role_reach_two_databases() {
         audits > 1,
         "only {audits} audit(s) ran during the creations"
     );
+}
+
+/// Every catalog a tenant's runtime role can read, each row as text.
+const CATALOG_QUERIES: &[&str] = &[
+    "SELECT * FROM pg_catalog.pg_roles",
+    "SELECT * FROM pg_catalog.pg_user",
+    "SELECT * FROM pg_catalog.pg_group",
+    "SELECT * FROM pg_catalog.pg_authid",
+    "SELECT * FROM pg_catalog.pg_auth_members",
+    "SELECT * FROM pg_catalog.pg_database",
+    "SELECT * FROM pg_catalog.pg_namespace",
+    "SELECT * FROM pg_catalog.pg_class",
+    "SELECT * FROM pg_catalog.pg_tables",
+    "SELECT * FROM pg_catalog.pg_shdescription",
+    "SELECT * FROM pg_catalog.pg_description",
+    "SELECT * FROM pg_catalog.pg_db_role_setting",
+    "SELECT * FROM pg_catalog.pg_default_acl",
+    "SELECT * FROM pg_catalog.pg_shdepend",
+    "SELECT * FROM pg_catalog.pg_stat_activity",
+    "SELECT datname, usename, application_name FROM pg_catalog.pg_stat_activity",
+    "SELECT * FROM pg_catalog.pg_stat_database",
+    "SELECT * FROM pg_catalog.pg_locks",
+    "SELECT * FROM pg_catalog.pg_tablespace",
+    "SELECT * FROM pg_catalog.pg_settings",
+    "SELECT * FROM pg_catalog.pg_shseclabel",
+    "SELECT * FROM pg_catalog.pg_prepared_xacts",
+    "SELECT * FROM pg_catalog.pg_replication_slots",
+    "SELECT * FROM information_schema.schemata",
+    "SELECT * FROM information_schema.tables",
+    "SELECT * FROM information_schema.applicable_roles",
+    "SELECT * FROM information_schema.enabled_roles",
+    "SELECT * FROM information_schema.administrable_role_authorizations",
+    "SELECT * FROM information_schema.table_privileges",
+    "SELECT * FROM information_schema.role_table_grants",
+    "SELECT * FROM information_schema.usage_privileges",
+    "SELECT * FROM information_schema.role_usage_grants",
+    "SELECT * FROM information_schema.column_privileges",
+];
+
+#[tokio::test]
+async fn no_catalog_a_tenant_can_read_names_another_tenant() {
+    let fleet = TestFleet::new().await;
+    // Distinctive words, in slugs and display names alike.
+    let words = ["zebracorp", "quokkaworks", "narwhalia", "pangolinco"];
+    let modes = [Mode::Database, Mode::Database, Mode::Schema, Mode::Schema];
+    let mut tenants = Vec::new();
+    for (word, mode) in words.iter().zip(modes) {
+        let slug = fleet.slug(word);
+        fleet
+            .p()
+            .create(&CreateRequest {
+                display_name: Some(format!("{} Holdings", word.to_uppercase())),
+                ..request(&slug, mode)
+            })
+            .await
+            .unwrap();
+        tenants.push((slug.clone(), fleet.pg_name(&slug).await, mode));
+    }
+    // Every tenant has a session open, so pg_stat_activity shows them all.
+    let mut sessions = Vec::new();
+    for (slug, _, _) in &tenants {
+        sessions.push(fleet.as_tenant(slug).await);
+    }
+    for (attacker, (slug, name, mode)) in sessions.iter().zip(&tenants) {
+        let mut seen = String::new();
+        for query in CATALOG_QUERIES {
+            let rows = match attacker
+                .query(&format!("SELECT x::text FROM ({query}) x"), &[])
+                .await
+            {
+                Ok(rows) => rows,
+                // Unreadable is as good as nameless; nothing else may fail.
+                Err(e) => {
+                    assert_eq!(
+                        e.code(),
+                        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+                        "{query} as {slug}: {e}"
+                    );
+                    continue;
+                }
+            };
+            for row in rows {
+                let text = row.get::<_, Option<String>>(0).unwrap_or_default();
+                let lower = text.to_lowercase();
+                for word in words {
+                    assert!(
+                        !lower.contains(word),
+                        "{query} as {slug} ({mode}) names a tenant: {text}"
+                    );
+                }
+                seen.push_str(&text);
+                seen.push('\n');
+            }
+        }
+        // The catalogs were read: every other tenant's role is listed, by its
+        // opaque name only; schema-mode tenants see each other's schemas.
+        for (other_slug, other, other_mode) in &tenants {
+            assert!(seen.contains(other.as_str()), "{other} not seen by {slug}");
+            if *mode == Mode::Schema && *other_mode == Mode::Schema && other_slug != slug {
+                let schemas = attacker
+                    .query(
+                        "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
+                        &[other],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(schemas.len(), 1, "{other}'s schema not visible to {slug}");
+            }
+        }
+        assert!(!name.contains(slug.as_str()));
+    }
+}
+
+/// Renames a tenant's objects by hand, as a superuser.
+async fn rename_by_hand(fleet: &TestFleet, mode: Mode, from: &str, to: &str) {
+    let admin = fleet.admin("postgres").await;
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE \"{from}_owner\" RENAME TO \"{to}_owner\";
+             ALTER ROLE \"{from}\" RENAME TO \"{to}\";"
+        ))
+        .await
+        .unwrap();
+    match mode {
+        Mode::Database => {
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE \"{from}\" ALLOW_CONNECTIONS false;
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                      WHERE datname = '{from}';"
+                ))
+                .await
+                .unwrap();
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE \"{from}\" RENAME TO \"{to}\";
+                     ALTER DATABASE \"{to}\" ALLOW_CONNECTIONS true;"
+                ))
+                .await
+                .unwrap();
+        }
+        Mode::Schema => {
+            let shared = &fleet.args.shared_db;
+            fleet
+                .admin(shared)
+                .await
+                .batch_execute(&format!(
+                    "ALTER SCHEMA \"{from}\" RENAME TO \"{to}\";
+                     ALTER ROLE \"{to}\" IN DATABASE \"{shared}\" SET search_path = \"{to}\";
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{to}';"
+                ))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Puts a tenant where every tenant made before opaque names is after the
+/// control-plane migration: objects named `t_<slug>`, and the control plane
+/// recording that name. Returns the name.
+async fn make_slug_named(fleet: &TestFleet, slug: &str, mode: Mode) -> String {
+    let from = fleet.pg_name(slug).await;
+    let to = format!("t_{slug}");
+    rename_by_hand(fleet, mode, &from, &to).await;
+    fleet
+        .control_sql(
+            "UPDATE tenants SET pg_name = 't_' || slug WHERE slug = $1 AND status <> 'deleted'",
+            slug,
+        )
+        .await;
+    assert!(fleet.tenant_row(slug).await.needs_rename());
+    to
+}
+
+/// Exactly the tenant's roles and database or schema, named `name`.
+fn traces_named(name: &str, mode: Mode) -> Vec<String> {
+    let mut expected = vec![
+        format!("role {name}"),
+        format!("role {name}_owner"),
+        match mode {
+            Mode::Database => format!("database {name}"),
+            Mode::Schema => format!("schema {name}"),
+        },
+    ];
+    expected.sort();
+    expected
+}
+
+/// Its projects' names, through the server (pool router and all).
+async fn project_names(
+    server: &bulkhead::serve::Running,
+    slug: &str,
+    token: &str,
+) -> Option<String> {
+    let r = common::http(
+        server.addr,
+        "GET",
+        &format!("{slug}.localhost"),
+        "/api/projects",
+        Some(token),
+        None,
+    )
+    .await;
+    (r.status == 200).then(|| {
+        r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+async fn slug_named_tenant_is_renamed_and_still_serves(mode: Mode) {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("legacy", mode).await;
+    fleet
+        .as_tenant(&slug)
+        .await
+        .batch_execute("INSERT INTO projects (name) VALUES ('kept')")
+        .await
+        .unwrap();
+    let server = common::serve(&fleet, |_| {}).await;
+    let token = fleet.token(&slug, "member").await;
+    let old = make_slug_named(&fleet, &slug, mode).await;
+    // Served under the old names, as it was before the upgrade.
+    common::eventually("served under its slug-derived names", || async {
+        project_names(&server, &slug, &token).await.as_deref() == Some("kept")
+    })
+    .await;
+    let mut traces = fleet.traces_of(&slug).await;
+    traces.sort();
+    assert_eq!(traces, traces_named(&old, mode));
+
+    let report = fleet.p().reconcile(false).await.unwrap();
+    assert!(
+        report
+            .iter()
+            .any(|r| r.slug == slug && r.outcome == bulkhead::provision::RENAMED),
+        "{report:?}"
+    );
+    let tenant = fleet.tenant_row(&slug).await;
+    let new = tenant.pg_name.to_string();
+    assert!(!tenant.needs_rename() && !new.contains("legacy"), "{new}");
+    let mut traces = fleet.traces_of(&slug).await;
+    traces.sort();
+    assert_eq!(
+        traces,
+        traces_named(&new, mode),
+        "only the new names remain"
+    );
+
+    // Routing and pools follow the new names.
+    common::eventually("served under its new names", || async {
+        project_names(&server, &slug, &token).await.as_deref() == Some("kept")
+    })
+    .await;
+    let client = fleet.as_tenant(&slug).await;
+    let row = client
+        .query_one(
+            "SELECT current_user::text, current_schemas(false)::text[], count(*)
+               FROM projects",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), new);
+    let schema = match mode {
+        Mode::Database => "public".to_string(),
+        Mode::Schema => new.clone(),
+    };
+    assert_eq!(row.get::<_, Vec<String>>(1), [schema]);
+    assert_eq!(row.get::<_, i64>(2), 1);
+    // Done: nothing left for the next reconcile.
+    assert!(fleet.p().reconcile(false).await.unwrap().is_empty());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slug_named_database_tenant_is_renamed_by_reconcile_and_still_serves() {
+    slug_named_tenant_is_renamed_and_still_serves(Mode::Database).await;
+}
+
+#[tokio::test]
+async fn a_slug_named_schema_tenant_is_renamed_by_reconcile_and_still_serves() {
+    slug_named_tenant_is_renamed_and_still_serves(Mode::Schema).await;
+}
+
+/// Leaves a slug-named tenant as a reconcile that died half-way through its
+/// rename would: the target recorded, the owner role renamed, the database
+/// closed. Returns the target.
+async fn interrupt_a_rename(fleet: &TestFleet, slug: &str, mode: Mode) -> String {
+    let old = make_slug_named(fleet, slug, mode).await;
+    let next = bulkhead::control::PgName::mint().to_string();
+    let cp = connect(fleet.args.control_url.as_ref().unwrap())
+        .await
+        .unwrap();
+    cp.execute(
+        "UPDATE tenants SET pg_name_next = $2 WHERE slug = $1 AND status <> 'deleted'",
+        &[&slug, &next],
+    )
+    .await
+    .unwrap();
+    let admin = fleet.admin("postgres").await;
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE \"{old}_owner\" RENAME TO \"{next}_owner\""
+        ))
+        .await
+        .unwrap();
+    if mode == Mode::Database {
+        admin
+            .batch_execute(&format!("ALTER DATABASE \"{old}\" ALLOW_CONNECTIONS false"))
+            .await
+            .unwrap();
+    }
+    next
+}
+
+async fn interrupted_rename_is_finished(mode: Mode) {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("halfway", mode).await;
+    fleet
+        .as_tenant(&slug)
+        .await
+        .batch_execute("INSERT INTO projects (name) VALUES ('kept')")
+        .await
+        .unwrap();
+    let next = interrupt_a_rename(&fleet, &slug, mode).await;
+
+    let report = fleet.p().reconcile(false).await.unwrap();
+    assert!(
+        report
+            .iter()
+            .any(|r| r.slug == slug && r.outcome == bulkhead::provision::RENAMED),
+        "{report:?}"
+    );
+    let tenant = fleet.tenant_row(&slug).await;
+    assert_eq!(
+        tenant.pg_name.as_str(),
+        next,
+        "finished with the recorded name"
+    );
+    assert_eq!(tenant.pg_name_next, None);
+    let mut traces = fleet.traces_of(&slug).await;
+    traces.sort();
+    assert_eq!(traces, traces_named(&next, mode));
+    let n: i64 = fleet
+        .as_tenant(&slug)
+        .await
+        .query_one("SELECT count(*) FROM projects", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    assert!(fleet.p().reconcile(false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_interrupted_rename_of_a_database_tenant_is_finished_by_reconcile() {
+    interrupted_rename_is_finished(Mode::Database).await;
+}
+
+#[tokio::test]
+async fn an_interrupted_rename_of_a_schema_tenant_is_finished_by_reconcile() {
+    interrupted_rename_is_finished(Mode::Schema).await;
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_whose_rename_was_interrupted_leaves_nothing() {
+    for mode in [Mode::Database, Mode::Schema] {
+        let fleet = TestFleet::new().await;
+        let slug = fleet.tenant("halfdrop", mode).await;
+        interrupt_a_rename(&fleet, &slug, mode).await;
+        fleet.p().delete(&slug, None).await.unwrap();
+        assert!(
+            fleet.traces_of(&slug).await.is_empty(),
+            "{mode}: {:?}",
+            fleet.traces_of(&slug).await
+        );
+    }
 }

@@ -154,7 +154,7 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
                 ("server", tenant.server.clone()),
                 ("database", tenant.database(&s.shared_db)),
                 ("schema", tenant.schema()),
-                ("runtime role", tenant.slug.runtime_role()),
+                ("runtime role", tenant.runtime_role().to_string()),
                 ("schema version", tenant.schema_version.to_string()),
                 ("step", tenant.step.map_or("-".into(), |s| s.to_string())),
                 (

@@ -23,7 +23,9 @@ pub use audit::AuditEntry;
 pub use domains::Domain;
 pub use email::{Email, EmailError};
 pub use lock::{FLEET_LOCK_GRACE, FleetLock, TenantLock};
-pub use model::{Mode, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId};
+pub use model::{
+    Mode, PgName, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId,
+};
 pub use people::{
     Accepted, InvitationRow, MemberChange, MemberRow, NewSession, PendingInvitation, SessionRow,
     User,

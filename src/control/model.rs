@@ -88,20 +88,77 @@ impl Slug {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// `t_<slug>`: the runtime login role, and the database (database mode) or
-    /// schema (schema mode) name.
-    pub fn runtime_role(&self) -> String {
-        format!("t_{}", self.0)
-    }
-
-    /// `t_<slug>_owner`: the NOLOGIN role that owns the tenant's objects.
-    pub fn owner_role(&self) -> String {
-        format!("t_{}_owner", self.0)
-    }
 }
 
 impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a tenant's objects are called on its server: its runtime login role,
+/// its database (database mode) or schema (schema mode), and with `_owner`
+/// appended its owner role. `pg_roles`, `pg_database` and `pg_namespace` are
+/// readable by every role, so the name says nothing about the tenant: `t_`
+/// and [`PgName::ID_LEN`] random base32 characters, minted when the tenant is
+/// reserved and recorded in the control plane (the slug lives only there).
+/// Tenants made before carry `t_<slug>` until `reconcile` renames them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PgName(String);
+
+impl PgName {
+    /// Random characters in a minted name: 80 bits.
+    pub const ID_LEN: usize = 16;
+
+    /// A new random name.
+    pub fn mint() -> Self {
+        use rand::Rng;
+        const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let mut rng = rand::rng();
+        let id: String = (0..Self::ID_LEN)
+            .map(|_| char::from(BASE32[rng.random_range(0..BASE32.len())]))
+            .collect();
+        Self(format!("t_{id}"))
+    }
+
+    /// The name tenants were given before names were opaque: `t_<slug>`.
+    pub fn from_slug(slug: &Slug) -> Self {
+        Self(format!("t_{slug}"))
+    }
+
+    /// A recorded name: `t_` and 3-32 lower-case letters, digits or hyphens
+    /// (a minted id, or a slug), so that `<name>_owner` fits in 63 bytes.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let valid = s.strip_prefix("t_").is_some_and(|id| {
+            (3..=32).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        });
+        if valid {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(format!("invalid catalog name `{s}`"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The runtime LOGIN role: the name itself.
+    pub fn runtime_role(&self) -> &str {
+        &self.0
+    }
+
+    /// The NOLOGIN role that owns the tenant's objects.
+    pub fn owner_role(&self) -> String {
+        format!("{}_owner", self.0)
+    }
+}
+
+impl fmt::Display for PgName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -276,10 +333,41 @@ mod tests {
     }
 
     #[test]
-    fn role_names_fit_postgres_identifier_limit() {
+    fn minted_names_are_opaque_valid_and_distinct() {
+        let a = PgName::mint();
+        let b = PgName::mint();
+        assert_ne!(a, b);
+        for name in [&a, &b] {
+            let id = name.as_str().strip_prefix("t_").unwrap();
+            assert_eq!(id.len(), PgName::ID_LEN);
+            assert!(id.bytes().all(|c| matches!(c, b'a'..=b'z' | b'2'..=b'7')));
+            assert_eq!(PgName::parse(name.as_str()).as_ref(), Ok(name));
+            assert_eq!(name.owner_role(), format!("{name}_owner"));
+        }
+    }
+
+    #[test]
+    fn slug_derived_names_still_parse_and_fit_postgres_identifier_limit() {
         let s = Slug::parse(&"a".repeat(32)).unwrap();
-        assert!(s.owner_role().len() <= 63);
-        assert_eq!(Slug::parse("acme").unwrap().runtime_role(), "t_acme");
+        let name = PgName::from_slug(&s);
+        assert_eq!(PgName::parse(name.as_str()), Ok(name.clone()));
+        assert!(name.owner_role().len() <= 63);
+        assert_eq!(
+            PgName::from_slug(&Slug::parse("acme-co").unwrap()).runtime_role(),
+            "t_acme-co"
+        );
+        for bad in [
+            "",
+            "t_",
+            "t_ab",
+            "acme",
+            "t_Acme",
+            "t_a\"b",
+            "t_a b",
+            &format!("t_{}", "a".repeat(33)),
+        ] {
+            assert!(PgName::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

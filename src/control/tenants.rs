@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{ControlError, ControlPlane, Mode, Plan, Slug, Status, Step, TenantId};
+use super::{ControlError, ControlPlane, Mode, PgName, Plan, Slug, Status, Step, TenantId};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
@@ -28,13 +28,28 @@ pub struct Tenant {
     pub deleted_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub slug_reusable_at: Option<OffsetDateTime>,
+    /// What its roles, database or schema are called (see [`PgName`]).
+    pub pg_name: PgName,
+    /// The name a rename is moving its objects to, recorded before the
+    /// first of them is renamed; `None` when no rename is under way.
+    pub pg_name_next: Option<PgName>,
 }
 
 impl Tenant {
+    /// The runtime LOGIN role every request of the tenant uses.
+    pub fn runtime_role(&self) -> &str {
+        self.pg_name.runtime_role()
+    }
+
+    /// The NOLOGIN role owning the tenant's objects.
+    pub fn owner_role(&self) -> String {
+        self.pg_name.owner_role()
+    }
+
     /// The database holding the tenant's objects.
     pub fn database(&self, shared_db: &str) -> String {
         match self.mode {
-            Mode::Database => self.slug.runtime_role(),
+            Mode::Database => self.pg_name.to_string(),
             Mode::Schema => shared_db.to_string(),
         }
     }
@@ -43,13 +58,20 @@ impl Tenant {
     pub fn schema(&self) -> String {
         match self.mode {
             Mode::Database => "public".to_string(),
-            Mode::Schema => self.slug.runtime_role(),
+            Mode::Schema => self.pg_name.to_string(),
         }
+    }
+
+    /// Still named from its slug (made before names were opaque), or half-way
+    /// through the rename away from it.
+    pub fn needs_rename(&self) -> bool {
+        self.pg_name_next.is_some() || self.pg_name == PgName::from_slug(&self.slug)
     }
 }
 
 pub struct NewTenant<'a> {
     pub slug: &'a Slug,
+    pub pg_name: &'a PgName,
     pub display_name: &'a str,
     pub plan: Plan,
     pub mode: Mode,
@@ -69,7 +91,8 @@ pub enum Reservation {
 
 pub(super) const COLUMNS: &str =
     "id, slug, display_name, plan, status, isolation_mode, server, schema_version,
-    step, credential_generation, last_error, created_at, updated_at, deleted_at, slug_reusable_at";
+    step, credential_generation, last_error, created_at, updated_at, deleted_at, slug_reusable_at,
+    pg_name, pg_name_next";
 
 /// [`COLUMNS`] qualified with a table alias, for joins.
 pub(super) fn columns_of(alias: &str) -> String {
@@ -103,6 +126,12 @@ pub(super) fn tenant(row: &Row) -> Result<Tenant, ControlError> {
         updated_at: row.get(12),
         deleted_at: row.get(13),
         slug_reusable_at: row.get(14),
+        pg_name: PgName::parse(&text(15)).map_err(ControlError::Corrupt)?,
+        pg_name_next: row
+            .get::<_, Option<String>>(16)
+            .map(|n| PgName::parse(&n))
+            .transpose()
+            .map_err(ControlError::Corrupt)?,
     })
 }
 
@@ -140,8 +169,9 @@ impl ControlPlane {
         let row = tx
             .query_one(
                 &format!(
-                    "INSERT INTO tenants (id, slug, display_name, plan, status, isolation_mode, server, step)
-                     VALUES ($1, $2, $3, $4, 'provisioning', $5, $6, 'reserve')
+                    "INSERT INTO tenants (id, slug, display_name, plan, status, isolation_mode, server,
+                                          step, pg_name)
+                     VALUES ($1, $2, $3, $4, 'provisioning', $5, $6, 'reserve', $7)
                      RETURNING {COLUMNS}"
                 ),
                 &[
@@ -151,6 +181,7 @@ impl ControlPlane {
                     &new.plan.as_str(),
                     &new.mode.as_str(),
                     &new.server,
+                    &new.pg_name.as_str(),
                 ],
             )
             .await?;
@@ -230,6 +261,55 @@ impl ControlPlane {
             )
             .await?;
         rows.iter().map(tenant).collect()
+    }
+
+    /// Settled tenants whose objects still carry slug-derived names, or whose
+    /// rename away from them was interrupted.
+    pub async fn tenants_to_rename(&self) -> Result<Vec<Tenant>, ControlError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM tenants
+                      WHERE status IN ('active', 'suspended', 'migration_failed')
+                        AND (pg_name_next IS NOT NULL OR pg_name = 't_' || slug)
+                      ORDER BY created_at"
+                ),
+                &[],
+            )
+            .await?;
+        rows.iter().map(tenant).collect()
+    }
+
+    /// Records `next` as the name the tenant's objects are being renamed to,
+    /// unless a name was recorded already (an interrupted rename finishes
+    /// with the name it started); returns the recorded one.
+    pub async fn begin_rename(&self, id: TenantId, next: &PgName) -> Result<PgName, ControlError> {
+        let recorded: String = self
+            .client()
+            .await?
+            .query_one(
+                "UPDATE tenants SET pg_name_next = COALESCE(pg_name_next, $2), updated_at = now()
+                  WHERE id = $1 RETURNING pg_name_next",
+                &[&id.0, &next.as_str()],
+            )
+            .await?
+            .get(0);
+        PgName::parse(&recorded).map_err(ControlError::Corrupt)
+    }
+
+    /// Marks the rename to `next` done: the objects carry it now.
+    pub async fn finish_rename(&self, id: TenantId, next: &PgName) -> Result<(), ControlError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE tenants SET pg_name = pg_name_next, pg_name_next = NULL, updated_at = now()
+                  WHERE id = $1 AND pg_name_next = $2",
+                &[&id.0, &next.as_str()],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Records the step about to run (before it is acted on).

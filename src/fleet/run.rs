@@ -477,7 +477,7 @@ impl Batch<'_> {
             .schema()
             .apply(
                 &mut client,
-                &tenant.slug.owner_role(),
+                &tenant.owner_role(),
                 &schema,
                 Some(self.target),
             )

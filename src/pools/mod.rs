@@ -82,10 +82,14 @@ impl Default for PoolSettings {
     }
 }
 
-/// One tenant's pool (for one credential generation).
+/// One tenant's pool (for one credential generation and catalog name).
 pub struct TenantPool {
     /// The tenant and credential generation it logs in as.
     key: (TenantId, i32),
+    /// The role and database it logs in as and to: a tenant whose objects
+    /// were renamed needs a new pool.
+    role: String,
+    database: String,
     pool: managed::Pool<TenantManager>,
     last_used: AtomicU64,
     server: Arc<ServerBudget>,
@@ -93,9 +97,12 @@ pub struct TenantPool {
 }
 
 impl TenantPool {
-    /// Whether this is the pool of this tenant at its current credentials.
+    /// Whether this is the pool of this tenant at its current credentials
+    /// and names.
     pub(crate) fn serves(&self, tenant: &TenantEntry) -> bool {
         self.key == (tenant.id, tenant.credential_generation)
+            && self.role == tenant.role
+            && self.database == tenant.database
     }
 
     /// Not yet closed (pools are closed when evicted).
@@ -303,6 +310,30 @@ impl PoolRouter {
     /// requests of a tenant build one pool.
     pub(crate) async fn pool(&self, tenant: &TenantEntry) -> Result<Arc<TenantPool>, PoolError> {
         let key = (tenant.id, tenant.credential_generation);
+        let pool = self.cached_pool(key, tenant).await?;
+        if pool.serves(tenant) {
+            return Ok(pool);
+        }
+        // Made for the names the tenant's objects had before a rename: closed
+        // on eviction, and made again for the names they have now.
+        self.pools.invalidate(&key).await;
+        let pool = self.cached_pool(key, tenant).await?;
+        if pool.serves(tenant) {
+            Ok(pool)
+        } else {
+            // Another request, holding the names of before, made it again.
+            Err(PoolError::Unavailable {
+                server: tenant.server.clone(),
+                detail: "the tenant's catalog names are changing".into(),
+            })
+        }
+    }
+
+    async fn cached_pool(
+        &self,
+        key: (TenantId, i32),
+        tenant: &TenantEntry,
+    ) -> Result<Arc<TenantPool>, PoolError> {
         self.pools
             .try_get_with(key, self.new_pool(tenant))
             .await
@@ -358,15 +389,14 @@ impl PoolRouter {
         let password = self
             .secret
             .tenant_password(tenant.id.0, tenant.credential_generation);
-        let role = tenant.slug.runtime_role();
         config
-            .user(&role)
+            .user(&tenant.role)
             .password(password.expose().as_bytes())
             .dbname(&tenant.database)
             .application_name("bulkhead");
         let manager = TenantManager {
             config,
-            role,
+            role: tenant.role.clone(),
             database: tenant.database.clone(),
             slug: tenant.slug.to_string(),
             server: budget.clone(),
@@ -388,6 +418,8 @@ impl PoolRouter {
             })?;
         let pool = Arc::new(TenantPool {
             key: (tenant.id, tenant.credential_generation),
+            role: tenant.role.clone(),
+            database: tenant.database.clone(),
             pool,
             last_used: AtomicU64::new(0),
             server: budget.clone(),

@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 use super::admin::{self, connect, database_exists, role_exists};
 use super::sql::{self, in_transaction};
 use super::{CreateRequest, ProvisionError, Provisioner, Reserved};
-use crate::control::{Mode, NewTenant, Reservation, Server, Slug, Status, Step, Tenant};
+use crate::control::{Mode, NewTenant, PgName, Reservation, Server, Slug, Status, Step, Tenant};
 use crate::secret::{self, TENANT_SCRAM_ITERATIONS};
 use crate::sql::{Arg, Ident, Literal, render};
 
@@ -76,6 +76,8 @@ impl Provisioner {
             .control
             .reserve(&NewTenant {
                 slug: &slug,
+                // Minted even if the slug turns out taken: then it is unused.
+                pg_name: &PgName::mint(),
                 display_name: &display_name,
                 plan: request.plan,
                 mode: request.mode,
@@ -193,8 +195,8 @@ impl Provisioner {
     async fn step_roles(&self, tenant: &Tenant, server: &Server) -> Result<(), ProvisionError> {
         let err = Self::step_error(tenant, Step::Roles);
         let client = self.admin.get(server).await?;
-        let owner = tenant.slug.owner_role();
-        let runtime = tenant.slug.runtime_role();
+        let owner = tenant.owner_role();
+        let runtime = tenant.runtime_role().to_string();
         if !role_exists(&client, &owner).await.map_err(&err)? {
             let sql = render(
                 sql::OWNER_ROLE,
@@ -229,10 +231,7 @@ impl Provisioner {
         let sql = render(
             sql::RUNTIME_CREDENTIALS,
             &[
-                (
-                    "runtime",
-                    Arg::Ident(&Ident::new(&tenant.slug.runtime_role())),
-                ),
+                ("runtime", Arg::Ident(&Ident::new(tenant.runtime_role()))),
                 ("limit", Arg::Int(i64::from(self.settings.connection_limit))),
                 ("verifier", Arg::Literal(&verifier)),
             ],
@@ -247,13 +246,13 @@ impl Provisioner {
         session: &mut Session,
     ) -> Result<(), ProvisionError> {
         let err = Self::step_error(tenant, Step::Storage);
-        let owner = Ident::new(&tenant.slug.owner_role());
-        let runtime = Ident::new(&tenant.slug.runtime_role());
+        let owner = Ident::new(&tenant.owner_role());
+        let runtime = Ident::new(tenant.runtime_role());
         match tenant.mode {
             Mode::Database => {
                 self.ensure_template(server).await?;
                 let client = self.admin.get(server).await?;
-                let name = tenant.slug.runtime_role();
+                let name = tenant.database(&self.settings.shared_db);
                 let database = Ident::new(&name);
                 if !database_exists(&client, &name).await.map_err(&err)? {
                     let sql = render(
@@ -297,10 +296,7 @@ impl Provisioner {
                 let sql = render(
                     sql::SCHEMA_CREATE,
                     &[
-                        (
-                            "schema",
-                            Arg::Ident(&Ident::new(&tenant.slug.runtime_role())),
-                        ),
+                        ("schema", Arg::Ident(&Ident::new(&tenant.schema()))),
                         ("owner", Arg::Ident(&owner)),
                     ],
                 );
@@ -338,8 +334,8 @@ impl Provisioner {
         session: &mut Session,
     ) -> Result<(), ProvisionError> {
         let err = Self::step_error(tenant, Step::Grants);
-        let owner = Ident::new(&tenant.slug.owner_role());
-        let runtime = Ident::new(&tenant.slug.runtime_role());
+        let owner = Ident::new(&tenant.owner_role());
+        let runtime = Ident::new(tenant.runtime_role());
         let sql = match tenant.mode {
             Mode::Database => {
                 // Idempotent on a rerun: once reassigned, the template owner owns
@@ -356,18 +352,28 @@ impl Provisioner {
                     ],
                 )
             }
-            Mode::Schema => render(
-                sql::SCHEMA_GRANTS,
-                &[
-                    ("shared", Arg::Ident(&Ident::new(&self.settings.shared_db))),
-                    (
-                        "schema",
-                        Arg::Ident(&Ident::new(&tenant.slug.runtime_role())),
-                    ),
-                    ("owner", Arg::Ident(&owner)),
-                    ("runtime", Arg::Ident(&runtime)),
-                ],
-            ),
+            Mode::Schema => {
+                let shared = Ident::new(&self.settings.shared_db);
+                let schema = Ident::new(&tenant.schema());
+                let grants = render(
+                    sql::SCHEMA_GRANTS,
+                    &[
+                        ("shared", Arg::Ident(&shared)),
+                        ("schema", Arg::Ident(&schema)),
+                        ("owner", Arg::Ident(&owner)),
+                        ("runtime", Arg::Ident(&runtime)),
+                    ],
+                );
+                let pin = render(
+                    sql::SCHEMA_PIN,
+                    &[
+                        ("runtime", Arg::Ident(&runtime)),
+                        ("shared", Arg::Ident(&shared)),
+                        ("schema", Arg::Ident(&schema)),
+                    ],
+                );
+                format!("{grants}\n{pin}")
+            }
         };
         let client = self.inside(tenant, server, session).await?;
         in_transaction(client, &sql).await.map_err(&err)
@@ -380,7 +386,7 @@ impl Provisioner {
         session: &mut Session,
     ) -> Result<(), ProvisionError> {
         let schema = tenant.schema();
-        let owner = tenant.slug.owner_role();
+        let owner = tenant.owner_role();
         let latest = self.schema.latest();
         let client = self.inside(tenant, server, session).await?;
         let step_err = |detail: String| ProvisionError::Step {
@@ -405,10 +411,7 @@ impl Provisioner {
             sql::HISTORY_REVOKE,
             &[
                 ("schema", Arg::Ident(&Ident::new(&schema))),
-                (
-                    "runtime",
-                    Arg::Ident(&Ident::new(&tenant.slug.runtime_role())),
-                ),
+                ("runtime", Arg::Ident(&Ident::new(tenant.runtime_role()))),
             ],
         );
         client
@@ -434,7 +437,7 @@ impl Provisioner {
             .await
             .map_err(Self::step_error(tenant, Step::Verify))?;
         let expected_db = tenant.database(&self.settings.shared_db);
-        let expected_role = tenant.slug.runtime_role();
+        let expected_role = tenant.runtime_role();
         let schemas: Vec<String> = row.get("schemas");
         let mut problems = Vec::new();
         let role: String = row.get("role");
@@ -491,7 +494,7 @@ impl Provisioner {
             .secret
             .tenant_password(tenant.id.0, tenant.credential_generation);
         config
-            .user(tenant.slug.runtime_role())
+            .user(tenant.runtime_role())
             .password(password.expose().as_bytes())
             .application_name("bulkhead");
         Ok(config)

@@ -117,7 +117,7 @@ impl Provisioner {
         self.audit("tenant.connect_url", &tenant, json!({})).await?;
         Ok(Secret::new(format!(
             "postgres://{}:{}@{host}:{port}/{}",
-            tenant.slug.runtime_role(),
+            tenant.runtime_role(),
             password.expose(),
             tenant.database(&self.settings.shared_db)
         )))
@@ -242,7 +242,7 @@ impl Provisioner {
             .arg(&db)
             .stdin(Stdio::null());
         if tenant.mode == Mode::Schema {
-            cmd.arg("--schema").arg(tenant.slug.runtime_role());
+            cmd.arg("--schema").arg(tenant.schema());
         }
         if let Some(password) = config.get_password() {
             // Through the environment, never the command line (visible in ps).
@@ -263,14 +263,23 @@ impl Provisioner {
     }
 
     async fn drop_storage(&self, tenant: &Tenant, server: &Server) -> Result<(), ProvisionError> {
+        // An interrupted rename is finished first: then each object has one name.
+        let renamed;
+        let tenant = match tenant.pg_name_next {
+            Some(_) => {
+                renamed = self.rename_objects(tenant, server).await?;
+                &renamed
+            }
+            None => tenant,
+        };
         let err = |e: tokio_postgres::Error| ProvisionError::Step {
             slug: tenant.slug.to_string(),
             step: Step::Drop,
             detail: crate::pg::describe(&e),
         };
-        let owner = Ident::new(&tenant.slug.owner_role());
-        let runtime_name = tenant.slug.runtime_role();
-        let runtime = Ident::new(&runtime_name);
+        let owner = Ident::new(&tenant.owner_role());
+        let runtime_name = tenant.runtime_role();
+        let runtime = Ident::new(runtime_name);
         let maintenance = self.admin.get(server).await?;
         maintenance
             .execute(sql::TERMINATE, &[&runtime_name])
@@ -278,22 +287,23 @@ impl Provisioner {
             .map_err(err)?;
         match tenant.mode {
             Mode::Database => {
-                let sql = render(sql::DATABASE_DROP, &[("database", Arg::Ident(&runtime))]);
+                let database = Ident::new(&tenant.database(&self.settings.shared_db));
+                let sql = render(sql::DATABASE_DROP, &[("database", Arg::Ident(&database))]);
                 maintenance.batch_execute(&sql).await.map_err(err)?;
             }
             Mode::Schema => {
                 let client = admin::connect_to(server, &self.settings.shared_db).await?;
-                if admin::role_exists(&client, &tenant.slug.owner_role())
+                if admin::role_exists(&client, &tenant.owner_role())
                     .await
                     .map_err(err)?
-                    && admin::role_exists(&client, &runtime_name)
+                    && admin::role_exists(&client, runtime_name)
                         .await
                         .map_err(err)?
                 {
                     let sql = render(
                         sql::SCHEMA_DROP,
                         &[
-                            ("schema", Arg::Ident(&runtime)),
+                            ("schema", Arg::Ident(&Ident::new(&tenant.schema()))),
                             ("owner", Arg::Ident(&owner)),
                             ("runtime", Arg::Ident(&runtime)),
                         ],
@@ -314,6 +324,8 @@ impl Provisioner {
 
     /// Finishes every tenant stuck half-way through creation or deletion; with
     /// `rollback`, stuck creations are undone instead (and their slug freed).
+    /// Then renames the objects of tenants still named from their slug (see
+    /// `rename.rs`).
     pub async fn reconcile(&self, rollback: bool) -> Result<Vec<Reconciled>, ProvisionError> {
         let mut report = Vec::new();
         for server in self.control.servers().await? {
@@ -372,6 +384,7 @@ impl Provisioner {
             let outcome = result.unwrap_or_else(|e| format!("failed: {e}"));
             report.push(Reconciled { slug, was, outcome });
         }
+        self.rename_slug_named(&mut report).await?;
         Ok(report)
     }
 }

@@ -6,6 +6,7 @@
 mod admin;
 mod create;
 mod delete;
+mod rename;
 mod servers;
 mod sql;
 mod template;
@@ -16,6 +17,7 @@ pub use admin::admin_config;
 pub(crate) use admin::{connect_to, connect_with_options};
 pub use create::CreateOutcome;
 pub use delete::{Reconciled, RolePrivileges};
+pub use rename::RENAMED;
 pub use servers::AddServer;
 pub(crate) use template::wait_for_no_sessions;
 

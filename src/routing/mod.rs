@@ -26,6 +26,8 @@ pub struct TenantEntry {
     pub mode: Mode,
     pub plan: Plan,
     pub server: String,
+    /// The runtime role its connections log in as.
+    pub role: String,
     pub database: String,
     pub schema: String,
     pub schema_version: i32,
@@ -41,6 +43,7 @@ impl TenantEntry {
             mode: t.mode,
             plan: t.plan,
             server: t.server.clone(),
+            role: t.runtime_role().to_string(),
             database: t.database(shared_db),
             schema: t.schema(),
             schema_version: t.schema_version,

@@ -219,23 +219,55 @@ impl TestFleet {
             == 1
     }
 
-    /// Whether anything of the tenant exists on the server (roles, database, schema).
+    /// Every name the objects of a tenant with this slug may have had: the
+    /// ones recorded for it (live or deleted, renamed or being renamed) and
+    /// the slug-derived one tenants were once given.
+    pub async fn names_of(&self, slug: &str) -> Vec<String> {
+        let cp = connect(self.args.control_url.as_ref().unwrap())
+            .await
+            .unwrap();
+        let mut names: Vec<String> = cp
+            .query(
+                "SELECT n FROM tenants, LATERAL (VALUES (pg_name), (pg_name_next)) v (n)
+                  WHERE slug = $1 AND n IS NOT NULL",
+                &[&slug],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        names.push(format!("t_{slug}"));
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Whether anything of the tenant exists on the server (roles, database,
+    /// schema), under any name it may have had.
     pub async fn traces_of(&self, slug: &str) -> Vec<String> {
-        let runtime = format!("t_{slug}");
-        let owner = format!("t_{slug}_owner");
         let mut traces = Vec::new();
-        for role in [&runtime, &owner] {
-            if self.role_exists(role).await {
-                traces.push(format!("role {role}"));
+        for runtime in self.names_of(slug).await {
+            let owner = format!("{runtime}_owner");
+            for role in [&runtime, &owner] {
+                if self.role_exists(role).await {
+                    traces.push(format!("role {role}"));
+                }
+            }
+            if self.database_exists(&runtime).await {
+                traces.push(format!("database {runtime}"));
+            }
+            if self.schema_exists(&runtime).await {
+                traces.push(format!("schema {runtime}"));
             }
         }
-        if self.database_exists(&runtime).await {
-            traces.push(format!("database {runtime}"));
-        }
-        if self.schema_exists(&runtime).await {
-            traces.push(format!("schema {runtime}"));
-        }
         traces
+    }
+
+    /// The live tenant's runtime role, which also names its database
+    /// (database mode) or schema (schema mode); `<it>_owner` is its owner.
+    pub async fn pg_name(&self, slug: &str) -> String {
+        self.tenant_row(slug).await.pg_name.to_string()
     }
 
     /// A superuser connection to the database holding the tenant's objects,
