@@ -2,12 +2,16 @@
 //! the areas (routing, pools, auth, control); no area depends on it.
 
 pub mod api;
+mod authn;
+mod caller;
 mod client_ip;
+mod db;
 pub use client_ip::parse_network;
 mod envelope;
 pub use envelope::Envelope;
 mod error;
 pub mod extract;
+mod gate;
 pub mod input;
 mod listener;
 pub use listener::{HttpLimits, serve};

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 
-use super::extract::Caller;
+use super::caller::Caller;
 use crate::pools::TenantPool;
 use crate::routing::TenantEntry;
 
@@ -112,4 +112,12 @@ impl Peer {
             memo.pool = Some((pool.clone(), Instant::now() + MEMO_LIFETIME));
         }
     }
+}
+
+/// The connection a request came in on, as the listener recorded it.
+pub(super) fn peer(parts: &axum::http::request::Parts) -> Option<&Peer> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<Peer>>()
+        .map(|info| &info.0)
 }
