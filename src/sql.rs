@@ -93,6 +93,38 @@ pub fn render(template: &str, args: &[(&str, Arg<'_>)]) -> String {
     out
 }
 
+/// `-c name=value` for a connection's start-up options, escaped as the server
+/// splits them (on white space; a backslash takes the next character as is).
+pub fn startup_option(name: &str, value: &str) -> String {
+    let mut out = format!("-c {name}=");
+    for c in value.chars() {
+        if c == '\\' || c.is_whitespace() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `search_path` a tenant connection is pinned to: its one schema, quoted.
+/// `current_setting('search_path')` reads back exactly this text.
+pub fn search_path_of(schema: &str) -> String {
+    Ident::new(schema).to_string()
+}
+
+/// Pins `search_path` to `schema` for every connection made from `config`
+/// (start-up options, added to any already there). A value sent at start-up
+/// outranks every role and database default, so nothing the tenant's role
+/// can change (`ALTER ROLE current_user SET search_path = ...`) applies.
+pub fn pin_search_path(config: &mut tokio_postgres::Config, schema: &str) {
+    let pin = startup_option("search_path", &search_path_of(schema));
+    let options = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {pin}"),
+        _ => pin,
+    };
+    config.options(&options);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +154,22 @@ mod tests {
             ],
         );
         assert_eq!(sql, "GRANT CONNECT ON DATABASE \"t_x\" TO \"t_x\"; -- 3");
+    }
+
+    #[test]
+    fn startup_options_escape_spaces_and_backslashes() {
+        assert_eq!(
+            startup_option("search_path", &search_path_of("t_acme-co")),
+            "-c search_path=\"t_acme-co\""
+        );
+        assert_eq!(startup_option("x", "a b\\c\"d"), "-c x=a\\ b\\\\c\"d");
+        let mut config = tokio_postgres::Config::new();
+        config.options("-c statement_timeout=5s");
+        pin_search_path(&mut config, "public");
+        assert_eq!(
+            config.get_options(),
+            Some("-c statement_timeout=5s -c search_path=\"public\"")
+        );
     }
 
     #[test]

@@ -962,3 +962,64 @@ async fn deleting_a_tenant_whose_rename_was_interrupted_leaves_nothing() {
         );
     }
 }
+
+async fn search_path_stays_pinned(mode: Mode) {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("pin", mode).await;
+    let tenant = fleet.tenant_row(&slug).await;
+    let own = fleet.as_tenant(&slug).await;
+    own.batch_execute("INSERT INTO projects (name) VALUES ('mine')")
+        .await
+        .unwrap();
+    // The attack: the runtime role changes its own defaults, everywhere it may.
+    let db = tenant.database(&fleet.args.shared_db);
+    own.batch_execute(&format!(
+        "ALTER ROLE CURRENT_USER SET search_path = pg_catalog;
+         ALTER ROLE CURRENT_USER IN DATABASE \"{db}\" SET search_path = pg_catalog;"
+    ))
+    .await
+    .expect("PostgreSQL lets a role change its own defaults");
+    // Which reach every connection that does not pin its own path...
+    let url = fleet.p().connect_url(&slug).await.unwrap();
+    let unpinned = url.expose().split('?').next().unwrap().to_string();
+    let raw = connect(&unpinned).await.unwrap();
+    let path: String = raw
+        .query_one("SELECT current_setting('search_path')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(path, "pg_catalog");
+    let err = raw.query("SELECT * FROM projects", &[]).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+    );
+    // ...but not bulkhead's: a fresh connection through the pool router (a
+    // new server has no pool yet) resolves to the tenant's own tables.
+    let server = common::serve(&fleet, |_| {}).await;
+    let token = fleet.token(&slug, "member").await;
+    assert_eq!(
+        project_names(&server, &slug, &token).await.as_deref(),
+        Some("mine")
+    );
+    server.stop().await.unwrap();
+    // The provisioner's own runtime connections (verify, connect-url) too.
+    let pinned: String = connect(url.expose())
+        .await
+        .unwrap()
+        .query_one("SELECT current_setting('search_path')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pinned, format!("\"{}\"", tenant.schema()));
+}
+
+#[tokio::test]
+async fn a_database_tenant_role_cannot_move_the_search_path_of_bulkheads_connections() {
+    search_path_stays_pinned(Mode::Database).await;
+}
+
+#[tokio::test]
+async fn a_schema_tenant_role_cannot_move_the_search_path_of_bulkheads_connections() {
+    search_path_stays_pinned(Mode::Schema).await;
+}

@@ -115,6 +115,8 @@ pub struct TenantManager {
     config: tokio_postgres::Config,
     role: String,
     database: String,
+    /// The `search_path` pinned at connection start, as `current_setting` reads it.
+    search_path: String,
     slug: String,
     server: Arc<ServerBudget>,
     wait: Duration,
@@ -182,21 +184,26 @@ impl managed::Manager for TenantManager {
 
 impl TenantManager {
     /// The isolation contract, point 3: a connection is handed out only if it
-    /// is logged in as this tenant's role, to this tenant's database.
+    /// is logged in as this tenant's role, to this tenant's database, with
+    /// unqualified names resolving to this tenant's schema alone (pinned at
+    /// start-up: a role can change its own defaults, never this).
     async fn verify(&self, client: &tokio_postgres::Client) -> Result<(), PoolError> {
         let row = client
-            .query_one("SELECT current_user::text, current_database()::text", &[])
+            .query_one(
+                "SELECT current_user::text, current_database()::text, current_setting('search_path')",
+                &[],
+            )
             .await
             .map_err(|e| PoolError::Unavailable {
                 server: self.server.name.clone(),
                 detail: crate::pg::describe(&e),
             })?;
-        let (user, db): (String, String) = (row.get(0), row.get(1));
-        if user != self.role || db != self.database {
-            tracing::error!(tenant = %self.slug, %user, %db, "tenant connection has the wrong identity");
+        let (user, db, path): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        if user != self.role || db != self.database || path != self.search_path {
+            tracing::error!(tenant = %self.slug, %user, %db, search_path = %path, "tenant connection has the wrong identity");
             return Err(PoolError::Mismatch {
                 tenant: self.slug.clone(),
-                detail: format!("connected as {user} to {db}"),
+                detail: format!("connected as {user} to {db} with search_path {path}"),
             });
         }
         Ok(())
@@ -394,10 +401,12 @@ impl PoolRouter {
             .password(password.expose().as_bytes())
             .dbname(&tenant.database)
             .application_name("bulkhead");
+        crate::sql::pin_search_path(&mut config, &tenant.schema);
         let manager = TenantManager {
             config,
             role: tenant.role.clone(),
             database: tenant.database.clone(),
+            search_path: crate::sql::search_path_of(&tenant.schema),
             slug: tenant.slug.to_string(),
             server: budget.clone(),
             wait: self.settings.wait,

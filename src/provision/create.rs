@@ -482,7 +482,7 @@ impl Provisioner {
     }
 
     /// Connection settings for the tenant's runtime role (password derived now,
-    /// never stored).
+    /// never stored), its search path pinned at connection start.
     pub fn runtime_config(
         &self,
         tenant: &Tenant,
@@ -497,6 +497,7 @@ impl Provisioner {
             .user(tenant.runtime_role())
             .password(password.expose().as_bytes())
             .application_name("bulkhead");
+        crate::sql::pin_search_path(&mut config, &tenant.schema());
         Ok(config)
     }
 }

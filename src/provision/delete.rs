@@ -115,11 +115,14 @@ impl Provisioner {
             .secret
             .tenant_password(tenant.id.0, tenant.credential_generation);
         self.audit("tenant.connect_url", &tenant, json!({})).await?;
+        // The search path pinned at connection start, as the pool router pins it.
+        let options = config.get_options().unwrap_or_default();
         Ok(Secret::new(format!(
-            "postgres://{}:{}@{host}:{port}/{}",
+            "postgres://{}:{}@{host}:{port}/{}?options={}",
             tenant.runtime_role(),
             password.expose(),
-            tenant.database(&self.settings.shared_db)
+            tenant.database(&self.settings.shared_db),
+            percent_encode(options),
         )))
     }
 
@@ -439,4 +442,17 @@ impl Provisioner {
             })
             .collect())
     }
+}
+
+/// `text` with every byte but RFC 3986's unreserved ones percent-encoded, for
+/// a URL's query.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
