@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio::task::JoinSet;
 
 use crate::app::Bulkhead;
 use crate::auth::{SessionSettings, Tokens};
@@ -70,7 +71,9 @@ pub struct Running {
     pub state: crate::http::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    listener: tokio::task::JoinHandle<()>,
+    /// The NOTIFY listener, the metrics listener, the fleet gauges and the
+    /// pruning of expired rows: ended by `stop` (or when this is dropped).
+    background: JoinSet<()>,
 }
 
 impl Running {
@@ -82,7 +85,7 @@ impl Running {
         let result = (&mut self.task)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        self.listener.abort();
+        self.background.shutdown().await;
         self.pools.close_all().await;
         result
     }
@@ -111,10 +114,13 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
     ));
     let tokens = Arc::new(Tokens::new(control.clone()));
     let pools = PoolRouter::new(control.clone(), p.secret().clone(), settings.pools.clone());
-    let listener = crate::routing::spawn_listener(
+    // Owned by the `Running` returned; dropped (and so ended) if starting
+    // fails part-way.
+    let mut background = JoinSet::new();
+    background.spawn(crate::routing::listen(
         control.url().clone(),
         Arc::new(Fanout(resolver.clone(), tokens.clone())),
-    );
+    ));
     let state = crate::http::AppState(Arc::new(crate::http::App {
         control,
         provisioner: app.provisioner.clone(),
@@ -144,15 +150,17 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         Some(at) => {
             let metrics = tokio::net::TcpListener::bind(at).await?;
             let bound = metrics.local_addr()?;
-            tokio::spawn(async move {
-                let _ = axum::serve(metrics, crate::http::metrics_app()).await;
+            background.spawn(async move {
+                if let Err(e) = axum::serve(metrics, crate::http::metrics_app()).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
             });
             Some(bound)
         }
         None => None,
     };
-    tokio::spawn(publish_fleet_gauges(p.control().clone()));
-    tokio::spawn(prune_expired(
+    background.spawn(publish_fleet_gauges(p.control().clone()));
+    background.spawn(prune_expired(
         p.control().clone(),
         settings.sessions.clone(),
     ));
@@ -173,7 +181,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         state,
         shutdown: Some(tx),
         task,
-        listener,
+        background,
     })
 }
 

@@ -544,3 +544,43 @@ async fn control_characters_are_refused_at_parse_time_naming_the_field() {
     assert_eq!(r.status, 201, "{}", r.body);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn stopping_a_server_ends_its_background_loops() {
+    let fleet = TestFleet::new().await;
+    let control_db = fleet
+        .args
+        .control_url
+        .as_ref()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let admin = fleet.admin("postgres").await;
+    let listening = || {
+        let (admin, db) = (&admin, control_db.clone());
+        async move {
+            let n: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = $1 AND query LIKE 'LISTEN %'",
+                    &[&db],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n
+        }
+    };
+    let server = serve(&fleet, |_| {}).await;
+    common::eventually("the NOTIFY listener is connected", || async {
+        listening().await == 1
+    })
+    .await;
+    server.stop().await.unwrap();
+    common::eventually("the NOTIFY listener is gone", || async {
+        listening().await == 0
+    })
+    .await;
+}

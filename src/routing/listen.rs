@@ -19,22 +19,18 @@ pub trait Invalidate: Send + Sync + 'static {
     fn invalidate(&self, payload: Option<&str>) -> impl std::future::Future<Output = ()> + Send;
 }
 
-/// Runs until the process ends: every NOTIFY on [`CHANNEL`] reaches `target`.
-pub fn spawn_listener<T: Invalidate>(
-    url: Secret<String>,
-    target: Arc<T>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match listen_once(&url, &target).await {
-                Ok(()) => backoff = Duration::from_millis(100),
-                Err(e) => tracing::warn!(error = %e, "routing listener disconnected; reconnecting"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+/// Runs until dropped: every NOTIFY on [`CHANNEL`] reaches `target`,
+/// reconnecting (with back-off) whenever the connection is lost.
+pub async fn listen<T: Invalidate>(url: Secret<String>, target: Arc<T>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listen_once(&url, &target).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => tracing::warn!(error = %e, "routing listener disconnected; reconnecting"),
         }
-    })
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 async fn listen_once<T: Invalidate>(url: &Secret<String>, target: &Arc<T>) -> Result<(), String> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use moka::future::Cache;
 
 pub use host::{HostError, HostName};
-pub use listen::{CHANNEL, Invalidate, spawn_listener};
+pub use listen::{CHANNEL, Invalidate, listen};
 
 use crate::control::{ControlError, ControlPlane, Mode, Plan, Slug, Status, Tenant, TenantId};
 
