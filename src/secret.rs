@@ -152,13 +152,14 @@ pub fn scram_verifier(password: &str, iterations: u32) -> String {
 }
 
 fn scram_verifier_with_salt(password: &str, iterations: u32, salt: &[u8]) -> String {
-    let salted = pbkdf2_sha256(password.as_bytes(), salt, iterations.max(1));
+    // RFC 5802's `Hi` is PBKDF2-HMAC-SHA256 with one 32-byte block.
+    let iterations = iterations.max(1);
+    let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), salt, iterations);
     let client_key = hmac_sha256(&salted, b"Client Key");
     let stored_key = Sha256::digest(client_key);
     let server_key = hmac_sha256(&salted, b"Server Key");
     format!(
-        "SCRAM-SHA-256${}:{}${}:{}",
-        iterations.max(1),
+        "SCRAM-SHA-256${iterations}:{}${}:{}",
         B64.encode(salt),
         B64.encode(stored_key),
         B64.encode(server_key)
@@ -169,19 +170,6 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().into()
-}
-
-/// PBKDF2-HMAC-SHA256 with a single 32-byte output block (RFC 5802's `Hi`).
-fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
-    let mut block = salt.to_vec();
-    block.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = hmac_sha256(password, &block);
-    let mut out = u;
-    for _ in 1..iterations {
-        u = hmac_sha256(password, &u);
-        out.iter_mut().zip(u.iter()).for_each(|(o, x)| *o ^= x);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -233,6 +221,20 @@ mod tests {
         assert_ne!(
             scram_verifier_with_salt("pencil", 1, &salt),
             scram_verifier_with_salt("pencil", 2, &salt)
+        );
+    }
+
+    #[test]
+    fn scram_verifier_matches_an_independent_computation() {
+        // RFC 7677's example password, salt and iteration count; the keys
+        // computed with Python's hashlib.pbkdf2_hmac and hmac. That
+        // PostgreSQL accepts these verifiers is tests/scram.rs.
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        assert_eq!(
+            scram_verifier_with_salt("pencil", 4096, &salt),
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
+             WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:\
+             wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
         );
     }
 }

@@ -111,9 +111,12 @@ pub fn same_token(a: &str, b: &str) -> bool {
     same_token_bytes(a.as_bytes(), b.as_bytes())
 }
 
-/// [`same_token`] on bytes: the time taken does not depend on where they differ.
+/// [`same_token`] on bytes: the time taken does not depend on where they
+/// differ (`subtle`, whose comparison the optimiser cannot turn into an early
+/// exit). Only the lengths, which are not secret, are compared as usual.
 pub fn same_token_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
@@ -155,5 +158,11 @@ mod tests {
         assert!(same_token("abc", "abc"));
         assert!(!same_token("abc", "abd"));
         assert!(!same_token("abc", "abcd"));
+        assert!(!same_token("", "a") && same_token("", ""));
+        assert!(!same_token_bytes(&[0; 32], &[0; 31]));
+        let mut b = [7u8; 32];
+        assert!(same_token_bytes(&[7; 32], &b));
+        b[31] ^= 1;
+        assert!(!same_token_bytes(&[7; 32], &b));
     }
 }
