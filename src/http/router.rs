@@ -6,7 +6,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{invitations, members, people, projects, settings, tasks, tenant};
+use super::api::{audit, invitations, members, people, projects, settings, tasks, tenant, tokens};
 use super::error::ApiError;
 use super::ops;
 use super::state::AppState;
@@ -200,14 +200,14 @@ fn build() -> Routes {
             Requires(SettingsWrite),
             settings::patch_settings,
         )
-        .get("/api/tokens", Requires(TokenManage), settings::list_tokens)
-        .post("/api/tokens", Requires(TokenManage), settings::create_token)
+        .get("/api/tokens", Requires(TokenManage), tokens::list_tokens)
+        .post("/api/tokens", Requires(TokenManage), tokens::create_token)
         .delete(
             "/api/tokens/{id}",
             Requires(TokenManage),
-            settings::revoke_token,
+            tokens::revoke_token,
         )
-        .get("/api/audit", Requires(AuditRead), members::list_audit)
+        .get("/api/audit", Requires(AuditRead), audit::list_audit)
 }
 
 /// Every route, and for anything else the one error shape: 404 for a path

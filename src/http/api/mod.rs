@@ -1,6 +1,7 @@
 //! The tenant API under `/api/`: JSON in, JSON out, every handler bound to the
 //! caller's tenant through its extractors.
 
+pub mod audit;
 pub mod invitations;
 pub mod members;
 pub mod people;
@@ -8,6 +9,7 @@ pub mod projects;
 pub mod settings;
 pub mod tasks;
 pub mod tenant;
+pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Transaction;
