@@ -235,10 +235,24 @@ mod tests {
         assert_eq!(response.headers()[REQUEST_ID], "slow-1");
     }
 
+    /// What `bulkhead_http_requests_total` says for `code` now (0 if absent).
+    fn counted(code: u16) -> u64 {
+        let text = crate::http::ops::metrics_handle().render();
+        let series = format!("bulkhead_http_requests_total{{status=\"{code}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
     #[test]
     fn every_status_code_is_counted_even_the_unusual_ones() {
+        // Other tests count too, in parallel: compare each with itself.
+        let _ = EnvelopeLayer::new(REQUEST_TIMEOUT);
         for code in [100, 200, 599, 600, 999] {
+            let before = counted(code);
             count(StatusCode::from_u16(code).unwrap());
+            count(StatusCode::from_u16(code).unwrap());
+            assert!(counted(code) >= before + 2, "status {code} not counted");
         }
     }
 
