@@ -1,11 +1,14 @@
 //! The `bulkhead` command line. `main.rs` only calls [`run`], so tests drive
 //! exactly what the binary runs.
 
-mod fleet;
+mod dev;
 mod migrate;
 mod output;
+mod reconcile;
 mod serve;
+mod server;
 mod tenant;
+mod token;
 
 use std::process::ExitCode;
 
@@ -45,13 +48,13 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// API tokens for machine clients.
     #[command(subcommand)]
-    Token(serve::TokenCommand),
+    Token(token::TokenCommand),
     /// The embedded PostgreSQL cluster.
     #[command(subcommand)]
     Pg(PgCommand),
     /// Database servers tenants are placed on.
     #[command(subcommand)]
-    Server(fleet::ServerCommand),
+    Server(server::ServerCommand),
     /// Create, inspect, suspend, rotate and delete tenants.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -60,7 +63,7 @@ pub enum Command {
     Migrate(migrate::MigrateCommand),
     /// Finish (or with --rollback, undo) every tenant stuck half-way through
     /// creation or deletion, e.g. after a crash.
-    Reconcile(fleet::ReconcileArgs),
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// No `Debug`: it holds `ServeArgs` (see above).
@@ -157,9 +160,9 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Pg(cmd) => pg(&cli.global, cmd).await,
         Command::Dev(args) => {
             // Checked before anything is set up.
-            let settings = fleet::dev_settings(&args, cli.global.home.join("outbox"))?;
+            let settings = dev::dev_settings(&args, cli.global.home.join("outbox"))?;
             let app = Bulkhead::open(&cli.global).await?;
-            fleet::dev(&app, &args, settings).await
+            dev::dev(&app, &args, settings).await
         }
         Command::Serve(args) => {
             let mut settings = args.settings(&serve::ServeDefaults::SERVE)?;
@@ -169,11 +172,11 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         Command::Token(cmd) => {
             let app = Bulkhead::open(&cli.global).await?;
-            serve::token(&app, cmd).await
+            token::token(&app, cmd).await
         }
         Command::Server(cmd) => {
             let app = Bulkhead::open(&cli.global).await?;
-            fleet::server(&app, cmd).await
+            server::server(&app, cmd).await
         }
         Command::Tenant(cmd) => {
             let app = Bulkhead::open(&cli.global).await?;
@@ -185,7 +188,7 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         Command::Reconcile(args) => {
             let app = Bulkhead::open(&cli.global).await?;
-            fleet::reconcile(&app, args).await
+            reconcile::reconcile(&app, args).await
         }
     }
 }
