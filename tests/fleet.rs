@@ -9,7 +9,11 @@ use std::time::Duration;
 use bulkhead::control::{Mode, Status};
 use bulkhead::fleet::{self, FleetError, Progress, RunOptions, RunState};
 use bulkhead::migrations::MigrateError;
-use common::{TestFleet, eventually};
+use bulkhead::pg::describe;
+use common::{TestFleet, connect, eventually};
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 
 const V2: &str = "ALTER TABLE tasks ADD COLUMN priority int NOT NULL DEFAULT 0;
 CREATE INDEX tasks_priority ON tasks (priority);
@@ -47,6 +51,22 @@ async fn fleet_of(n: usize) -> (TestFleet, Vec<String>) {
         slugs.push(fleet.tenant(&format!("f{i}"), mode).await);
     }
     (fleet, slugs)
+}
+
+/// Whether a session waits for a lock on the tenant's `tasks` table, asked
+/// over `holder`: a superuser session in the tenant's database (`admin_of`),
+/// usually the one holding the lock.
+async fn someone_waits_for_tasks(holder: &Client) -> bool {
+    holder
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks
+              WHERE relation = 'tasks'::regclass AND NOT granted
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 async fn history_versions(fleet: &TestFleet, slug: &str) -> Vec<i32> {
@@ -106,17 +126,27 @@ async fn a_fleet_in_both_modes_migrates_in_lockstep_and_tenants_use_but_cannot_d
             .execute("INSERT INTO labels (name) VALUES ('urgent')", &[])
             .await
             .unwrap();
-        client
-            .query_one("SELECT priority FROM tasks LIMIT 0", &[])
+        let priority = client
+            .prepare("SELECT priority FROM tasks")
             .await
-            .ok();
+            .unwrap_or_else(|e| panic!("{slug}: tasks.priority: {}", describe(&e)));
+        assert_eq!(priority.columns()[0].type_(), &Type::INT4, "{slug}");
+        // Refused as not the owner (42501), not as missing (42P01, 42704).
         for ddl in [
             "DROP TABLE labels",
             "ALTER TABLE labels ADD COLUMN x int",
             "DROP INDEX tasks_priority",
         ] {
-            let err = client.batch_execute(ddl).await.unwrap_err();
-            assert!(err.as_db_error().is_some(), "{slug}: {ddl} succeeded");
+            let err = client
+                .batch_execute(ddl)
+                .await
+                .expect_err(&format!("{slug}: {ddl} succeeded"));
+            assert_eq!(
+                err.code(),
+                Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+                "{slug}: {ddl}: {}",
+                describe(&err)
+            );
         }
     }
     // New tenants start at the fleet's version, in both modes.
@@ -328,14 +358,34 @@ async fn a_run_waits_out_a_fleet_lock_released_within_the_grace() {
             .is_none(),
         "held means held"
     );
-    // Like a killed run's connection, closed a moment after the new run starts.
-    let releaser = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+    // Like a killed run's connection, closed while the new run waits: released
+    // only once the run is seen waiting for it, having started nothing.
+    let control_db = connect(fleet.args.control_url.as_ref().unwrap())
+        .await
+        .unwrap();
+    let releaser = async {
+        eventually("the run to wait for the fleet lock", || async {
+            control_db
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks
+                      WHERE locktype = 'advisory' AND NOT granted
+                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0)
+        })
+        .await;
+        assert!(
+            control.runs(1).await.unwrap().is_empty(),
+            "a run started without the fleet lock"
+        );
         held.release().await.unwrap();
-    });
-    let report = run(&fleet, RunOptions::default()).await.unwrap();
+    };
+    let (report, ()) = tokio::join!(run(&fleet, RunOptions::default()), releaser);
+    let report = report.unwrap();
     assert_eq!(report.state, RunState::Succeeded, "{report:?}");
-    releaser.await.unwrap();
     for slug in &slugs {
         assert_eq!(history_versions(&fleet, slug).await, [1, 2]);
     }
@@ -344,31 +394,47 @@ async fn a_run_waits_out_a_fleet_lock_released_within_the_grace() {
 #[tokio::test]
 async fn a_run_killed_midway_is_completed_by_resume_without_migrating_anyone_twice() {
     let (mut fleet, slugs) = fleet_of(8).await;
-    let slow = format!("{V2}\nSELECT pg_sleep(0.3);");
-    let dir = fleet.migrations_dir(&[("V2__labels.sql", &slow)]);
+    let dir = fleet.migrations_dir(&[("V2__labels.sql", V2)]);
     fleet.with_migrations(&dir).await;
+    // Tenants go in slug order, one at a time: the third one's migration
+    // waits on this lock, so the run is killed with it in flight.
+    let in_flight = &slugs[2];
+    let holder = fleet.admin_of(in_flight).await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
     let mut child = fleet
         .cli()
-        .args(["migrate", "run", "--concurrency", "1"])
+        .args([
+            "migrate",
+            "run",
+            "--concurrency",
+            "1",
+            "--lock-timeout",
+            "60s",
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    eventually("two tenants to be migrated", || async {
-        match fleet.p().control().running_run().await.unwrap() {
-            Some(run) => run.counts.succeeded >= 2,
-            None => false,
-        }
+    eventually("a tenant's migration to wait on the lock", || {
+        someone_waits_for_tasks(&holder)
     })
     .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let run = fleet.p().control().runs(1).await.unwrap().remove(0);
     assert_eq!(run.state, "running", "a killed run cannot record its end");
-    assert!(
-        run.counts.pending > 0,
-        "killed too late to prove anything: {:?}",
+    assert_eq!(
+        (run.counts.succeeded, run.counts.running, run.counts.failed),
+        (2, 1, 0),
+        "killed with one tenant in flight: {:?}",
         run.counts
     );
+    assert!(run.counts.pending > 0, "{:?}", run.counts);
+    assert_eq!(fleet.tenant_row(in_flight).await.status, Status::Migrating);
+    // Its orphaned session gets the lock, finds its client gone and rolls back.
+    holder.batch_execute("COMMIT").await.unwrap();
 
     let report = resume(&fleet).await.unwrap();
     assert_eq!(report.state, RunState::Succeeded, "{report:?}");
@@ -415,42 +481,76 @@ async fn a_changed_already_applied_migration_is_refused_naming_the_file() {
 
 #[tokio::test]
 async fn ctrl_c_lets_in_flight_tenants_finish_and_records_the_run_as_interrupted() {
+    use tokio::io::AsyncBufReadExt;
+
     let (mut fleet, slugs) = fleet_of(8).await;
-    let slow = format!("{V2}\nSELECT pg_sleep(0.3);");
-    let dir = fleet.migrations_dir(&[("V2__labels.sql", &slow)]);
+    let dir = fleet.migrations_dir(&[("V2__labels.sql", V2)]);
     fleet.with_migrations(&dir).await;
-    let child = fleet
-        .cli()
-        .args(["migrate", "run", "--concurrency", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+    // As in the kill -9 test: the third tenant's migration waits on this lock,
+    // so Ctrl-C arrives with it in flight.
+    let in_flight = &slugs[2];
+    let holder = fleet.admin_of(in_flight).await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS SHARE MODE")
+        .await
         .unwrap();
-    eventually("a tenant to be migrated", || async {
-        match fleet.p().control().running_run().await.unwrap() {
-            Some(run) => run.counts.succeeded >= 1,
-            None => false,
-        }
+    let mut cli = fleet.cli();
+    cli.args([
+        "migrate",
+        "run",
+        "--concurrency",
+        "1",
+        "--lock-timeout",
+        "60s",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(cli).spawn().unwrap();
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let stderr = stderr.clone();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let mut all = stderr.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        })
+    };
+    eventually("a tenant's migration to wait on the lock", || {
+        someone_waits_for_tasks(&holder)
     })
     .await;
+    let before = fleet.p().control().runs(1).await.unwrap().remove(0).counts;
+    assert_eq!((before.succeeded, before.running), (2, 1), "{before:?}");
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.id().unwrap().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    // Printed as the run stops scheduling; only then may the tenant in
+    // flight finish, or the run could go on to the next one.
+    eventually("the run to say it was interrupted", || async {
+        stderr.lock().unwrap().contains("interrupted:")
+    })
+    .await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let status = child.wait().await.unwrap();
+    reader.await.unwrap();
+    let stderr = stderr.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(130), "{stderr}");
 
     let run = fleet.p().control().runs(1).await.unwrap().remove(0);
     assert_eq!(run.state, "interrupted");
     assert_eq!(
-        run.counts.running, 0,
-        "in-flight tenants were finished: {:?}",
+        (run.counts.succeeded, run.counts.running, run.counts.failed),
+        (3, 0, 0),
+        "the tenant in flight was finished and no other started: {:?}",
         run.counts
     );
-    assert!(run.counts.pending > 0, "{:?}", run.counts);
+    assert_eq!(run.counts.pending, before.pending, "{:?}", run.counts);
+    assert_eq!(history_versions(&fleet, in_flight).await, [1, 2]);
     for slug in &slugs {
         let status = fleet.tenant_row(slug).await.status;
         assert_eq!(status, Status::Active, "{slug} left {status}");
