@@ -116,10 +116,13 @@ impl TenantSchema {
     }
 
     /// `(version, name)` of every migration, in order.
-    pub fn versions(&self) -> Vec<(i32, String)> {
+    pub fn versions(&self) -> Vec<MigrationName> {
         self.migrations
             .iter()
-            .map(|m| (m.version(), m.name().to_string()))
+            .map(|m| MigrationName {
+                version: m.version(),
+                name: m.name().to_string(),
+            })
             .collect()
     }
 
@@ -182,4 +185,11 @@ pub async fn current_version(client: &Client, schema: &str) -> Result<i32, Migra
         )
         .await?
         .get(0))
+}
+
+/// One migration of the set: `V<version>__<name>`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MigrationName {
+    pub version: i32,
+    pub name: String,
 }

@@ -196,8 +196,8 @@ async fn publish_fleet_gauges(control: crate::control::ControlPlane) {
         for status in crate::control::Status::ALL {
             let n: i64 = counts
                 .iter()
-                .filter(|(_, s, _)| s == status.as_str())
-                .map(|(_, _, n)| n)
+                .filter(|c| c.status == *status)
+                .map(|c| c.tenants)
                 .sum();
             metrics::gauge!("bulkhead_tenants", "status" => status.as_str()).set(n as f64);
         }

@@ -169,12 +169,54 @@ async fn plan_applies_nothing() {
     let plan = fleet::plan(fleet.p(), None).await.unwrap();
     assert_eq!(plan.target, 2);
     assert_eq!(plan.pending, 2);
-    assert_eq!(plan.templates, [("local".to_string(), Some(1))]);
+    assert_eq!(plan.templates.len(), 1);
+    assert_eq!(
+        (plan.templates[0].server.as_str(), plan.templates[0].version),
+        ("local", Some(1))
+    );
     for slug in &slugs {
         assert_eq!(history_versions(&fleet, slug).await, [1]);
         assert_eq!(fleet.tenant_row(slug).await.schema_version, 1);
     }
     assert!(fleet.p().control().runs(1).await.unwrap().is_empty());
+    // --json names every field: objects, not bare arrays.
+    let out = fleet
+        .cli()
+        .args(["migrate", "plan", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["templates"][0]["server"], "local", "{json}");
+    assert_eq!(json["templates"][0]["version"], 1, "{json}");
+    assert_eq!(json["migrations"][1]["version"], 2, "{json}");
+    assert_eq!(json["migrations"][1]["name"], "labels", "{json}");
+    assert_eq!(json["tenants"][0]["version"], 1, "{json}");
+    assert_eq!(json["tenants"][0]["status"], "active", "{json}");
+    assert_eq!(json["tenants"][0]["tenants"], 2, "{json}");
+    let out = fleet
+        .cli()
+        .args(["migrate", "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drift = json["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 3, "template and two tenants below V2: {json}");
+    assert!(
+        drift
+            .iter()
+            .all(|d| d["what"].is_string() && d["version"] == 1),
+        "{json}"
+    );
 }
 
 #[tokio::test]

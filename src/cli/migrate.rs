@@ -108,19 +108,25 @@ pub async fn run(app: &Bulkhead, cmd: MigrateCommand) -> CliResult {
                 return json(&plan);
             }
             println!("migrations in this binary:");
-            for (v, name) in &plan.migrations {
-                println!("  V{v}__{name}");
+            for m in &plan.migrations {
+                println!("  V{}__{}", m.version, m.name);
             }
             println!("target version: {}", plan.target);
             println!("templates:");
-            for (server, v) in &plan.templates {
-                let v = v.map_or("none yet".to_string(), |v| v.to_string());
-                println!("  {server}: {v}");
+            for t in &plan.templates {
+                let v = t.version.map_or("none yet".to_string(), |v| v.to_string());
+                println!("  {}: {v}", t.server);
             }
             let rows: Vec<Vec<String>> = plan
                 .tenants
                 .iter()
-                .map(|(v, status, n)| vec![v.to_string(), status.clone(), n.to_string()])
+                .map(|c| {
+                    vec![
+                        c.version.to_string(),
+                        c.status.to_string(),
+                        c.tenants.to_string(),
+                    ]
+                })
                 .collect();
             table(&["VERSION", "STATUS", "TENANTS"], &rows);
             println!(
@@ -210,8 +216,11 @@ fn print_report(report: &RunReport, as_json: bool) -> CliResult {
                 report.target
             );
         } else {
-            for (what, v) in &report.drift {
-                println!("  not at version {}: {what} (at {v})", report.target);
+            for d in &report.drift {
+                println!(
+                    "  not at version {}: {} (at {})",
+                    report.target, d.what, d.version
+                );
             }
         }
     }
@@ -262,15 +271,21 @@ async fn status(app: &Bulkhead, as_json: bool) -> CliResult {
     }
     let rows: Vec<Vec<String>> = versions
         .iter()
-        .map(|(v, status, n)| vec![v.to_string(), status.clone(), n.to_string()])
+        .map(|c| {
+            vec![
+                c.version.to_string(),
+                c.status.to_string(),
+                c.tenants.to_string(),
+            ]
+        })
         .collect();
     table(&["VERSION", "STATUS", "TENANTS"], &rows);
     if drift.is_empty() {
         println!("invariant holds: every template and active tenant is at version {latest}");
     } else {
         println!("not at version {latest}:");
-        for (what, v) in &drift {
-            println!("  {what} (at {v})");
+        for d in &drift {
+            println!("  {} (at {})", d.what, d.version);
         }
     }
     Ok(())

@@ -30,7 +30,7 @@ pub use people::{
     Accepted, InvitationRow, MemberChange, MemberRow, NewSession, PendingInvitation, SessionRow,
     User,
 };
-pub use runs::{Run, RunCounts, RunFailure, RunTenant};
+pub use runs::{Run, RunCounts, RunFailure, RunTenant, VersionCount, VersionDrift};
 pub use servers::{NewServer, Server};
 pub use tenants::{NewTenant, Reservation, Tenant};
 pub use tokens::TokenRow;

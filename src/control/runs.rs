@@ -268,9 +268,9 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Versions of the fleet: every server's template and every active tenant,
-    /// as `(what, version)` pairs of those not at `expected`.
-    pub async fn version_drift(&self, expected: i32) -> Result<Vec<(String, i32)>, ControlError> {
+    /// Versions of the fleet: every server's template and every active tenant
+    /// not at `expected`.
+    pub async fn version_drift(&self, expected: i32) -> Result<Vec<VersionDrift>, ControlError> {
         let rows = self
             .client()
             .await?
@@ -284,11 +284,17 @@ impl ControlPlane {
                 &[&expected],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| VersionDrift {
+                what: r.get(0),
+                version: r.get(1),
+            })
+            .collect())
     }
 
     /// How many live tenants are at each version.
-    pub async fn version_counts(&self) -> Result<Vec<(i32, String, i64)>, ControlError> {
+    pub async fn version_counts(&self) -> Result<Vec<VersionCount>, ControlError> {
         let rows = self
             .client()
             .await?
@@ -298,9 +304,31 @@ impl ControlPlane {
                 &[],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let status: String = r.get(1);
+                Ok(VersionCount {
+                    version: r.get(0),
+                    status: status.parse().map_err(ControlError::Corrupt)?,
+                    tenants: r.get(2),
+                })
+            })
+            .collect()
     }
+}
+
+/// A template or an active tenant not at the version expected.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionDrift {
+    /// `template on <server>` or `tenant <slug>`.
+    pub what: String,
+    pub version: i32,
+}
+
+/// How many live tenants are at one version in one status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionCount {
+    pub version: i32,
+    pub status: super::Status,
+    pub tenants: i64,
 }

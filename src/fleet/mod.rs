@@ -6,4 +6,6 @@ mod progress;
 mod run;
 
 pub use progress::Progress;
-pub use run::{FleetError, Plan, RunOptions, RunReport, RunState, plan, resume, run};
+pub use run::{
+    FleetError, MigrationPlan, RunOptions, RunReport, RunState, TemplateVersion, plan, resume, run,
+};

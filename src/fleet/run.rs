@@ -99,21 +99,29 @@ pub struct RunReport {
     pub migrated: usize,
     pub failures: Vec<RunFailure>,
     /// Template and active tenants not at the target (empty after a success).
-    pub drift: Vec<(String, i32)>,
+    pub drift: Vec<crate::control::VersionDrift>,
     pub elapsed_ms: u128,
 }
 
-/// What a run would do, from the control plane's records alone.
+/// What a migration run would do, from the control plane's records alone.
 #[derive(Debug, Serialize)]
-pub struct Plan {
-    pub migrations: Vec<(i32, String)>,
+pub struct MigrationPlan {
+    pub migrations: Vec<crate::migrations::MigrationName>,
     pub target: i32,
-    pub templates: Vec<(String, Option<i32>)>,
-    /// (version, status, tenants)
-    pub tenants: Vec<(i32, String, i64)>,
+    pub templates: Vec<TemplateVersion>,
+    /// Live tenants per version and status.
+    pub tenants: Vec<crate::control::VersionCount>,
     /// Live tenants below the target, which a run would migrate.
     pub pending: i64,
     pub running: Option<Run>,
+}
+
+/// A server's template database and the version it is at (none before the
+/// first tenant is created there).
+#[derive(Debug, Serialize)]
+pub struct TemplateVersion {
+    pub server: String,
+    pub version: Option<i32>,
 }
 
 /// Who holds the fleet lock, for the other processes' error messages.
@@ -137,23 +145,32 @@ fn check_target(p: &Provisioner, target: Option<i32>) -> Result<i32, FleetError>
     Ok(target)
 }
 
-pub async fn plan(p: &Provisioner, target: Option<i32>) -> Result<Plan, FleetError> {
+pub async fn plan(p: &Provisioner, target: Option<i32>) -> Result<MigrationPlan, FleetError> {
     let target = check_target(p, target)?;
     let control = p.control();
     let tenants = control.version_counts().await?;
     let pending = tenants
         .iter()
-        .filter(|(v, status, _)| *v < target && status != "provisioning" && status != "deleting")
-        .map(|(_, _, n)| n)
+        .filter(|c| {
+            c.version < target
+                && !matches!(
+                    c.status,
+                    crate::control::Status::Provisioning | crate::control::Status::Deleting
+                )
+        })
+        .map(|c| c.tenants)
         .sum();
-    Ok(Plan {
+    Ok(MigrationPlan {
         migrations: p.schema().versions(),
         target,
         templates: control
             .servers()
             .await?
             .into_iter()
-            .map(|s| (s.name, s.template_version))
+            .map(|s| TemplateVersion {
+                server: s.name,
+                version: s.template_version,
+            })
             .collect(),
         tenants,
         pending,
