@@ -1,6 +1,6 @@
-//! Access control over HTTP: every route of the router's own list, as every
-//! role, against the permission table; members and the last-owner rule; plan
-//! limits; the audit log.
+//! Access control over HTTP: every route, as every role, against the
+//! permission table as the README documents it (written out here); members
+//! and the last-owner rule; plan limits; the audit log.
 
 mod common;
 
@@ -114,135 +114,307 @@ async fn invite_viewer(addr: std::net::SocketAddr, slug: &str, who: &Person, ema
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+/// The roles, most powerful first: the columns of [`DOCUMENTED`].
+const ROLES: [&str; 4] = ["owner", "admin", "member", "viewer"];
+const Y: bool = true;
+const N: bool = false;
+
+/// Who may call each route, written out from the README's route table and
+/// its roles-and-permissions table (not from `Role::allows`, so a change to
+/// the code's table that contradicts the documentation fails here), with
+/// what an allowed call answers: method, path, [owner, admin, member,
+/// viewer], status.
+const DOCUMENTED: &[(&str, &str, [bool; 4], u16)] = &[
+    // any caller / session
+    ("GET", "/api/me", [Y, Y, Y, Y], 200),
+    ("POST", "/api/logout", [Y, Y, Y, Y], 204),
+    ("POST", "/api/logout-everywhere", [Y, Y, Y, Y], 200),
+    ("POST", "/api/members/leave", [Y, Y, Y, Y], 204),
+    // project.read
+    ("GET", "/api/tenant", [Y, Y, Y, Y], 200),
+    ("GET", "/api/projects", [Y, Y, Y, Y], 200),
+    ("GET", "/api/projects/{id}", [Y, Y, Y, Y], 200),
+    ("GET", "/api/projects/{id}/tasks", [Y, Y, Y, Y], 200),
+    ("GET", "/api/tasks/{id}", [Y, Y, Y, Y], 200),
+    // project.write
+    ("POST", "/api/projects", [Y, Y, Y, N], 201),
+    ("PATCH", "/api/projects/{id}", [Y, Y, Y, N], 200),
+    ("DELETE", "/api/projects/{id}", [Y, Y, Y, N], 204),
+    ("POST", "/api/projects/{id}/tasks", [Y, Y, Y, N], 201),
+    ("PATCH", "/api/tasks/{id}", [Y, Y, Y, N], 200),
+    ("DELETE", "/api/tasks/{id}", [Y, Y, Y, N], 204),
+    // member.read
+    ("GET", "/api/members", [Y, Y, Y, Y], 200),
+    // member.manage
+    ("PATCH", "/api/members/{id}", [Y, Y, N, N], 200),
+    ("DELETE", "/api/members/{id}", [Y, Y, N, N], 204),
+    // member.invite
+    ("GET", "/api/invitations", [Y, Y, N, N], 200),
+    ("POST", "/api/invitations", [Y, Y, N, N], 201),
+    ("DELETE", "/api/invitations/{id}", [Y, Y, N, N], 204),
+    // settings.read / settings.write
+    ("GET", "/api/settings", [Y, Y, Y, Y], 200),
+    ("PATCH", "/api/settings", [Y, Y, N, N], 200),
+    // token.manage
+    ("GET", "/api/tokens", [Y, Y, N, N], 200),
+    ("POST", "/api/tokens", [Y, Y, N, N], 201),
+    ("DELETE", "/api/tokens/{id}", [Y, Y, N, N], 204),
+    // audit.read
+    ("GET", "/api/audit", [Y, Y, N, N], 200),
+];
+
+/// The routes the README documents as public.
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/internal/tls-ask"),
+    ("GET", "/.well-known/bulkhead-verify/{token}"),
+    ("POST", "/api/signup"),
+    ("POST", "/api/login"),
+    ("POST", "/api/invitations/accept"),
+];
+
+/// The routes that end the caller's own session or membership: each call
+/// is made by a person of the role logged in for it alone.
+const ENDS_THE_CALLER: &[&str] = &[
+    "/api/logout",
+    "/api/logout-everywhere",
+    "/api/members/leave",
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Project,
+    Task,
+    Member,
+    Invitation,
+    Token,
+}
+
+impl Kind {
+    /// What the `{id}` of `path` names.
+    fn of(path: &str) -> Option<Kind> {
+        path.contains("{id}").then(|| {
+            if path.starts_with("/api/tasks/") {
+                Kind::Task
+            } else if path.starts_with("/api/members/") {
+                Kind::Member
+            } else if path.starts_with("/api/invitations/") {
+                Kind::Invitation
+            } else if path.starts_with("/api/tokens/") {
+                Kind::Token
+            } else {
+                assert!(path.starts_with("/api/projects/"), "{path}");
+                Kind::Project
+            }
+        })
+    }
+}
+
+/// Things for the walk's requests to name, made by the owner; every
+/// response checked, so no request names a fixture that does not exist.
+struct Fixtures<'a> {
+    fleet: &'a TestFleet,
+    addr: std::net::SocketAddr,
+    slug: &'a str,
+    owner: &'a Person,
+    project: String,
+    made: usize,
+}
+
+impl Fixtures<'_> {
+    async fn owner_creates(&mut self, path: &str, body: Value) -> Value {
+        let r = call(self.addr, self.slug, self.owner, "POST", path, Some(body)).await;
+        assert_eq!(r.status, 201, "fixture {path}: {}", r.body);
+        r.json()
+    }
+
+    /// A new one of `kind`; its id, checked to be one.
+    async fn make(&mut self, kind: Kind) -> String {
+        self.made += 1;
+        let n = self.made;
+        let id = match kind {
+            Kind::Project => {
+                let made = self
+                    .owner_creates("/api/projects", json!({"name": format!("fixture {n}")}))
+                    .await;
+                made["id"]
+                    .as_i64()
+                    .filter(|id| *id > 0)
+                    .map(|id| id.to_string())
+            }
+            Kind::Task => {
+                let path = format!("/api/projects/{}/tasks", self.project);
+                let made = self
+                    .owner_creates(&path, json!({"title": format!("fixture {n}")}))
+                    .await;
+                made["id"]
+                    .as_i64()
+                    .filter(|id| *id > 0)
+                    .map(|id| id.to_string())
+            }
+            Kind::Member => {
+                let name = format!("victim{n}");
+                let who = person(self.fleet, self.addr, self.slug, &name, "viewer").await;
+                Some(who.id.to_string())
+            }
+            Kind::Invitation => {
+                let email = format!("fixture{n}-{}@example.com", self.fleet.id);
+                let made = self
+                    .owner_creates(
+                        "/api/invitations",
+                        json!({"email": email, "role": "viewer"}),
+                    )
+                    .await;
+                made["id"].as_str().map(str::to_string)
+            }
+            Kind::Token => {
+                let body = json!({"name": format!("fixture {n}"), "role": "viewer"});
+                let made = self.owner_creates("/api/tokens", body).await;
+                made["id"].as_str().map(str::to_string)
+            }
+        };
+        let id = id.unwrap_or_else(|| panic!("{kind:?} fixture without an id"));
+        if matches!(kind, Kind::Member | Kind::Invitation | Kind::Token) {
+            assert!(id.parse::<uuid::Uuid>().is_ok(), "{kind:?} id {id}");
+        }
+        id
+    }
+}
+
+/// What a walked call of `method path` sends: a valid body for the writes.
+fn walk_body(method: &str, path: &str, n: usize, fleet_id: &str) -> Option<Value> {
+    Some(match (method, path) {
+        ("POST" | "PATCH", "/api/projects" | "/api/projects/{id}") => json!({"name": "walked"}),
+        ("POST", "/api/projects/{id}/tasks") | ("PATCH", "/api/tasks/{id}") => {
+            json!({"title": "walked"})
+        }
+        ("PATCH", "/api/members/{id}") => json!({"role": "member"}),
+        ("POST", "/api/invitations") => {
+            json!({"email": format!("walked{n}-{fleet_id}@example.com"), "role": "viewer"})
+        }
+        ("PATCH", "/api/settings") => json!({"week_start": "sunday"}),
+        ("POST", "/api/tokens") => json!({"name": format!("walked {n}"), "role": "viewer"}),
+        _ => return None,
+    })
+}
+
+#[test]
+fn the_router_declares_every_route_as_the_readme_documents_it() {
+    let mut documented: Vec<(String, String)> = DOCUMENTED
+        .iter()
+        .map(|(m, p, _, _)| (m.to_string(), p.to_string()))
+        .chain(PUBLIC.iter().map(|(m, p)| (m.to_string(), p.to_string())))
+        .collect();
+    documented.sort();
+    let mut served: Vec<(String, String)> = routes()
+        .iter()
+        .map(|s| (s.method.as_str().to_string(), s.path.to_string()))
+        .collect();
+    served.sort();
+    assert_eq!(served, documented, "routes served vs documented");
+    for spec in routes() {
+        let (method, path) = (spec.method.as_str(), spec.path);
+        let route = format!("{method} {path}");
+        if PUBLIC.contains(&(method, path)) {
+            assert_eq!(spec.access, Access::Public, "{route}");
+            continue;
+        }
+        let (_, _, allowed, _) = DOCUMENTED
+            .iter()
+            .find(|(m, p, _, _)| (*m, *p) == (method, path))
+            .unwrap();
+        for (role, allowed) in Role::ALL.iter().zip(ROLES.iter().zip(allowed)) {
+            assert_eq!(role.as_str(), *allowed.0);
+            let declared = match spec.access {
+                Access::Public => panic!("{route} is documented as needing a caller"),
+                Access::Authenticated => true,
+                Access::Requires(p) => role.allows(p),
+            };
+            assert_eq!(declared, *allowed.1, "{route} as {}", allowed.0);
+        }
+    }
+}
+
 #[tokio::test]
-async fn every_route_as_every_role_follows_the_permission_table() {
+async fn every_route_as_every_role_answers_as_the_readme_documents() {
     let fleet = TestFleet::new().await;
     let slug = tenant(&fleet, "matrix", Plan::Pro).await;
     let server = serve(&fleet, |_| {}).await;
     let mut people = Vec::new();
-    for role in Role::ALL {
-        people.push((
-            role,
-            person(&fleet, server.addr, &slug, role.as_str(), role.as_str()).await,
-        ));
+    for role in ROLES {
+        people.push(person(&fleet, server.addr, &slug, role, role).await);
     }
-    let owner = &people[0].1;
-    let project = call(
-        server.addr,
-        &slug,
+    let owner = &people[0];
+    let mut fixtures = Fixtures {
+        fleet: &fleet,
+        addr: server.addr,
+        slug: &slug,
         owner,
-        "POST",
-        "/api/projects",
-        Some(json!({"name": "fixture"})),
-    )
-    .await;
-    let project_id = project.json()["id"].to_string();
-    let task = call(
-        server.addr,
-        &slug,
-        owner,
-        "POST",
-        &format!("/api/projects/{project_id}/tasks"),
-        Some(json!({"title": "fixture"})),
-    )
-    .await;
-    let task_id = task.json()["id"].to_string();
-    let victim = person(&fleet, server.addr, &slug, "victim", "viewer").await;
-    let invitation = call(
-        server.addr,
-        &slug,
-        owner,
-        "POST",
-        "/api/invitations",
-        Some(json!({"email": "fixture@example.com", "role": "viewer"})),
-    )
-    .await;
-    assert_eq!(invitation.status, 201, "{}", invitation.body);
-    let invitation_id = invitation.json()["id"].as_str().unwrap().to_string();
-    let minted = call(
-        server.addr,
-        &slug,
-        owner,
-        "POST",
-        "/api/tokens",
-        Some(json!({"name": "fixture", "role": "viewer"})),
-    )
-    .await;
-    assert_eq!(minted.status, 201, "{}", minted.body);
-    let token_id = minted.json()["id"].as_str().unwrap().to_string();
+        project: String::new(),
+        made: 0,
+    };
+    fixtures.project = fixtures.make(Kind::Project).await;
+    // Standing fixtures for the reads and updates; each delete gets its own.
+    let mut standing = Vec::new();
+    for kind in [
+        Kind::Project,
+        Kind::Task,
+        Kind::Member,
+        Kind::Invitation,
+        Kind::Token,
+    ] {
+        let id = match kind {
+            Kind::Project => fixtures.project.clone(),
+            _ => fixtures.make(kind).await,
+        };
+        standing.push((format!("{kind:?}"), id));
+    }
+    let standing_id = |kind: Kind| {
+        let name = format!("{kind:?}");
+        standing.iter().find(|(k, _)| *k == name).unwrap().1.clone()
+    };
 
-    let mut specs = routes();
-    assert!(specs.len() >= 20, "the router lists its routes");
-    // Deletes last, the project's last of all: each needs its fixture alive.
-    specs.sort_by_key(|s| (s.method == "DELETE", s.path.starts_with("/api/projects")));
     let mut walked = 0;
-    for spec in &specs {
-        let path = if spec.path.starts_with("/api/tasks/") {
-            spec.path.replace("{id}", &task_id)
-        } else if spec.path.starts_with("/api/members/") {
-            spec.path.replace("{id}", &victim.id.to_string())
-        } else if spec.path.starts_with("/api/invitations/") {
-            spec.path.replace("{id}", &invitation_id)
-        } else if spec.path.starts_with("/api/tokens/") {
-            spec.path.replace("{id}", &token_id)
-        } else {
-            spec.path.replace("{id}", &project_id)
+    for (method, route, allowed, status) in DOCUMENTED {
+        let kind = Kind::of(route);
+        let deletes = *method == "DELETE";
+        let mut target = match kind {
+            Some(kind) if deletes => Some(fixtures.make(kind).await),
+            Some(kind) => Some(standing_id(kind)),
+            None => None,
         };
-        let body = if path.contains("/tasks") {
-            json!({"title": "walked"})
-        } else if path.contains("/members") {
-            json!({"role": "viewer"})
-        } else if path.contains("/invitations") {
-            json!({"email": "walked@example.com", "role": "viewer"})
-        } else if path.contains("/tokens") {
-            json!({"name": "walked", "role": "viewer"})
-        } else if path.contains("/settings") {
-            json!({"week_start": "sunday"})
-        } else {
-            json!({"name": "walked"})
-        };
-        let permission = match spec.access {
-            Access::Public => continue,
-            // Ending one's own session or membership is everyone's right;
-            // the people tests cover those. Reads must work for all.
-            Access::Authenticated if spec.method != "GET" => continue,
-            Access::Authenticated => None,
-            Access::Requires(p) => Some(p),
-        };
-        // Least powerful first, so a route that destroys its fixture (a
-        // delete) meets every denied role before the first allowed one.
-        for (role, who) in people.iter().rev() {
-            let r = call(
-                server.addr,
-                &slug,
-                who,
-                spec.method.as_str(),
-                &path,
-                Some(body.clone()),
-            )
-            .await;
-            let allowed = permission.is_none_or(|p| role.allows(p));
-            if allowed {
-                assert!(
-                    ![401, 403].contains(&r.status),
-                    "{role:?} {} {}: {} {}",
-                    spec.method,
-                    spec.path,
-                    r.status,
-                    r.body
-                );
+        // Least powerful first: a delete meets every refused role before
+        // the first allowed one deletes the very fixture they were refused.
+        for (i, role) in ROLES.iter().enumerate().rev() {
+            let path = match &target {
+                Some(id) => route.replace("{id}", id),
+                None => route.to_string(),
+            };
+            let body = walk_body(method, route, walked, &fleet.id);
+            let throwaway;
+            let who = if ENDS_THE_CALLER.contains(route) {
+                let name = format!("{role}-leaving{walked}");
+                throwaway = person(&fleet, server.addr, &slug, &name, role).await;
+                &throwaway
             } else {
-                assert_eq!(
-                    r.status, 403,
-                    "{role:?} {} {} must be refused: {}",
-                    spec.method, spec.path, r.body
-                );
-                assert_eq!(r.json()["error"]["code"], "forbidden");
+                &people[i]
+            };
+            let r = call(server.addr, &slug, who, method, &path, body).await;
+            let what = format!("{role} {method} {route} ({path})");
+            if allowed[i] {
+                assert_eq!(r.status, *status, "{what}: {}", r.body);
+                if deletes {
+                    target = Some(fixtures.make(kind.unwrap()).await);
+                }
+            } else {
+                assert_eq!(r.status, 403, "{what} must be refused: {}", r.body);
+                assert_eq!(r.json()["error"]["code"], "forbidden", "{what}");
             }
             walked += 1;
         }
     }
-    assert!(walked >= 60, "{walked}");
+    assert_eq!(walked, DOCUMENTED.len() * ROLES.len());
 
     // Every write left its row in the tenant's own audit log, with who and from where.
     let audit = call(
