@@ -30,7 +30,7 @@ async fn member(fleet: &TestFleet, slug: &str, email: &str, role: &str) -> uuid:
     };
     let tenant = fleet.tenant_row(slug).await;
     control
-        .add_membership(user.id, tenant.id, role)
+        .add_membership(user.id, tenant.id, role.parse().unwrap())
         .await
         .unwrap();
     user.id

@@ -57,7 +57,10 @@ async fn person(
         .unwrap()
         .unwrap();
     let t = fleet.tenant_row(slug).await;
-    control.add_membership(user.id, t.id, role).await.unwrap();
+    control
+        .add_membership(user.id, t.id, role.parse().unwrap())
+        .await
+        .unwrap();
     let r = request(
         addr,
         "POST",

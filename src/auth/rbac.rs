@@ -73,8 +73,6 @@ impl Permission {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Owner, Admin, Member, Viewer];
-
     pub fn allows(self, permission: Permission) -> bool {
         TABLE
             .iter()

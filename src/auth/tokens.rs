@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -16,36 +15,7 @@ use crate::secret::{Secret, random_hex};
 
 const PREFIX: &str = "bh_";
 
-/// A member's (or token's) role in a tenant, from most to least powerful.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Owner,
-    Admin,
-    Member,
-    Viewer,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            "viewer" => Some(Role::Viewer),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-            Role::Viewer => "viewer",
-        }
-    }
-}
+pub use crate::control::Role;
 
 /// A verified token: which tenant it belongs to, with which role.
 #[derive(Clone, Debug)]

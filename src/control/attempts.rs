@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{ControlError, ControlPlane, TenantId};
+use super::{ControlError, ControlPlane, TenantId, interval};
 
 /// What is being attempted; each kind has its own counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,11 +58,6 @@ pub enum Admission {
     /// Over a limit: nothing recorded; the oldest counted attempt leaves the
     /// window after this long.
     Refused(Duration),
-}
-
-/// PostgreSQL `interval` input for a duration, to the millisecond.
-fn interval(d: Duration) -> String {
-    format!("{} milliseconds", d.as_millis())
 }
 
 impl ControlPlane {

@@ -5,13 +5,18 @@ mod attempts;
 mod audit;
 mod domains;
 mod email;
+mod invitations;
 mod lock;
+mod members;
 mod model;
-mod people;
+mod role;
 mod runs;
 mod servers;
+mod sessions;
+mod settings;
 mod tenants;
 mod tokens;
+mod users;
 
 use std::str::FromStr;
 
@@ -22,20 +27,26 @@ pub use attempts::{Admission, Attempt, AttemptKind};
 pub use audit::AuditEntry;
 pub use domains::Domain;
 pub use email::{Email, EmailError};
+pub use invitations::{Accepted, InvitationRow, PendingInvitation};
 pub use lock::{FLEET_LOCK_GRACE, FleetLock, TenantLock};
+pub use members::{MemberChange, MemberRow};
 pub use model::{
     Mode, PgName, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId,
 };
-pub use people::{
-    Accepted, InvitationRow, MemberChange, MemberRow, NewSession, PendingInvitation, SessionRow,
-    User,
-};
+pub use role::Role;
 pub use runs::{Run, RunCounts, RunFailure, RunTenant, VersionCount, VersionDrift};
 pub use servers::{NewServer, Server};
+pub use sessions::{NewSession, SessionRow};
 pub use tenants::{NewTenant, Reservation, Tenant};
 pub use tokens::TokenRow;
+pub use users::User;
 
 use crate::secret::Secret;
+
+/// PostgreSQL `interval` input for a duration, to the millisecond.
+fn interval(d: std::time::Duration) -> String {
+    format!("{} milliseconds", d.as_millis())
+}
 
 /// Connections a process holds to the control plane (plus one LISTEN).
 pub const CONTROL_POOL_SIZE: usize = 8;

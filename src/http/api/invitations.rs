@@ -73,7 +73,7 @@ pub async fn invite(
         .insert_invitation(
             tenant.id,
             &email,
-            role.as_str(),
+            role,
             &sessions::hash(&token),
             inviter,
             LIFETIME,

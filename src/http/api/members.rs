@@ -32,8 +32,7 @@ pub struct RoleChange {
 /// members and viewers; only owners make or unmake owners.
 fn check_ceiling(caller: &Caller, target: &MemberRow, new: Option<Role>) -> ApiResult<()> {
     let mine = caller.role();
-    let theirs = Role::parse(&target.role);
-    if theirs.is_some_and(|r| r < mine) || new.is_some_and(|r| r < mine) {
+    if target.role < mine || new.is_some_and(|r| r < mine) {
         return Err(ApiError::Forbidden);
     }
     Ok(())
@@ -75,7 +74,7 @@ pub async fn change_role(
     outcome(
         state
             .control
-            .change_member(caller.tenant.id, user, Some(role.as_str()))
+            .change_member(caller.tenant.id, user, Some(role))
             .await?,
     )?;
     record(
@@ -87,10 +86,7 @@ pub async fn change_role(
         json!({"from": target.role, "to": role.as_str()}),
     )
     .await?;
-    Ok(Json(MemberRow {
-        role: role.as_str().to_string(),
-        ..target
-    }))
+    Ok(Json(MemberRow { role, ..target }))
 }
 
 /// `DELETE /api/members/{user_id}`: the membership and the user's sessions here.

@@ -154,7 +154,7 @@ pub async fn signup(
     };
     state
         .control
-        .add_membership(user.id, tenant.id, "owner")
+        .add_membership(user.id, tenant.id, crate::control::Role::Owner)
         .await?;
     state
         .control
