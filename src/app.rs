@@ -23,8 +23,12 @@ pub enum OpenError {
     SecretRequired,
     #[error(transparent)]
     Migrations(#[from] crate::migrations::MigrateError),
-    #[error("cannot prepare the embedded control plane: {0}")]
-    Embedded(String),
+    #[error("cannot prepare the embedded cluster")]
+    EmbeddedTask(#[source] tokio::task::JoinError),
+    #[error("cannot prepare the embedded control plane")]
+    Embedded(#[source] tokio_postgres::Error),
+    #[error("cannot lock down the embedded cluster")]
+    Lockdown(#[source] Box<crate::provision::ProvisionError>),
 }
 
 /// Everything a command works with.
@@ -61,7 +65,7 @@ impl Bulkhead {
                 let dir = home.join("pg");
                 let cluster = tokio::task::spawn_blocking(move || Cluster::ensure(&dir, &options))
                     .await
-                    .map_err(|e| OpenError::Embedded(e.to_string()))??;
+                    .map_err(OpenError::EmbeddedTask)??;
                 settings.pg_bindir = Some(cluster.binaries.dir.clone());
                 create_database_if_missing(&cluster, CONTROL_DB).await?;
                 let control = ControlPlane::open(&cluster.admin_url(CONTROL_DB)).await?;
@@ -85,7 +89,7 @@ impl Bulkhead {
             provisioner
                 .lockdown_server(LOCAL_SERVER)
                 .await
-                .map_err(|e| OpenError::Embedded(e.to_string()))?;
+                .map_err(|e| OpenError::Lockdown(Box::new(e)))?;
         }
         Ok(Self {
             provisioner: std::sync::Arc::new(provisioner),
@@ -98,12 +102,11 @@ impl Bulkhead {
 pub async fn create_database_if_missing(cluster: &Cluster, db: &str) -> Result<(), OpenError> {
     use std::str::FromStr;
     let url = cluster.admin_url("postgres");
-    let config = tokio_postgres::Config::from_str(url.expose())
-        .map_err(|e| OpenError::Embedded(e.to_string()))?;
+    let config = tokio_postgres::Config::from_str(url.expose()).map_err(OpenError::Embedded)?;
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| OpenError::Embedded(crate::pg::describe(&e)))?;
+        .map_err(OpenError::Embedded)?;
     tokio::spawn(connection);
     let exists: bool = client
         .query_one(
@@ -111,14 +114,14 @@ pub async fn create_database_if_missing(cluster: &Cluster, db: &str) -> Result<(
             &[&db],
         )
         .await
-        .map_err(|e| OpenError::Embedded(crate::pg::describe(&e)))?
+        .map_err(OpenError::Embedded)?
         .get(0);
     if !exists {
         let sql = format!("CREATE DATABASE {}", crate::sql::Ident::new(db));
         if let Err(e) = client.batch_execute(&sql).await {
             // Another command may have created it at the same moment.
             if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
-                return Err(OpenError::Embedded(crate::pg::describe(&e)));
+                return Err(OpenError::Embedded(e));
             }
         }
     }

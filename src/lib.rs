@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod pg;
 pub mod pools;
 pub mod provision;
+pub mod report;
 pub mod routing;
 pub mod secret;
 pub mod serve;

@@ -152,7 +152,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
             let bound = metrics.local_addr()?;
             background.spawn(async move {
                 if let Err(e) = axum::serve(metrics, crate::http::metrics_app()).await {
-                    tracing::error!(error = %e, "the metrics listener stopped");
+                    tracing::error!(error = %crate::report::chain(&e), "the metrics listener stopped");
                 }
             });
             Some(bound)
@@ -223,7 +223,9 @@ async fn prune_expired(control: crate::control::ControlPlane, sessions: SessionS
                     "pruned expired sessions and log-in failures"
                 )
             }
-            Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
+            Err(e) => {
+                tracing::warn!(error = %crate::report::chain(&e), "pruning expired sessions failed")
+            }
         }
     }
 }

@@ -55,9 +55,7 @@ pub async fn dev(
             .revoke_tokens_named(tenant.id, "dev")
             .await
             .map_err(map)?;
-        let (_, token) = crate::auth::Tokens::create(control, tenant.id, "admin", "dev")
-            .await
-            .map_err(|e| CliError::Other(e.to_string()))?;
+        let (_, token) = crate::auth::Tokens::create(control, tenant.id, "admin", "dev").await?;
         tokens.push((slug, mode, token));
     }
     if let Some(cluster) = &app.cluster {
@@ -107,14 +105,11 @@ pub async fn dev(
 /// A few projects and tasks per demo tenant, written once, as the tenant.
 async fn seed_demo_data(app: &Bulkhead, slug: &str) -> CliResult {
     let url = app.provisioner.connect_url(slug).await?;
-    let config: tokio_postgres::Config = url
-        .expose()
-        .parse()
-        .map_err(|e: tokio_postgres::Error| CliError::Other(e.to_string()))?;
+    let config: tokio_postgres::Config = url.expose().parse().map_err(CliError::Demo)?;
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| CliError::Other(crate::pg::describe(&e)))?;
+        .map_err(CliError::Demo)?;
     tokio::spawn(connection);
     let sql = "DO $$ BEGIN
         IF NOT EXISTS (SELECT 1 FROM projects) THEN
@@ -128,8 +123,5 @@ async fn seed_demo_data(app: &Bulkhead, slug: &str) -> CliResult {
                                  ('Ship it', 'todo', 14)) AS t(title, status, days);
         END IF;
     END $$";
-    client
-        .batch_execute(sql)
-        .await
-        .map_err(|e| CliError::Other(crate::pg::describe(&e)))
+    client.batch_execute(sql).await.map_err(CliError::Demo)
 }

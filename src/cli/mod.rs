@@ -102,6 +102,17 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Other(String),
+    /// The server could not listen, or stopped.
+    #[error("{what}")]
+    Serve {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the demo data could not be written")]
+    Demo(#[source] tokio_postgres::Error),
+    #[error(transparent)]
+    Token(#[from] crate::auth::TokenError),
 }
 
 impl CliError {
@@ -136,7 +147,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::report::chain(&e));
             ExitCode::from(e.exit_code())
         }
     }

@@ -170,9 +170,13 @@ impl ServeArgs {
 }
 
 pub async fn serve(app: &Bulkhead, settings: &ServeSettings) -> CliResult {
-    let mut running = crate::serve::start(app, settings)
-        .await
-        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let mut running =
+        crate::serve::start(app, settings)
+            .await
+            .map_err(|source| CliError::Serve {
+                what: format!("cannot listen on {}", settings.listen),
+                source,
+            })?;
     tracing::info!(addr = %running.addr, base = %settings.base_domain, "serving");
     if let Some(m) = running.metrics_addr {
         tracing::info!(addr = %m, "metrics at /metrics");
@@ -180,8 +184,14 @@ pub async fn serve(app: &Bulkhead, settings: &ServeSettings) -> CliResult {
     tokio::select! {
         _ = crate::serve::shutdown_signal() => {
             tracing::info!("shutting down: finishing in-flight requests");
-            running.stop().await.map_err(|e| CliError::Other(e.to_string()))
+            running.stop().await.map_err(|source| CliError::Serve {
+                what: "the server did not stop cleanly".into(),
+                source,
+            })
         }
-        result = running.wait() => result.map_err(|e| CliError::Other(e.to_string())),
+        result = running.wait() => result.map_err(|source| CliError::Serve {
+            what: "the server stopped".into(),
+            source,
+        }),
     }
 }

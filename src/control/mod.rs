@@ -57,12 +57,14 @@ mod embedded {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("invalid control-plane URL: {0}")]
-    BadUrl(String),
-    #[error("control plane unreachable: {0}")]
-    Unreachable(String),
-    #[error("control-plane migration failed: {0}")]
-    Migration(String),
+    #[error("invalid control-plane URL")]
+    BadUrl(#[source] tokio_postgres::Error),
+    #[error("cannot make the control-plane pool")]
+    Pool(#[source] deadpool_postgres::BuildError),
+    #[error("control plane unreachable")]
+    Unreachable(#[source] deadpool_postgres::PoolError),
+    #[error("control-plane migration failed")]
+    Migration(#[source] refinery::Error),
     #[error("control-plane query failed: {}", crate::pg::describe(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error("corrupt control-plane row: {0}")]
@@ -71,7 +73,7 @@ pub enum ControlError {
 
 impl From<deadpool_postgres::PoolError> for ControlError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        ControlError::Unreachable(e.to_string())
+        ControlError::Unreachable(e)
     }
 }
 
@@ -87,8 +89,8 @@ impl ControlPlane {
     /// Connects, then applies pending control-plane migrations (serialised
     /// across processes by an advisory lock).
     pub async fn open(url: &Secret<String>) -> Result<Self, ControlError> {
-        let mut config = tokio_postgres::Config::from_str(url.expose())
-            .map_err(|e| ControlError::BadUrl(e.to_string()))?;
+        let mut config =
+            tokio_postgres::Config::from_str(url.expose()).map_err(ControlError::BadUrl)?;
         if config.get_application_name().is_none() {
             config.application_name("bulkhead-control");
         }
@@ -107,7 +109,7 @@ impl ControlPlane {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(std::time::Duration::from_secs(30)))
             .build()
-            .map_err(|e| ControlError::BadUrl(e.to_string()))?;
+            .map_err(ControlError::Pool)?;
         let plane = Self {
             pool,
             config,
@@ -129,7 +131,7 @@ impl ControlPlane {
         client
             .execute("SELECT pg_advisory_unlock(7415001)", &[])
             .await?;
-        result.map_err(|e| ControlError::Migration(e.to_string()))?;
+        result.map_err(ControlError::Migration)?;
         Ok(())
     }
 

@@ -63,16 +63,25 @@ pub enum ApiError {
     BadRequest(String),
     #[error("internal error")]
     Internal(String),
+    /// Anything unexpected, with its cause kept for the log.
+    #[error("internal error")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn unexpected(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Unexpected(Box::new(e))
+    }
 }
 
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         match e {
             ControlError::Unreachable(_) => {
-                tracing::warn!(error = %e, "control plane unavailable");
+                tracing::warn!(error = %crate::report::chain(&e), "control plane unavailable");
                 ApiError::Unavailable
             }
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::unexpected(other),
         }
     }
 }
@@ -81,7 +90,7 @@ impl From<crate::auth::HashingError> for ApiError {
     fn from(e: crate::auth::HashingError) -> Self {
         match e {
             crate::auth::HashingError::Busy(_) => ApiError::Unavailable,
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::unexpected(other),
         }
     }
 }
@@ -90,10 +99,10 @@ impl From<PoolError> for ApiError {
     fn from(e: PoolError) -> Self {
         if e.is_retryable() {
             metrics::counter!("bulkhead_pool_unavailable_total").increment(1);
-            tracing::warn!(error = %e, "no tenant connection available");
+            tracing::warn!(error = %crate::report::chain(&e), "no tenant connection available");
             ApiError::Unavailable
         } else {
-            ApiError::Internal(e.to_string())
+            ApiError::unexpected(e)
         }
     }
 }
@@ -106,7 +115,7 @@ impl From<tokio_postgres::Error> for ApiError {
                 ApiError::Unavailable
             }
             _ if e.is_closed() => ApiError::Unavailable,
-            _ => ApiError::Internal(crate::pg::describe(&e)),
+            _ => ApiError::unexpected(e),
         }
     }
 }
@@ -139,7 +148,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Internal(_) | ApiError::Unexpected(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         }
     }
 }
@@ -150,6 +161,10 @@ impl IntoResponse for ApiError {
         let message = match &self {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
+                "internal error".to_string()
+            }
+            ApiError::Unexpected(cause) => {
+                tracing::error!(error = %crate::report::chain(&**cause), "request failed");
                 "internal error".to_string()
             }
             other => other.to_string(),

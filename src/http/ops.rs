@@ -22,7 +22,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
     match state.control.ping().await {
         Ok(()) => Ok("ready"),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: control plane unreachable");
+            tracing::warn!(error = %crate::report::chain(&e), "not ready: control plane unreachable");
             Err(ApiError::Unavailable)
         }
     }

@@ -333,7 +333,7 @@ impl Provisioner {
         let mut report = Vec::new();
         for server in self.control.servers().await? {
             if let Err(e) = self.lockdown_server(&server.name).await {
-                tracing::warn!(server = %server.name, error = %e, "could not lock down server");
+                tracing::warn!(server = %server.name, error = %crate::report::chain(&e), "could not lock down server");
             }
         }
         for tenant in self.control.unsettled_tenants().await? {

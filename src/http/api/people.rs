@@ -143,7 +143,7 @@ pub async fn signup(
                     | ProvisionError::ServerDraining(_)
                     | ProvisionError::ServerUnreachable { .. }),
                 ) => {
-                    tracing::error!(error = %e, "sign-up could not reserve a tenant");
+                    tracing::error!(error = %crate::report::chain(&e), "sign-up could not reserve a tenant");
                     ApiError::Unavailable
                 }
                 // Anything else is no reason to retry (the input was checked).
@@ -170,7 +170,7 @@ pub async fn signup(
     tokio::spawn(async move {
         if let Err(e) = provisioner.complete(tenant).await {
             // Recorded on the tenant; `bulkhead reconcile` finishes it.
-            tracing::error!(tenant = %slug_text, error = %e, "provisioning after sign-up failed");
+            tracing::error!(tenant = %slug_text, error = %crate::report::chain(&e), "provisioning after sign-up failed");
         }
     });
     let url = state.tenant_url(&slug, crate::http::extract::authority(&parts).ok());
