@@ -15,11 +15,30 @@ pub struct ServerBudget {
     pub name: String,
     pub limit: usize,
     slots: Arc<Semaphore>,
+    /// Slots held right now, counted by [`Slot`] itself, and the most ever
+    /// held at once.
+    held: Arc<AtomicUsize>,
+    high_water: AtomicUsize,
     waiters: AtomicUsize,
     pools: Mutex<Vec<Weak<TenantPool>>>,
     pub(super) waits: AtomicU64,
     /// Moving average of the time to open and check a connection, in µs.
     connect_micros: AtomicU64,
+}
+
+/// One connection's place in the budget: taken before it opens, given back
+/// when dropped (by the task driving the connection, once the socket closed).
+pub(super) struct Slot {
+    held: Arc<AtomicUsize>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Before the permit goes back: the count never lags behind a
+        // connection opened in this slot's place.
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ServerBudget {
@@ -28,6 +47,8 @@ impl ServerBudget {
             name: name.to_string(),
             limit,
             slots: Arc::new(Semaphore::new(limit)),
+            held: Arc::new(AtomicUsize::new(0)),
+            high_water: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
             pools: Mutex::new(Vec::new()),
             waits: AtomicU64::new(0),
@@ -38,6 +59,23 @@ impl ServerBudget {
     /// Connections currently open against this server.
     pub fn in_use(&self) -> usize {
         self.limit - self.slots.available_permits()
+    }
+
+    /// The most connections ever held open against this server at once (a
+    /// slot is held from before a connection opens until the server has let
+    /// go of its backend): never more than [`Self::limit`] if the budget holds.
+    pub fn high_water(&self) -> usize {
+        self.high_water.load(Ordering::SeqCst)
+    }
+
+    /// Counts a slot just taken.
+    fn take(&self, permit: OwnedSemaphorePermit) -> Slot {
+        let held = self.held.fetch_add(1, Ordering::SeqCst) + 1;
+        self.high_water.fetch_max(held, Ordering::SeqCst);
+        Slot {
+            held: self.held.clone(),
+            _permit: permit,
+        }
     }
 
     /// Whether one more connection could open without closing another.
@@ -79,9 +117,9 @@ impl ServerBudget {
     /// its slot awaited (it frees once the server has let go of the backend);
     /// only when nothing is idle does the caller become a waiter, to whom
     /// connections being returned are handed over.
-    pub(super) async fn acquire(&self, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    pub(super) async fn acquire(&self, wait: Duration) -> Option<Slot> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Some(permit);
+            return Some(self.take(permit));
         }
         let reclaimed = self.reclaim_one();
         if !reclaimed {
@@ -94,7 +132,7 @@ impl ServerBudget {
         if !reclaimed {
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
-        result.ok()?.ok()
+        Some(self.take(result.ok()?.ok()?))
     }
 
     /// Closes one idle connection: of a pool with several idle, else of the
@@ -108,7 +146,7 @@ impl ServerBudget {
         // as many tenants as possible keep a connection.
         let victim = pools
             .iter()
-            .map(|p| (p, p.pool.status().available))
+            .map(|p| (p, idle(p)))
             .filter(|(_, idle)| *idle > 0)
             .min_by_key(|(p, idle)| (*idle == 1, p.last_used.load(Ordering::Relaxed)))
             .map(|(p, _)| p);
@@ -143,4 +181,13 @@ impl ServerBudget {
             p.pool.retain(|_, metrics| metrics.last_used() < idle);
         }
     }
+}
+
+/// How many of the pool's connections sit idle in it. Not deadpool's
+/// `Status::available`, which is the pool's size less its callers: a caller
+/// still opening a connection of its own (waiting for this budget) hides one
+/// that came back idle meanwhile, and a budget spent on such connections was
+/// never reclaimed, so its waiters waited in vain.
+fn idle(pool: &TenantPool) -> usize {
+    pool.pool.retain(|_, _| true).retained
 }
