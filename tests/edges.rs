@@ -321,7 +321,16 @@ async fn every_error_the_framework_could_answer_is_in_the_one_shape() {
     let token = fleet.token(&a, "admin").await;
     let host = format!("{a}.localhost");
     let json = Some("application/json");
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    // (method, path, content type, body, status, the field named)
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         ("GET", "/api/projects?limit=1e9", None, vec![], 422, "limit"),
         ("GET", "/api/projects?limit=abc", None, vec![], 422, "limit"),
         (
