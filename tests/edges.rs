@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bulkhead::control::Mode;
-use common::{TestFleet, http, serve};
+use common::{HttpClient, TestFleet, http, one_tenant, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -131,20 +131,8 @@ async fn past_the_connection_cap_new_connections_wait_and_are_then_served() {
 async fn a_tenant_serves_through_the_new_listener_with_its_client_address() {
     // The listener hands every request its peer (ConnectInfo): log-in's
     // per-address limit and the audit log depend on it.
-    let fleet = TestFleet::new().await;
-    let a = fleet.tenant("edgeacme", Mode::Database).await;
-    let server = serve(&fleet, |_| {}).await;
-    let token = fleet.token(&a, "admin").await;
-    let host = format!("{a}.localhost");
-    let r = http(
-        server.addr,
-        "GET",
-        &host,
-        "/api/projects",
-        Some(&token),
-        None,
-    )
-    .await;
+    let (_fleet, server, acme) = one_tenant("edgeacme", Mode::Database).await;
+    let r = acme.get("/api/projects").await;
     assert_eq!(r.status, 200, "{}", r.body);
     server.stop().await.unwrap();
 }
@@ -271,33 +259,6 @@ async fn tls_ask_certifies_each_status_as_decided() {
     server.stop().await.unwrap();
 }
 
-/// Sends `body` with `content_type` (or none) to `path` on `host`.
-async fn send(
-    addr: SocketAddr,
-    method: &str,
-    host: &str,
-    path: &str,
-    token: &str,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> common::Reply {
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method.parse().unwrap(), format!("http://{addr}{path}"))
-        .header("host", host)
-        .header("authorization", format!("Bearer {token}"))
-        .body(body);
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let res = req.send().await.expect("send");
-    common::Reply {
-        status: res.status().as_u16(),
-        headers: res.headers().clone(),
-        body: res.text().await.unwrap(),
-    }
-}
-
 /// The one error shape: JSON, `error.code` and `error.message` strings.
 fn assert_error_shape(r: &common::Reply, what: &str) -> serde_json::Value {
     assert_eq!(
@@ -315,11 +276,7 @@ fn assert_error_shape(r: &common::Reply, what: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn every_error_the_framework_could_answer_is_in_the_one_shape() {
-    let fleet = TestFleet::new().await;
-    let a = fleet.tenant("shapes", Mode::Schema).await;
-    let server = serve(&fleet, |_| {}).await;
-    let token = fleet.token(&a, "admin").await;
-    let host = format!("{a}.localhost");
+    let (_fleet, server, shapes) = one_tenant("shapes", Mode::Schema).await;
     let json = Some("application/json");
     // (method, path, content type, body, status, the field named)
     type Case = (
@@ -399,7 +356,7 @@ async fn every_error_the_framework_could_answer_is_in_the_one_shape() {
     ];
     for (method, path, content_type, body, status, field) in cases {
         let what = format!("{method} {path} ({content_type:?})");
-        let r = send(server.addr, method, &host, path, &token, content_type, body).await;
+        let r = shapes.raw(method, path, content_type, body).await;
         assert_eq!(r.status, status, "{what}: {}", r.body);
         let shaped = assert_error_shape(&r, &what);
         assert!(
@@ -423,20 +380,11 @@ async fn every_error_the_framework_could_answer_is_in_the_one_shape() {
 
 #[tokio::test]
 async fn control_characters_are_refused_at_parse_time_naming_the_field() {
-    let fleet = TestFleet::new().await;
-    let a = fleet.tenant("nulbytes", Mode::Schema).await;
-    let server = serve(&fleet, |_| {}).await;
-    let token = fleet.token(&a, "admin").await;
-    let host = format!("{a}.localhost");
-    let created = http(
-        server.addr,
-        "POST",
-        &host,
-        "/api/projects",
-        Some(&token),
-        Some(serde_json::json!({"name": "clean"})),
-    )
-    .await;
+    let (fleet, server, tenant) = one_tenant("nulbytes", Mode::Schema).await;
+    let apex = HttpClient::new(server.addr, "localhost");
+    let created = tenant
+        .post("/api/projects", serde_json::json!({"name": "clean"}))
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let project = created.json()["id"].clone();
     let project = project
@@ -444,74 +392,74 @@ async fn control_characters_are_refused_at_parse_time_naming_the_field() {
         .map(|i| i.to_string())
         .unwrap_or_else(|| project.as_str().unwrap().to_string());
     let nul = "nul\u{0}byte";
-    let cases: Vec<(&str, &str, String, serde_json::Value, &str)> = vec![
+    let cases: Vec<(&str, &str, &HttpClient, serde_json::Value, &str)> = vec![
         (
             "POST",
             "/api/projects",
-            host.clone(),
+            &tenant,
             serde_json::json!({"name": nul}),
             "name",
         ),
         (
             "POST",
             "/api/projects",
-            host.clone(),
+            &tenant,
             serde_json::json!({"name": "ok", "description": "esc \u{1b}[31m"}),
             "description",
         ),
         (
             "PATCH",
             format!("/api/projects/{project}").leak(),
-            host.clone(),
+            &tenant,
             serde_json::json!({"name": nul}),
             "name",
         ),
         (
             "POST",
             format!("/api/projects/{project}/tasks").leak(),
-            host.clone(),
+            &tenant,
             serde_json::json!({"title": nul}),
             "title",
         ),
         (
             "POST",
             "/api/tokens",
-            host.clone(),
+            &tenant,
             serde_json::json!({"name": nul, "role": "viewer"}),
             "name",
         ),
         (
             "POST",
             "/api/login",
-            host.clone(),
+            &tenant,
             serde_json::json!({"email": "a\u{0}@example.com", "password": "correct horse battery"}),
             "email",
         ),
         (
             "POST",
             "/api/invitations/accept",
-            host.clone(),
+            &tenant,
             serde_json::json!({"token": "0".repeat(64), "password": "correct horse battery", "display_name": nul}),
             "display_name",
         ),
         (
             "POST",
             "/api/signup",
-            "localhost".into(),
+            &apex,
             serde_json::json!({"email": format!("n-{}@example.com", fleet.id), "password": "correct horse battery", "organisation": nul, "slug": fleet.slug("nulorg")}),
             "organisation",
         ),
         (
             "POST",
             "/api/signup",
-            "localhost".into(),
+            &apex,
             serde_json::json!({"email": format!("n-{}@example.com", fleet.id), "password": "correct horse battery", "organisation": "Org", "slug": fleet.slug("nulorg2"), "display_name": "x\u{7f}"}),
             "display_name",
         ),
     ];
     for (method, path, on, body, field) in cases {
         let what = format!("{method} {path} {field}");
-        let r = http(server.addr, method, &on, path, Some(&token), Some(body)).await;
+        let r = on.send(method, path, Some(body)).await;
         assert_eq!(r.status, 422, "{what}: {}", r.body);
         let shaped = assert_error_shape(&r, &what);
         assert!(
@@ -525,15 +473,7 @@ async fn control_characters_are_refused_at_parse_time_naming_the_field() {
         );
     }
     // Nothing was written: the one clean project is all there is.
-    let list = http(
-        server.addr,
-        "GET",
-        &host,
-        "/api/projects",
-        Some(&token),
-        None,
-    )
-    .await;
+    let list = tenant.get("/api/projects").await;
     assert_eq!(
         list.json()["items"].as_array().unwrap().len(),
         1,
@@ -541,15 +481,12 @@ async fn control_characters_are_refused_at_parse_time_naming_the_field() {
         list.body
     );
     // Tabs and new lines are text, not control: accepted.
-    let r = http(
-        server.addr,
-        "POST",
-        &host,
-        "/api/projects",
-        Some(&token),
-        Some(serde_json::json!({"name": "two", "description": "line one\n\tline two"})),
-    )
-    .await;
+    let r = tenant
+        .post(
+            "/api/projects",
+            serde_json::json!({"name": "two", "description": "line one\n\tline two"}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     server.stop().await.unwrap();
 }
@@ -557,15 +494,7 @@ async fn control_characters_are_refused_at_parse_time_naming_the_field() {
 #[tokio::test]
 async fn stopping_a_server_ends_its_background_loops() {
     let fleet = TestFleet::new().await;
-    let control_db = fleet
-        .args
-        .control_url
-        .as_ref()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let control_db = fleet.control_db();
     let admin = fleet.admin("postgres").await;
     let listening = || {
         let (admin, db) = (&admin, control_db.clone());

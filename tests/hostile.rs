@@ -521,15 +521,7 @@ async fn hostile_sql_from_a_schema_mode_tenant_fails() {
 #[tokio::test]
 async fn a_tenant_cannot_connect_to_any_database_but_its_own() {
     let (fleet, parties) = fleet_with_victims().await;
-    let control_db = fleet
-        .args
-        .control_url
-        .as_ref()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let control_db = fleet.control_db();
     for attacker in &parties[..2] {
         let url = fleet.p().connect_url(&attacker.slug).await.unwrap();
         let mut targets = vec![

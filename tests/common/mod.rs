@@ -464,3 +464,125 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+impl TestFleet {
+    /// The name of this fleet's control-plane database.
+    pub fn control_db(&self) -> String {
+        let url = self.args.control_url.as_ref().expect("a control-plane URL");
+        let path = url.rsplit('/').next().unwrap_or_default();
+        path.split('?').next().unwrap_or_default().to_string()
+    }
+}
+
+/// A client of one host of a running server, carrying its credentials: a
+/// bearer token, or a session cookie with its CSRF token. `.get(path)`,
+/// `.post(path, json)`… send with every header it carries.
+#[derive(Clone)]
+pub struct HttpClient {
+    pub addr: std::net::SocketAddr,
+    pub host: String,
+    headers: Vec<(String, String)>,
+}
+
+impl HttpClient {
+    pub fn new(addr: std::net::SocketAddr, host: impl Into<String>) -> Self {
+        Self {
+            addr,
+            host: host.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// `<slug>.localhost` on `server`.
+    pub fn tenant(server: &bulkhead::serve::Running, slug: &str) -> Self {
+        Self::new(server.addr, format!("{slug}.localhost"))
+    }
+
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.headers
+            .push(("authorization".into(), format!("Bearer {token}")));
+        self
+    }
+
+    /// A logged-in person: the session cookie (`bh_session=…`) and its CSRF token.
+    pub fn session(mut self, cookie: &str, csrf: &str) -> Self {
+        self.headers.push(("cookie".into(), cookie.into()));
+        self.headers.push(("x-csrf-token".into(), csrf.into()));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Reply {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        request(self.addr, method, &self.host, path, &headers, body).await
+    }
+
+    /// `body` as it is, with `content_type` (or none): for what a JSON
+    /// client would never send.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+        let client = CLIENT.get_or_init(reqwest::Client::new);
+        let mut req = client
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}{path}", self.addr),
+            )
+            .header("host", &self.host)
+            .body(body);
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let res = req.send().await.expect("send");
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send("POST", path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send("PATCH", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, None).await
+    }
+}
+
+/// A fleet with one tenant, a server for it, and an admin client of its host.
+pub async fn one_tenant(
+    base: &str,
+    mode: bulkhead::control::Mode,
+) -> (TestFleet, bulkhead::serve::Running, HttpClient) {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant(base, mode).await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&slug, "admin").await;
+    let client = HttpClient::tenant(&server, &slug).bearer(&token);
+    (fleet, server, client)
+}
