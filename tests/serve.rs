@@ -21,6 +21,20 @@ fn host(slug: &str) -> String {
     format!("{slug}.localhost")
 }
 
+/// Waits until the server listens for routing changes (its listener drops
+/// every cache once LISTEN is in place, which moves the resolver's epoch):
+/// from then on only a NOTIFY makes a change visible before a cache expires.
+async fn listening(server: &bulkhead::serve::Running) {
+    eventually("the routing listener", || async {
+        server.resolver.epoch() > 0
+    })
+    .await;
+}
+
+/// Long enough that no cache entry expires during a test: a change that
+/// shows must have come by NOTIFY.
+const FOREVER: Duration = Duration::from_secs(24 * 3600);
+
 #[tokio::test]
 async fn hosts_are_normalised_and_garbage_gets_400_without_a_lookup() {
     let (fleet, a, _) = two_tenants().await;
@@ -94,22 +108,33 @@ async fn the_gate_answers_each_status_and_unknown_and_deleted_are_indistinguisha
         }
         assert!(r.json()["error"]["code"].is_string() || code == 200);
     }
+    // The deleted tenant's own token, which worked on its host: the 404 that
+    // follows comes from the gate, not from a token bound to another tenant.
+    let gone_token = fleet.token(&gone, "member").await;
+    let gone_host = host(&gone);
+    let on_gone = || {
+        http(
+            server.addr,
+            "GET",
+            &gone_host,
+            "/api/projects",
+            Some(&gone_token),
+            None,
+        )
+    };
+    assert_eq!(on_gone().await.status, 200);
     fleet.p().delete(&gone, None).await.unwrap();
-    let deleted = http(
-        server.addr,
-        "GET",
-        &host(&gone),
-        "/api/projects",
-        Some(&token),
-        None,
-    )
+    eventually("the deleted tenant's host to answer 404", || async {
+        on_gone().await.status == 404
+    })
     .await;
+    let deleted = on_gone().await;
     let unknown = http(
         server.addr,
         "GET",
         "never-existed.localhost",
         "/api/projects",
-        Some(&token),
+        Some(&gone_token),
         None,
     )
     .await;
@@ -139,16 +164,32 @@ async fn nothing_crosses_tenants_over_http() {
     .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let b_project = created.json()["id"].as_i64().unwrap();
-    let created = http(
-        server.addr,
-        "POST",
-        &host(&a),
-        "/api/projects",
-        Some(&ta),
-        Some(json!({"name": "acme-only"})),
-    )
-    .await;
-    let a_project = created.json()["id"].as_i64().unwrap();
+    // A project of acme's whose id globex has no project under: a row that
+    // exists only in acme's database (ids start anew in each tenant).
+    let a_project = loop {
+        let created = http(
+            server.addr,
+            "POST",
+            &host(&a),
+            "/api/projects",
+            Some(&ta),
+            Some(json!({"name": "acme-only"})),
+        )
+        .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let id = created.json()["id"].as_i64().unwrap();
+        if id != b_project {
+            break id;
+        }
+    };
+    let in_globex: i64 = fleet
+        .admin_of(&b)
+        .await
+        .query_one("SELECT count(*) FROM projects WHERE id = $1", &[&a_project])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_globex, 0, "globex has a project {a_project} of its own");
     let unknown = http(
         server.addr,
         "GET",
@@ -159,34 +200,36 @@ async fn nothing_crosses_tenants_over_http() {
     )
     .await;
 
+    let (bearer_a, bearer_b) = (format!("Bearer {ta}"), format!("Bearer {tb}"));
+    let as_a = vec![("authorization", bearer_a.as_str())];
     let attempts = [
         // acme's token on globex's host
         (
             "GET",
             host(&b),
             "/api/projects".to_string(),
-            Some(&ta),
+            as_a.clone(),
             None,
         ),
         (
             "GET",
             host(&b),
             format!("/api/projects/{b_project}"),
-            Some(&ta),
+            as_a.clone(),
             None,
         ),
         (
             "POST",
             host(&b),
             "/api/projects".to_string(),
-            Some(&ta),
+            as_a.clone(),
             Some(json!({"name": "x"})),
         ),
         (
             "DELETE",
             host(&b),
             format!("/api/projects/{b_project}"),
-            Some(&ta),
+            as_a.clone(),
             None,
         ),
         // acme's project id on globex's host, with globex's token: a row that
@@ -194,56 +237,52 @@ async fn nothing_crosses_tenants_over_http() {
         (
             "GET",
             host(&b),
-            format!("/api/projects/{a_project}99"),
-            Some(&tb),
+            format!("/api/projects/{a_project}"),
+            vec![("authorization", bearer_b.as_str())],
             None,
         ),
-        // X-Tenant-ID on the API host with the other tenant's token
+        // X-Tenant-ID naming globex on the API host, with acme's token
         (
             "GET",
             "api.localhost".to_string(),
             "/api/projects".to_string(),
-            Some(&ta),
+            vec![
+                ("authorization", bearer_a.as_str()),
+                ("x-tenant-id", b.as_str()),
+            ],
             None,
         ),
     ];
-    for (method, h, path, token, body) in attempts {
-        let r = http(
-            server.addr,
-            method,
-            &h,
-            &path,
-            token.map(|t| t.as_str()),
-            body,
-        )
-        .await;
+    for (method, h, path, headers, body) in attempts {
+        let r = common::request(server.addr, method, &h, &path, &headers, body).await;
         assert_eq!(r.status, 404, "{method} {h}{path}: {}", r.body);
         assert_eq!(r.body, unknown.body, "{method} {h}{path}");
         assert!(!r.body.contains(secret_name));
+        assert!(!r.body.contains("acme-only"));
     }
     // X-Tenant-ID: only with a token of that very tenant.
-    let client = reqwest::Client::new();
-    let via_api = |tenant: String, token: String| {
-        let client = client.clone();
-        let url = format!("http://{}/api/projects", server.addr);
-        async move {
-            let r = client
-                .get(url)
-                .header("host", "api.localhost")
-                .header("x-tenant-id", tenant)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }
-    };
-    let (status, body) = via_api(b.clone(), ta.clone()).await;
-    assert_eq!(status, 404, "{body}");
-    assert!(!body.contains(secret_name));
-    let (status, body) = via_api(b.clone(), tb.clone()).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains(secret_name));
+    let r = common::request(
+        server.addr,
+        "GET",
+        "api.localhost",
+        "/api/projects",
+        &[("authorization", &bearer_b), ("x-tenant-id", &b)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(secret_name));
+    // acme's project is there for acme.
+    let r = http(
+        server.addr,
+        "GET",
+        &host(&a),
+        &format!("/api/projects/{a_project}"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     // The project is still there for its owner.
     let r = http(
         server.addr,
@@ -721,7 +760,13 @@ async fn a_down_server_fails_only_its_own_tenants_and_they_recover_when_it_retur
 #[tokio::test]
 async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
     let (fleet, a, _) = two_tenants().await;
-    let server = serve(&fleet, |_| {}).await;
+    // Hits and misses cached for a day: each change below shows only by NOTIFY.
+    let server = serve(&fleet, |s| {
+        s.resolve_ttl = FOREVER;
+        s.resolve_miss_ttl = FOREVER;
+    })
+    .await;
+    listening(&server).await;
     let token = fleet.token(&a, "member").await;
     let domain = format!("app.{a}.example.com");
     let get = |h: String| {
@@ -801,6 +846,19 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
         String::from_utf8_lossy(&out.stderr).contains("verification of"),
         "{out:?}"
     );
+    // (The miss is cached: the control plane says whether it changed.)
+    let cp = common::connect(fleet.args.control_url.as_ref().unwrap())
+        .await
+        .unwrap();
+    let verified: i64 = cp
+        .query_one(
+            "SELECT count(*) FROM domains WHERE host = $1 AND verified_at IS NOT NULL",
+            &[&domain],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(verified, 0);
     assert_eq!(get(domain.clone()).await.status, 404);
 
     let addr = server.addr.to_string();
@@ -865,7 +923,9 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
 async fn a_custom_domain_is_verified_by_its_dns_txt_record() {
     let fleet = TestFleet::new().await;
     let a = fleet.tenant("txt", Mode::Database).await;
-    let server = serve(&fleet, |_| {}).await;
+    // A miss cached for a day: the domain routes only by NOTIFY.
+    let server = serve(&fleet, |s| s.resolve_miss_ttl = FOREVER).await;
+    listening(&server).await;
     let dns = common::dns::TxtServer::start().await;
     let domain = format!("www.{a}.example.net");
     let token = fleet.token(&a, "member").await;
