@@ -1013,6 +1013,17 @@ async fn the_api_host_reveals_nothing_about_a_tenant_without_its_token() {
     server.stop().await.unwrap();
 }
 
+/// The value of one series in a Prometheus text exposition (0 if absent).
+fn sample(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// The recorder is process-wide and the other tests of this binary count
+/// too (never a 405, though): each series must have grown by at least what
+/// this test did, and the 405s by exactly that.
 #[tokio::test]
 async fn metrics_count_by_status_and_every_response_carries_a_request_id() {
     let (fleet, a, _) = two_tenants().await;
@@ -1021,27 +1032,45 @@ async fn metrics_count_by_status_and_every_response_carries_a_request_id() {
     })
     .await;
     let metrics = server.metrics_addr.expect("a metrics listener");
+    let scrape = || async {
+        reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
     let token = fleet.token(&a, "member").await;
-    let ok = http(
-        server.addr,
-        "GET",
-        &host(&a),
-        "/api/projects",
-        Some(&token),
-        None,
-    )
-    .await;
+    let before = scrape().await;
+    let get = async |h: &str, path: &str, token: Option<&str>| {
+        http(server.addr, "GET", h, path, token, None).await
+    };
+    let ok = get(&host(&a), "/api/projects", Some(&token)).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
-    let missing = http(
-        server.addr,
-        "GET",
-        "nobody.localhost",
-        "/api/projects",
-        None,
-        None,
-    )
-    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            get(&host(&a), "/api/projects", Some(&token)).await.status,
+            200
+        );
+    }
+    let missing = get("nobody.localhost", "/api/projects", None).await;
     assert_eq!(missing.status, 404);
+    assert_eq!(
+        get("nobody.localhost", "/api/tenant", None).await.status,
+        404
+    );
+    for _ in 0..4 {
+        let r = http(
+            server.addr,
+            "PUT",
+            &host(&a),
+            "/api/projects",
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 405, "{}", r.body);
+    }
 
     // Ids: present, distinct, and a caller's own id is passed back unchanged.
     let id = |r: &common::Reply| r.headers["x-request-id"].to_str().unwrap().to_string();
@@ -1058,22 +1087,28 @@ async fn metrics_count_by_status_and_every_response_carries_a_request_id() {
     .await;
     assert_eq!(id(&traced), "trace-me-42");
 
-    let text = reqwest::get(format!("http://{metrics}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for series in [
-        "bulkhead_http_requests_total{status=\"200\"}",
-        "bulkhead_http_requests_total{status=\"404\"}",
-        "bulkhead_resolve_cache_misses_total",
-        "bulkhead_pools_created_total",
-        "bulkhead_connections_opened_total{server=\"local\"}",
+    let after = scrape().await;
+    let grew = |series: &str| sample(&after, series) - sample(&before, series);
+    for (series, at_least) in [
+        // the three 200s and /healthz
+        ("bulkhead_http_requests_total{status=\"200\"}", 4.0),
+        ("bulkhead_http_requests_total{status=\"404\"}", 2.0),
+        ("bulkhead_resolve_cache_misses_total", 1.0),
+        ("bulkhead_pools_created_total", 1.0),
+        ("bulkhead_connections_opened_total{server=\"local\"}", 1.0),
     ] {
-        assert!(text.contains(series), "{series} missing from:\n{text}");
+        assert!(
+            grew(series) >= at_least,
+            "{series} grew by {}, not {at_least}:\n{after}",
+            grew(series)
+        );
     }
-    assert!(!text.contains(&token), "a token in the metrics");
+    assert_eq!(
+        grew("bulkhead_http_requests_total{status=\"405\"}"),
+        4.0,
+        "{after}"
+    );
+    assert!(!after.contains(&token), "a token in the metrics");
     server.stop().await.unwrap();
 }
 
