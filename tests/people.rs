@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
 
+/// The session timeouts the tests set, which they pass by moving a session's
+/// times in the control plane rather than by waiting.
+const IDLE: Duration = Duration::from_secs(30 * 60);
+const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
 fn host(slug: &str) -> String {
     format!("{slug}.localhost")
 }
@@ -53,13 +58,36 @@ fn session_hash(cookie: &str) -> Vec<u8> {
     bulkhead::auth::sessions::hash(cookie.trim_start_matches("bh_session=")).to_vec()
 }
 
-/// Uses the session every 300 ms for `how_long`: each time it must answer.
-async fn keep_using(addr: std::net::SocketAddr, slug: &str, cookie: &str, how_long: Duration) {
-    let started = std::time::Instant::now();
-    while started.elapsed() < how_long {
-        assert_eq!(me(addr, slug, cookie).await.status, 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+/// Moves a session's clock in the control plane: `column` (`last_seen_at`,
+/// `expires_at`) becomes now plus `offset` seconds (negative: in the past).
+/// Sessions end by PostgreSQL's `now()`, so this stands for waiting, on a
+/// machine of any speed.
+async fn set_session_time(fleet: &TestFleet, cookie: &str, column: &str, offset: i64) {
+    let changed = control_client(fleet)
+        .await
+        .execute(
+            &format!(
+                "UPDATE sessions SET {column} = now() + make_interval(secs => $2)
+                  WHERE id_hash = $1"
+            ),
+            &[&session_hash(cookie), &(offset as f64)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1, "no session for {cookie}");
+}
+
+/// A session's `last_seen_at`, as seconds since the epoch.
+async fn last_seen(fleet: &TestFleet, cookie: &str) -> f64 {
+    control_client(fleet)
+        .await
+        .query_one(
+            "SELECT extract(epoch FROM last_seen_at)::float8 FROM sessions WHERE id_hash = $1",
+            &[&session_hash(cookie)],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// The session cookie a reply set, as `bh_session=<value>`.
@@ -341,7 +369,11 @@ async fn sessions_rotate_on_login_and_end_by_logout_idle_and_lifetime() {
     let acme = fleet.tenant("acme", Mode::Schema).await;
     let email = format!("s-{}@example.com", fleet.id);
     member(&fleet, &acme, &email, "member").await;
-    let server = serve(&fleet, |_| {}).await;
+    let server = serve(&fleet, |s| {
+        s.sessions.idle = IDLE;
+        s.sessions.absolute = LIFETIME;
+    })
+    .await;
 
     // Rotation: logging in again with the old cookie ends the old session.
     let first = login(server.addr, &acme, &email, PASSWORD).await;
@@ -396,23 +428,39 @@ async fn sessions_rotate_on_login_and_end_by_logout_idle_and_lifetime() {
     assert_eq!(out.json()["ended"], 2);
     assert_eq!(me(server.addr, &acme, &laptop).await.status, 401);
     assert_eq!(me(server.addr, &acme, &phone).await.status, 401);
+
+    // Idle timeout: last used just within `idle` ago, it lives; longer, it
+    // has ended.
+    let idle = IDLE.as_secs() as i64;
+    let (c, _) = session(server.addr, &acme, &email).await;
+    set_session_time(&fleet, &c, "last_seen_at", -(idle - 60)).await;
+    assert_eq!(me(server.addr, &acme, &c).await.status, 200);
+    set_session_time(&fleet, &c, "last_seen_at", -(idle + 60)).await;
+    assert_eq!(me(server.addr, &acme, &c).await.status, 401);
+
+    // Absolute lifetime: set at log-in, and the session ends with it even
+    // while in use.
+    let (c, _) = session(server.addr, &acme, &email).await;
+    let lifetime: f64 = control_client(&fleet)
+        .await
+        .query_one(
+            "SELECT extract(epoch FROM expires_at - created_at)::float8
+               FROM sessions WHERE id_hash = $1",
+            &[&session_hash(&c)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        (lifetime - LIFETIME.as_secs_f64()).abs() < 1.0,
+        "a session for {lifetime} s"
+    );
+    set_session_time(&fleet, &c, "expires_at", 60).await;
+    assert_eq!(me(server.addr, &acme, &c).await.status, 200);
+    set_session_time(&fleet, &c, "last_seen_at", 0).await;
+    set_session_time(&fleet, &c, "expires_at", -1).await;
+    assert_eq!(me(server.addr, &acme, &c).await.status, 401);
     server.stop().await.unwrap();
-
-    // Idle timeout: unused for longer than `idle` ends it.
-    let idle = serve(&fleet, |s| s.sessions.idle = Duration::from_secs(1)).await;
-    let (c, _) = session(idle.addr, &acme, &email).await;
-    assert_eq!(me(idle.addr, &acme, &c).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(me(idle.addr, &acme, &c).await.status, 401);
-    idle.stop().await.unwrap();
-
-    // Absolute lifetime: ends even while in use.
-    let short = serve(&fleet, |s| s.sessions.absolute = Duration::from_secs(2)).await;
-    let (c, _) = session(short.addr, &acme, &email).await;
-    keep_using(short.addr, &acme, &c, Duration::from_millis(1500)).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(me(short.addr, &acme, &c).await.status, 401);
-    short.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -422,31 +470,30 @@ async fn a_busy_session_is_read_not_rewritten_on_every_request_and_stays_alive()
     let email = format!("t-{}@example.com", fleet.id);
     member(&fleet, &acme, &email, "member").await;
     let control = control_client(&fleet).await;
-    // The row's version (xmin moves with every UPDATE) and last-seen age.
+    // The row's version: xmin moves with every UPDATE.
     let row = |cookie: String| {
         let control = &control;
         async move {
             let r = control
                 .query_one(
-                    "SELECT xmin::text, extract(epoch FROM now() - last_seen_at)::float8
-                       FROM sessions WHERE id_hash = $1",
+                    "SELECT xmin::text FROM sessions WHERE id_hash = $1",
                     &[&session_hash(&cookie)],
                 )
                 .await
                 .unwrap();
-            (r.get::<_, String>(0), r.get::<_, f64>(1))
+            r.get::<_, String>(0)
         }
     };
 
     // Default idle timeout (hours): the row is touched at most once a minute.
     let server = serve(&fleet, |_| {}).await;
     let (c, _) = session(server.addr, &acme, &email).await;
-    let (version, _) = row(c.clone()).await;
+    let version = row(c.clone()).await;
     for _ in 0..10 {
         assert_eq!(me(server.addr, &acme, &c).await.status, 200);
     }
     assert_eq!(
-        row(c.clone()).await.0,
+        row(c.clone()).await,
         version,
         "ten requests rewrote the session row"
     );
@@ -458,21 +505,28 @@ async fn a_busy_session_is_read_not_rewritten_on_every_request_and_stays_alive()
         )
         .await
         .unwrap();
-    let (version, _) = row(c.clone()).await;
+    let version = row(c.clone()).await;
+    let seen = last_seen(&fleet, &c).await;
     assert_eq!(me(server.addr, &acme, &c).await.status, 200);
-    let (after, age) = row(c.clone()).await;
-    assert_ne!(after, version);
-    assert!(age < 5.0, "last seen {age} s ago");
+    assert_ne!(row(c.clone()).await, version);
+    assert!(last_seen(&fleet, &c).await > seen, "not marked seen");
     server.stop().await.unwrap();
 
-    // A short idle timeout (1 s, touched every 50 ms): used every 300 ms for
-    // twice its length, the session lives; left alone, it ends.
-    let idle = serve(&fleet, |s| s.sessions.idle = Duration::from_secs(1)).await;
-    let (c, _) = session(idle.addr, &acme, &email).await;
-    keep_using(idle.addr, &acme, &c, Duration::from_secs(2)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(me(idle.addr, &acme, &c).await.status, 401);
-    idle.stop().await.unwrap();
+    // Used again and again, each time just within the idle timeout of the
+    // last use, for three times its length in all: the session lives. Left
+    // alone past it, it ends. (Time moved in the control plane.)
+    let server = serve(&fleet, |s| s.sessions.idle = IDLE).await;
+    let idle = IDLE.as_secs() as i64;
+    let (c, _) = session(server.addr, &acme, &email).await;
+    for _ in 0..3 {
+        set_session_time(&fleet, &c, "last_seen_at", -(idle - 60)).await;
+        let seen = last_seen(&fleet, &c).await;
+        assert_eq!(me(server.addr, &acme, &c).await.status, 200);
+        assert!(last_seen(&fleet, &c).await > seen, "use not recorded");
+    }
+    set_session_time(&fleet, &c, "last_seen_at", -(idle + 60)).await;
+    assert_eq!(me(server.addr, &acme, &c).await.status, 401);
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -852,19 +906,35 @@ async fn parallel_logins_are_bounded_by_the_hashing_slots() {
     for email in &emails {
         member(&fleet, &acme, email, "member").await;
     }
-    // One slot, and next to no wait for it: of eight at once, the first is
-    // checked and some of the others find no slot.
-    let server = serve(&fleet, |s| {
-        s.hashing = bulkhead::auth::Hashing::new(1, Duration::from_millis(1));
-    })
-    .await;
-    let statuses = logins_at_once(server.addr, &acme, emails, PASSWORD).await;
-    assert!(statuses.contains(&200), "{statuses:?}");
-    assert!(statuses.contains(&503), "{statuses:?}");
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 503),
-        "{statuses:?}"
-    );
+    // One slot, and next to no wait for it. The test holds the slot itself
+    // (a hash still running), so whatever the machine's speed every log-in
+    // meanwhile finds none: 503 with Retry-After, never a 401 or a 200.
+    let hashing = bulkhead::auth::Hashing::new(1, Duration::from_millis(1));
+    let server = serve(&fleet, |s| s.hashing = hashing.clone()).await;
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = tokio::spawn(async move {
+        hashing
+            .run(move || {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            })
+            .await
+            .unwrap()
+    });
+    started_rx.await.unwrap();
+    let statuses = logins_at_once(server.addr, &acme, emails.clone(), PASSWORD).await;
+    assert_eq!(statuses, [503; 8]);
+    let r = login(server.addr, &acme, &emails[0], PASSWORD).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    // The slot free again: one at a time, each is checked.
+    release_tx.send(()).unwrap();
+    holder.await.unwrap();
+    for email in &emails {
+        let r = login(server.addr, &acme, email, PASSWORD).await;
+        assert_eq!(r.status, 200, "{email}: {}", r.body);
+    }
     server.stop().await.unwrap();
 }
 
