@@ -173,26 +173,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
+        // A query of printable ASCII with nothing percent- or plus-encoded
+        // cannot decode to a control character (the usual case: no pass
+        // over the decoded pairs just to check).
+        let plain = query
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'%' && b != b'+');
         let pairs = form_urlencoded::parse(query.as_bytes());
-        if pairs
-            .clone()
-            .any(|(k, v)| !k.chars().chain(v.chars()).all(allowed_char))
+        if !plain
+            && pairs
+                .clone()
+                .any(|(k, v)| !k.chars().chain(v.chars()).all(allowed_char))
         {
             return Err(ApiError::BadField {
                 field: "query".into(),
                 message: "must not contain control characters".into(),
             });
         }
+        // The plain parse first; only a refusal is parsed again to name the
+        // parameter at fault.
+        if let Ok(value) = serde_urlencoded::from_str(query) {
+            return Ok(Query(value));
+        }
         let deserializer = serde_urlencoded::Deserializer::new(pairs);
-        serde_path_to_error::deserialize(deserializer)
-            .map(Query)
-            .map_err(|e| {
+        match serde_path_to_error::deserialize::<_, T>(deserializer) {
+            Ok(value) => Ok(Query(value)),
+            Err(e) => {
                 let field = e.path().to_string();
-                ApiError::BadField {
+                Err(ApiError::BadField {
                     field: if field == "." { "query".into() } else { field },
                     message: clean(&e.inner().to_string()),
-                }
-            })
+                })
+            }
+        }
     }
 }
 

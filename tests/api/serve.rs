@@ -1,12 +1,10 @@
 //! The request path over real HTTP: host resolution, the gate, tokens bound to
 //! one tenant, the pool budget, server failure, and NOTIFY invalidation.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{TestFleet, eventually, http, serve};
 use bulkhead::control::Mode;
-use common::{TestFleet, eventually, http, serve};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -254,14 +252,14 @@ async fn nothing_crosses_tenants_over_http() {
         ),
     ];
     for (method, h, path, headers, body) in attempts {
-        let r = common::request(server.addr, method, &h, &path, &headers, body).await;
+        let r = crate::common::request(server.addr, method, &h, &path, &headers, body).await;
         assert_eq!(r.status, 404, "{method} {h}{path}: {}", r.body);
         assert_eq!(r.body, unknown.body, "{method} {h}{path}");
         assert!(!r.body.contains(secret_name));
         assert!(!r.body.contains("acme-only"));
     }
     // X-Tenant-ID: only with a token of that very tenant.
-    let r = common::request(
+    let r = crate::common::request(
         server.addr,
         "GET",
         "api.localhost",
@@ -817,7 +815,7 @@ async fn a_custom_domain_routes_only_once_verified_and_stops_when_removed() {
         "{out:?}"
     );
     // (The miss is cached: the control plane says whether it changed.)
-    let cp = common::connect(fleet.args.control_url.as_ref().unwrap())
+    let cp = crate::common::connect(fleet.args.control_url.as_ref().unwrap())
         .await
         .unwrap();
     let verified: i64 = cp
@@ -896,7 +894,7 @@ async fn a_custom_domain_is_verified_by_its_dns_txt_record() {
     // A miss cached for a day: the domain routes only by NOTIFY.
     let server = serve(&fleet, |s| s.resolve_miss_ttl = FOREVER).await;
     listening(&server).await;
-    let dns = common::dns::TxtServer::start().await;
+    let dns = crate::common::dns::TxtServer::start().await;
     let domain = format!("www.{a}.example.net");
     let token = fleet.token(&a, "member").await;
     let out = fleet
@@ -1022,8 +1020,7 @@ fn sample(exposition: &str, series: &str) -> f64 {
 }
 
 /// The recorder is process-wide and the other tests of this binary count
-/// too (never a 405, though): each series must have grown by at least what
-/// this test did, and the 405s by exactly that.
+/// too: each series must have grown by at least what this test did.
 #[tokio::test]
 async fn metrics_count_by_status_and_every_response_carries_a_request_id() {
     let (fleet, a, _) = two_tenants().await;
@@ -1073,10 +1070,10 @@ async fn metrics_count_by_status_and_every_response_carries_a_request_id() {
     }
 
     // Ids: present, distinct, and a caller's own id is passed back unchanged.
-    let id = |r: &common::Reply| r.headers["x-request-id"].to_str().unwrap().to_string();
+    let id = |r: &crate::common::Reply| r.headers["x-request-id"].to_str().unwrap().to_string();
     assert!(!id(&ok).is_empty());
     assert_ne!(id(&ok), id(&missing));
-    let traced = common::request(
+    let traced = crate::common::request(
         server.addr,
         "GET",
         &host(&a),
@@ -1103,9 +1100,8 @@ async fn metrics_count_by_status_and_every_response_carries_a_request_id() {
             grew(series)
         );
     }
-    assert_eq!(
-        grew("bulkhead_http_requests_total{status=\"405\"}"),
-        4.0,
+    assert!(
+        grew("bulkhead_http_requests_total{status=\"405\"}") >= 4.0,
         "{after}"
     );
     assert!(!after.contains(&token), "a token in the metrics");

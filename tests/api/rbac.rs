@@ -2,13 +2,11 @@
 //! permission table as the README documents it (written out here); members
 //! and the last-owner rule; plan limits; the audit log.
 
-mod common;
-
+use crate::common::{TestFleet, http, request, serve};
 use bulkhead::auth::{Role, passwords};
 use bulkhead::control::{Mode, Plan};
 use bulkhead::http::{Access, routes};
 use bulkhead::provision::CreateRequest;
-use common::{TestFleet, http, request, serve};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
@@ -91,7 +89,7 @@ async fn call(
     method: &str,
     path: &str,
     body: Option<Value>,
-) -> common::Reply {
+) -> crate::common::Reply {
     request(
         addr,
         method,
@@ -635,7 +633,7 @@ async fn invitations_are_single_use_expiring_bound_to_their_tenant_and_capped_by
     let fleet = TestFleet::new().await;
     let slug = tenant(&fleet, "inviting", Plan::Free).await;
     let other = tenant(&fleet, "elsewhere", Plan::Free).await;
-    let outbox = common::scratch(&format!("outbox-{}", fleet.id));
+    let outbox = crate::common::scratch(&format!("outbox-{}", fleet.id));
     let dir = outbox.clone();
     let server = serve(&fleet, move |s| s.outbox = Some(dir)).await;
     let admin = person(&fleet, server.addr, &slug, "admin", "admin").await;
@@ -917,7 +915,7 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
         .status,
         204
     );
-    common::eventually("the revoked token to stop working", || async {
+    crate::common::eventually("the revoked token to stop working", || async {
         reads(token.clone()).await == 401
     })
     .await;
@@ -953,7 +951,7 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
         .status,
         204
     );
-    common::eventually("the departed admin's token to stop working", || async {
+    crate::common::eventually("the departed admin's token to stop working", || async {
         reads(token.clone()).await == 401
     })
     .await;
@@ -964,8 +962,8 @@ async fn settings_accept_known_keys_only_and_tokens_never_outrank_their_creator(
 async fn invitations_go_through_the_smtp_relay_and_fall_back_to_the_outbox() {
     let fleet = TestFleet::new().await;
     let slug = tenant(&fleet, "mailing", Plan::Pro).await;
-    let smtp = common::smtp::SmtpServer::start().await;
-    let outbox = common::scratch(&format!("outbox-smtp-{}", fleet.id));
+    let smtp = crate::common::smtp::SmtpServer::start().await;
+    let outbox = crate::common::scratch(&format!("outbox-smtp-{}", fleet.id));
     let (dir, relay) = (outbox.clone(), smtp.addr.to_string());
     let server = serve(&fleet, move |s| {
         s.outbox = Some(dir);
@@ -1016,7 +1014,7 @@ async fn invitations_go_through_the_smtp_relay_and_fall_back_to_the_outbox() {
 #[tokio::test]
 async fn invitations_reach_a_providers_relay_over_tls_with_a_login_and_never_send_the_password_in_the_clear()
  {
-    use common::smtp::{Security, SmtpServer};
+    use crate::common::smtp::{Security, SmtpServer};
     let fleet = TestFleet::new().await;
     let slug = tenant(&fleet, "tlsmail", Plan::Pro).await;
     let (user, password) = ("bulkhead", "s3cr t@pass/word");
@@ -1028,7 +1026,7 @@ async fn invitations_reach_a_providers_relay_over_tls_with_a_login_and_never_sen
             smtp.addr.port()
         )
     };
-    let scratch = common::scratch(&format!("smtp-tls-{}", fleet.id));
+    let scratch = crate::common::scratch(&format!("smtp-tls-{}", fleet.id));
 
     // Invites someone through a bulkhead served with `relay` (and the CA of
     // `smtp`, when `trust`); what the relay took, and the outbox's count.
@@ -1097,7 +1095,7 @@ async fn invitations_reach_a_providers_relay_over_tls_with_a_login_and_never_sen
 async fn an_invitation_code_is_checked_before_any_hash_and_codes_are_limited_per_address() {
     let fleet = TestFleet::new().await;
     let slug = tenant(&fleet, "codes", Plan::Pro).await;
-    let outbox = common::scratch(&format!("outbox-{}", fleet.id));
+    let outbox = crate::common::scratch(&format!("outbox-{}", fleet.id));
     let dir = outbox.clone();
     let server = serve(&fleet, move |s| s.outbox = Some(dir)).await;
     let admin = person(&fleet, server.addr, &slug, "admin", "admin").await;
@@ -1166,7 +1164,7 @@ async fn an_invitation_code_is_checked_before_any_hash_and_codes_are_limited_per
 async fn an_invitation_made_on_the_api_host_links_to_the_tenants_own_host() {
     let fleet = TestFleet::new().await;
     let slug = tenant(&fleet, "apihost", Plan::Pro).await;
-    let outbox = common::scratch(&format!("outbox-{}", fleet.id));
+    let outbox = crate::common::scratch(&format!("outbox-{}", fleet.id));
     let dir = outbox.clone();
     let server = serve(&fleet, move |s| s.outbox = Some(dir)).await;
     let token = fleet.token(&slug, "admin").await;

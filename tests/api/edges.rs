@@ -3,13 +3,11 @@
 //! ambiguous hosts, and every way a framework could answer outside the one
 //! error shape.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::common::{HttpClient, TestFleet, http, one_tenant, serve};
 use bulkhead::control::Mode;
-use common::{HttpClient, TestFleet, http, one_tenant, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -260,7 +258,7 @@ async fn tls_ask_certifies_each_status_as_decided() {
 }
 
 /// The one error shape: JSON, `error.code` and `error.message` strings.
-fn assert_error_shape(r: &common::Reply, what: &str) -> serde_json::Value {
+fn assert_error_shape(r: &crate::common::Reply, what: &str) -> serde_json::Value {
     assert_eq!(
         r.headers.get("content-type").map(|v| v.to_str().unwrap()),
         Some("application/json"),
@@ -512,12 +510,12 @@ async fn stopping_a_server_ends_its_background_loops() {
         }
     };
     let server = serve(&fleet, |_| {}).await;
-    common::eventually("the NOTIFY listener is connected", || async {
+    crate::common::eventually("the NOTIFY listener is connected", || async {
         listening().await == 1
     })
     .await;
     server.stop().await.unwrap();
-    common::eventually("the NOTIFY listener is gone", || async {
+    crate::common::eventually("the NOTIFY listener is gone", || async {
         listening().await == 0
     })
     .await;

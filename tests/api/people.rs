@@ -2,13 +2,11 @@
 //! that provisions, log-in and its failures, sessions bound to one tenant,
 //! CSRF on cookie writes.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Reply, TestFleet, eventually, http, request, serve};
 use bulkhead::auth::passwords;
 use bulkhead::control::Mode;
-use common::{Reply, TestFleet, eventually, http, request, serve};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";

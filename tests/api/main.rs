@@ -1,0 +1,12 @@
+//! The HTTP API against real PostgreSQL, as one test binary (one cluster
+//! booted, one link): the request path and its isolation (`serve`), people
+//! and sessions (`people`), every route as every role (`rbac`), and the edges
+//! of the HTTP layer tried as an attacker would (`edges`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod edges;
+mod people;
+mod rbac;
+mod serve;
