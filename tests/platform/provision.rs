@@ -1,11 +1,9 @@
 //! The provisioner against a real server: create, verify, suspend, rotate,
 //! delete with export, crash-resume after every step, reconcile.
 
-mod common;
-
+use crate::common::{TestFleet, connect, pg};
 use bulkhead::control::{Mode, Plan, Status, Step};
 use bulkhead::provision::{CreateOutcome, CreateRequest, ProvisionError};
-use common::{TestFleet, connect, pg};
 
 fn request(slug: &str, mode: Mode) -> CreateRequest {
     CreateRequest {
@@ -189,7 +187,7 @@ async fn delete_with_export(mode: Mode) {
         .batch_execute("INSERT INTO projects (name) VALUES ('keep me'), ('and me')")
         .await
         .unwrap();
-    let dir = common::scratch(&format!("export-{}", fleet.id));
+    let dir = crate::common::scratch(&format!("export-{}", fleet.id));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{slug}.dump"));
     let name = fleet.pg_name(&slug).await;
@@ -209,7 +207,7 @@ async fn delete_with_export(mode: Mode) {
 
     // The export restores into a scratch database with every row.
     let scratch = format!("restore_{}", fleet.id);
-    common::create_private_database(&scratch).await;
+    crate::common::create_private_database(&scratch).await;
     let bindir = bulkhead::pg::Binaries::find().unwrap();
     let out = std::process::Command::new(bindir.tool("pg_restore"))
         .args(["--no-owner", "--no-privileges", "--dbname"])
@@ -773,7 +771,7 @@ async fn project_names(
     slug: &str,
     token: &str,
 ) -> Option<String> {
-    let r = common::http(
+    let r = crate::common::http(
         server.addr,
         "GET",
         &format!("{slug}.localhost"),
@@ -802,11 +800,11 @@ async fn slug_named_tenant_is_renamed_and_still_serves(mode: Mode) {
         .batch_execute("INSERT INTO projects (name) VALUES ('kept')")
         .await
         .unwrap();
-    let server = common::serve(&fleet, |_| {}).await;
+    let server = crate::common::serve(&fleet, |_| {}).await;
     let token = fleet.token(&slug, "member").await;
     let old = make_slug_named(&fleet, &slug, mode).await;
     // Served under the old names, as it was before the upgrade.
-    common::eventually("served under its slug-derived names", || async {
+    crate::common::eventually("served under its slug-derived names", || async {
         project_names(&server, &slug, &token).await.as_deref() == Some("kept")
     })
     .await;
@@ -833,7 +831,7 @@ async fn slug_named_tenant_is_renamed_and_still_serves(mode: Mode) {
     );
 
     // Routing and pools follow the new names.
-    common::eventually("served under its new names", || async {
+    crate::common::eventually("served under its new names", || async {
         project_names(&server, &slug, &token).await.as_deref() == Some("kept")
     })
     .await;
@@ -996,7 +994,7 @@ async fn search_path_stays_pinned(mode: Mode) {
     );
     // ...but not bulkhead's: a fresh connection through the pool router (a
     // new server has no pool yet) resolves to the tenant's own tables.
-    let server = common::serve(&fleet, |_| {}).await;
+    let server = crate::common::serve(&fleet, |_| {}).await;
     let token = fleet.token(&slug, "member").await;
     assert_eq!(
         project_names(&server, &slug, &token).await.as_deref(),

@@ -2,8 +2,6 @@
 //! the only judge that matters: PostgreSQL, logging in with the plain
 //! password over SCRAM (as tokio-postgres does), and refusing a wrong one.
 
-mod common;
-
 use std::str::FromStr;
 
 use bulkhead::secret::{TENANT_SCRAM_ITERATIONS, random_hex, scram_verifier};
@@ -12,7 +10,7 @@ use tokio_postgres::{Config, NoTls};
 
 /// Logs in to the test cluster as `role` with `password`; `current_user`.
 async fn log_in(role: &str, password: &str) -> Result<String, tokio_postgres::Error> {
-    let mut config = Config::from_str(&common::pg().url("postgres")).expect("valid URL");
+    let mut config = Config::from_str(&crate::common::pg().url("postgres")).expect("valid URL");
     config.user(role).password(password);
     let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(connection);
@@ -24,7 +22,7 @@ async fn log_in(role: &str, password: &str) -> Result<String, tokio_postgres::Er
 
 #[tokio::test]
 async fn postgres_logs_in_with_the_password_of_a_precomputed_verifier_and_refuses_others() {
-    let admin = common::connect(&common::pg().url("postgres"))
+    let admin = crate::common::connect(&crate::common::pg().url("postgres"))
         .await
         .unwrap();
     // A tenant's password (64 hex digits) at the tenants' iteration count,
@@ -36,7 +34,12 @@ async fn postgres_logs_in_with_the_password_of_a_precomputed_verifier_and_refuse
         let role = format!("scram_{}", random_hex(4));
         let verifier = scram_verifier(&password, iterations);
         admin
-            .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{verifier}'"))
+            // CONNECT granted by name: the provisioner's lockdown of this
+            // shared test cluster takes it from PUBLIC.
+            .batch_execute(&format!(
+                "CREATE ROLE {role} LOGIN PASSWORD '{verifier}';
+                 GRANT CONNECT ON DATABASE postgres TO {role}"
+            ))
             .await
             .unwrap();
         // Kept as given, not taken for a plain password and hashed again.
@@ -62,7 +65,9 @@ async fn postgres_logs_in_with_the_password_of_a_precomputed_verifier_and_refuse
             assert_eq!(e.code(), Some(&SqlState::INVALID_PASSWORD), "{e}");
         }
         admin
-            .batch_execute(&format!("DROP ROLE {role}"))
+            .batch_execute(&format!(
+                "REVOKE CONNECT ON DATABASE postgres FROM {role}; DROP ROLE {role}"
+            ))
             .await
             .unwrap();
     }

@@ -7,10 +7,8 @@
 //! fails the test like a statement that succeeds. The victims' data must be
 //! intact afterwards.
 
-mod common;
-
+use crate::common::{TestFleet, connect};
 use bulkhead::control::Mode;
-use common::{TestFleet, connect};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
 

@@ -1,16 +1,14 @@
 //! Fleet migrations against a real server: lockstep across both modes,
 //! failures that stay local, timeouts, the fleet lock, kill -9 and resume.
 
-mod common;
-
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use crate::common::{TestFleet, connect, eventually};
 use bulkhead::control::{Mode, Status};
 use bulkhead::fleet::{self, FleetError, Progress, RunOptions, RunState};
 use bulkhead::migrations::MigrateError;
 use bulkhead::pg::describe;
-use common::{TestFleet, connect, eventually};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;

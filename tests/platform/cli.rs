@@ -1,11 +1,9 @@
 //! The `bulkhead` binary itself: exit codes, messages, and that bad input
 //! creates nothing.
 
-mod common;
-
 use std::process::Output;
 
-use common::{TestFleet, pg};
+use crate::common::{TestFleet, pg};
 
 fn text(out: &Output) -> (String, String) {
     (
@@ -348,7 +346,7 @@ async fn with_nothing_started_the_binary_boots_its_own_cluster_and_creates_a_ten
         .mode();
     assert_eq!(mode & 0o077, 0, "secret file readable by others: {mode:o}");
     let out = cli(&["tenant", "connect-url", "acme"]);
-    let client = common::connect(out.trim()).await.unwrap();
+    let client = crate::common::connect(out.trim()).await.unwrap();
     let user: String = client
         .query_one("SELECT current_user::text", &[])
         .await
@@ -407,7 +405,7 @@ async fn two_concurrent_creates_of_one_tenant_make_exactly_one() {
 async fn create_on_an_unreachable_server_exits_1_and_creates_nothing() {
     let fleet = TestFleet::new().await;
     // Registered while it was up, gone now: insert the row as `server add` would have.
-    let cp = common::connect(fleet.args.control_url.as_ref().unwrap())
+    let cp = crate::common::connect(fleet.args.control_url.as_ref().unwrap())
         .await
         .unwrap();
     cp.execute(
