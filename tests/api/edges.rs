@@ -172,27 +172,21 @@ async fn two_host_headers_are_refused_and_an_absolute_target_names_the_tenant() 
         assert_eq!(status_of(&r), 400, "{r}");
         assert!(r.contains("\"bad_host\""), "{r}");
     }
-    // An absolute-form target names a's host while Host names b's: the
-    // target wins (RFC 9112 §3.2.2), so a's token works...
-    let r = raw(
-        server.addr,
-        &format!(
-            "GET http://{ha}/api/tenant HTTP/1.1\r\nHost: {hb}\r\n\
+    // An absolute-form target names one host while Host names the other.
+    let absolute = |target: &str, header: &str| {
+        let request = format!(
+            "GET http://{target}/api/tenant HTTP/1.1\r\nHost: {header}\r\n\
              Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        ),
-    )
-    .await;
+        );
+        let addr = server.addr;
+        async move { raw(addr, &request).await }
+    };
+    // The target wins (RFC 9112 §3.2.2): on a's host, a's token works...
+    let r = absolute(&ha, &hb).await;
     assert_eq!(status_of(&r), 200, "{r}");
     assert!(r.contains(&a), "{r}");
     // ...and the other way round it is b's host: a's token is nothing there.
-    let r = raw(
-        server.addr,
-        &format!(
-            "GET http://{hb}/api/tenant HTTP/1.1\r\nHost: {ha}\r\n\
-             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-        ),
-    )
-    .await;
+    let r = absolute(&hb, &ha).await;
     assert_eq!(status_of(&r), 404, "{r}");
     server.stop().await.unwrap();
 }
