@@ -99,8 +99,10 @@ async fn main() {
     let control = common::connect(&common::config(&cluster, &common::control_db("mem"))).await;
     control
         .execute(
-            "INSERT INTO tenants (id, slug, display_name, status, isolation_mode, server, schema_version)
-             SELECT gen_random_uuid(), 'h-' || lpad(i::text, 6, '0'), 'host ' || i, 'active', 'schema', 'local', 1
+            "INSERT INTO tenants (id, slug, display_name, status, isolation_mode, server,
+                                  schema_version, pg_name)
+             SELECT gen_random_uuid(), 'h-' || lpad(i::text, 6, '0'), 'host ' || i, 'active',
+                    'schema', 'local', 1, 't_h-' || lpad(i::text, 6, '0')
                FROM generate_series(1, $1::int) i",
             &[&(hosts.saturating_sub(pools) as i32)],
         )
