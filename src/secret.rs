@@ -145,7 +145,17 @@ pub const TENANT_SCRAM_ITERATIONS: u32 = 1;
 
 /// A PostgreSQL SCRAM-SHA-256 verifier (`SCRAM-SHA-256$<i>:<salt>$<StoredKey>:<ServerKey>`)
 /// for `password`, as `ALTER ROLE ... PASSWORD` accepts it pre-computed.
+///
+/// For machine-made passwords of printable ASCII (tenant passwords, the
+/// embedded cluster's): the password is hashed as it is, without SASLprep,
+/// which PostgreSQL and clients apply and which leaves printable ASCII
+/// unchanged. A person's password (a ligature, a no-break space) would be
+/// normalised by the client and never match.
 pub fn scram_verifier(password: &str, iterations: u32) -> String {
+    debug_assert!(
+        password.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
+        "scram_verifier takes printable ASCII only (no SASLprep here)"
+    );
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     scram_verifier_with_salt(password, iterations, &salt)
