@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::record;
+use super::{admit, hash_for, record};
 use crate::auth::{Role, passwords, perm, sessions};
-use crate::control::{Accepted, Admission, Attempt, AttemptKind, Email, InvitationRow};
+use crate::control::{Accepted, Attempt, AttemptKind, Email, InvitationRow};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Can, ClientIp, Db, Tenant};
 use crate::http::state::AppState;
@@ -179,20 +179,17 @@ pub async fn accept(
     // forgotten again), so codes cannot be guessed at speed.
     let ip = peer.to_string();
     let limits = &state.sessions;
-    let attempt = match state
-        .control
-        .admit_attempt(&Attempt {
+    let attempt = admit(
+        &state,
+        &Attempt {
             kind: AttemptKind::Invitation,
             email: None,
             ip: (&ip, limits.max_invitation_attempts_per_ip),
             tenant: Some(tenant.id),
             window: limits.login_window,
-        })
-        .await?
-    {
-        Admission::Admitted(id) => id,
-        Admission::Refused(wait) => return Err(ApiError::TooManyAttempts(wait.as_secs().max(1))),
-    };
+        },
+    )
+    .await?;
     if a.token.len() != 64 || !a.token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid());
     }
@@ -211,14 +208,7 @@ pub async fn accept(
             passwords::check_policy(password)
                 .map_err(|e| ApiError::field("password", e.to_string()))?;
             let password = password.clone();
-            let hash = match state.hashing.run(move || passwords::hash(&password)).await {
-                Ok(hash) => hash,
-                Err(e) => {
-                    // Not tried at all: it does not count.
-                    state.control.forget_attempt(attempt).await?;
-                    return Err(e.into());
-                }
-            };
+            let hash = hash_for(&state, attempt, move || passwords::hash(&password)).await?;
             let name = a
                 .display_name
                 .as_deref()

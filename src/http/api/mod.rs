@@ -16,6 +16,8 @@ use tokio_postgres::Transaction;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Caller;
+use super::state::AppState;
+use crate::control::{Admission, Attempt};
 
 /// `?cursor=<id>&limit=<n>`: ids below the cursor, newest first.
 #[derive(Debug, Deserialize)]
@@ -136,6 +138,32 @@ pub async fn delete_audited(
     .await?;
     tx.commit().await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Admits and records a rate-limited attempt (see `control::attempts`):
+/// its id, or 429 with `Retry-After` past a limit.
+pub async fn admit(state: &AppState, attempt: &Attempt<'_>) -> ApiResult<i64> {
+    match state.control.admit_attempt(attempt).await? {
+        Admission::Admitted(id) => Ok(id),
+        Admission::Refused(wait) => Err(ApiError::TooManyAttempts(wait.as_secs().max(1))),
+    }
+}
+
+/// Runs a password hash or check for an admitted attempt; when no hashing
+/// slot frees in time the attempt was never really made, so it is
+/// forgotten before the 503.
+pub async fn hash_for<T: Send + 'static>(
+    state: &AppState,
+    attempt: i64,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    match state.hashing.run(work).await {
+        Ok(out) => Ok(out),
+        Err(e) => {
+            state.control.forget_attempt(attempt).await?;
+            Err(e.into())
+        }
+    }
 }
 
 /// Checks a required text field's length.

@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::{admit, hash_for};
 use crate::auth::{passwords, sessions};
-use crate::control::{Admission, Attempt, AttemptKind, Email, Mode, NewSession, Plan, Slug};
+use crate::control::{Attempt, AttemptKind, Email, Mode, NewSession, Plan, Slug};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Caller, ClientIp, Tenant, host};
 use crate::http::state::AppState;
@@ -96,19 +97,17 @@ pub async fn signup(
     // once the input is valid (a typo corrected costs nothing).
     let ip = peer.to_string();
     let limits = &state.sessions;
-    if let Admission::Refused(wait) = state
-        .control
-        .admit_attempt(&Attempt {
+    admit(
+        &state,
+        &Attempt {
             kind: AttemptKind::Signup,
             email: None,
             ip: (&ip, limits.max_signups_per_ip),
             tenant: None,
             window: limits.signup_window,
-        })
-        .await?
-    {
-        return Err(ApiError::TooManyAttempts(wait.as_secs().max(1)));
-    }
+        },
+    )
+    .await?;
     let password = req.password.clone();
     let hash = state
         .hashing
@@ -210,41 +209,28 @@ pub async fn login(
     let ip = peer.to_string();
     // Counted before the hash, atomically: attempts sent all at once cannot
     // all slip under the limit.
-    let attempt = match state
-        .control
-        .admit_attempt(&Attempt {
+    let attempt = admit(
+        &state,
+        &Attempt {
             kind: AttemptKind::Login,
             email: Some((&email, settings.max_failures_per_email)),
             ip: (&ip, settings.max_failures_per_ip),
             tenant: Some(tenant.id),
             window: settings.login_window,
-        })
-        .await?
-    {
-        Admission::Admitted(id) => id,
-        Admission::Refused(wait) => return Err(ApiError::TooManyAttempts(wait.as_secs().max(1))),
-    };
+        },
+    )
+    .await?;
     let user = state.control.user_by_email(&email).await?;
     let password = req.password.clone();
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let checked = state
-        .hashing
-        .run(move || match stored {
-            Some(stored) => passwords::verify(&password, &stored),
-            None => {
-                passwords::burn_equivalent_time(&password);
-                false
-            }
-        })
-        .await;
-    let password_ok = match checked {
-        Ok(ok) => ok,
-        Err(e) => {
-            // Not checked at all: it does not count against anyone.
-            state.control.forget_attempt(attempt).await?;
-            return Err(e.into());
+    let password_ok = hash_for(&state, attempt, move || match stored {
+        Some(stored) => passwords::verify(&password, &stored),
+        None => {
+            passwords::burn_equivalent_time(&password);
+            false
         }
-    };
+    })
+    .await?;
     let member = match (&user, password_ok) {
         (Some(u), true) => state.control.membership_role(u.id, tenant.id).await?,
         _ => None,
