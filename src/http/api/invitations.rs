@@ -8,7 +8,6 @@ use crate::http::input::Json;
 use crate::http::input::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::header::HOST;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -37,7 +36,7 @@ pub async fn invite(
     State(state): State<AppState>,
     Can(caller, _): Can<perm::MemberInvite>,
     Db(mut db): Db,
-    headers: axum::http::HeaderMap,
+    parts: axum::http::request::Parts,
     Json(new): Json<NewInvitation>,
 ) -> ApiResult<(StatusCode, Json<InvitationRow>)> {
     let email = Email::parse(&new.email).map_err(|e| ApiError::field("email", e.to_string()))?;
@@ -81,10 +80,7 @@ pub async fn invite(
         .await?;
     // The tenant's own host, whichever host the invitation was made on (on
     // the API host, accepting would find no tenant).
-    let url = state.tenant_url(
-        &tenant.slug,
-        headers.get(HOST).and_then(|h| h.to_str().ok()),
-    );
+    let url = state.tenant_url(&tenant.slug, crate::http::extract::authority(&parts).ok());
     // Short lines: mail stays 7-bit and readable, the code on a line of its own.
     let body = format!(
         "You are invited to join {slug} as {role}.\n\n\
