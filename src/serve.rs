@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::app::Bulkhead;
-use crate::auth::{SessionSettings, Tokens};
+use crate::auth::{SessionCache, SessionSettings, Tokens};
 use crate::pools::{PoolRouter, PoolSettings};
 use crate::routing::{HostName, Resolver, ResolverSettings};
 
@@ -39,6 +39,9 @@ pub struct ServeSettings {
     pub http: crate::http::HttpLimits,
     /// Password hashes at once, and how long one waits for its turn.
     pub hashing: crate::auth::Hashing,
+    /// How long the caches stand in for the control plane while it cannot
+    /// be reached (`0`: not at all); see [`crate::control::Health`].
+    pub stale_for: Duration,
 }
 
 impl ServeSettings {
@@ -58,6 +61,7 @@ impl ServeSettings {
             trusted_proxies: Vec::new(),
             http: crate::http::HttpLimits::default(),
             hashing: crate::auth::Hashing::default(),
+            stale_for: Duration::from_secs(300),
         }
     }
 }
@@ -101,7 +105,11 @@ impl Running {
 /// Binds the listeners and starts serving.
 pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<Running> {
     let p = &app.provisioner;
-    let control = p.control().clone();
+    // This process's view of the control plane: its routing listener marks
+    // it away and back, and while it is away its caches stand in for it.
+    let control = p
+        .control()
+        .with_health(crate::control::Health::new(settings.stale_for));
     let resolver = Arc::new(Resolver::new(
         control.clone(),
         ResolverSettings {
@@ -113,13 +121,19 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         },
     ));
     let tokens = Arc::new(Tokens::new(control.clone()));
+    let session_cache = Arc::new(SessionCache::new(control.clone(), settings.sessions.idle));
     let pools = PoolRouter::new(control.clone(), p.secret().clone(), settings.pools.clone());
     // Owned by the `Running` returned; dropped (and so ended) if starting
     // fails part-way.
     let mut background = JoinSet::new();
     background.spawn(crate::routing::listen(
         control.url().clone(),
-        Arc::new(Fanout(resolver.clone(), tokens.clone())),
+        control.health().clone(),
+        Arc::new(Fanout(
+            resolver.clone(),
+            tokens.clone(),
+            session_cache.clone(),
+        )),
     ));
     let state = crate::http::AppState(Arc::new(crate::http::App {
         control,
@@ -140,6 +154,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         resolver: resolver.clone(),
         pools: pools.clone(),
         tokens,
+        session_cache,
         versions: 1..=p.schema().latest(),
         trusted_proxies: settings.trusted_proxies.clone(),
         hashing: settings.hashing.clone(),
@@ -231,12 +246,14 @@ async fn prune_expired(control: crate::control::ControlPlane, sessions: SessionS
 }
 
 /// One NOTIFY, every cache. The resolver goes last: its epoch moves once the
-/// token cache is clear too, which is what per-connection memos watch.
-struct Fanout(Arc<Resolver>, Arc<Tokens>);
+/// token and session caches are clear too, which is what per-connection
+/// memos watch.
+struct Fanout(Arc<Resolver>, Arc<Tokens>, Arc<SessionCache>);
 
 impl crate::routing::Invalidate for Fanout {
     async fn invalidate(&self, payload: Option<&str>) {
         crate::routing::Invalidate::invalidate(&*self.1, payload).await;
+        crate::routing::Invalidate::invalidate(&*self.2, payload).await;
         crate::routing::Invalidate::invalidate(&*self.0, payload).await;
     }
 }

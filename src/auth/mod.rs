@@ -9,5 +9,5 @@ mod tokens;
 
 pub use hashing::{Hashing, HashingError};
 pub use rbac::{Perm, Permission, perm};
-pub use sessions::SessionSettings;
+pub use sessions::{SessionCache, SessionSettings};
 pub use tokens::{Role, TokenError, TokenInfo, Tokens};

@@ -3,11 +3,19 @@
 //! it was opened on, with idle and absolute timeouts; a CSRF token derived
 //! from it for cookie-authenticated writes.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
+use moka::future::Cache;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::control::{
+    ControlError, ControlPlane, SessionRow, Stamped, TenantId, keep_for, touch_interval,
+};
+use crate::routing::Invalidate;
 
 pub const COOKIE_NAME: &str = "bh_session";
 /// Header carrying the CSRF token on cookie-authenticated writes.
@@ -104,6 +112,131 @@ pub fn clear_cookie(settings: &SessionSettings) -> String {
             ""
         }
     )
+}
+
+/// A session as verified by the control plane, and when it ends unless used.
+#[derive(Debug)]
+pub struct LiveSession {
+    pub row: SessionRow,
+    ends: Instant,
+}
+
+/// Verified sessions, per cookie hash and tenant: a request reads its
+/// session from the control plane at most once per [`touch_interval`] (when
+/// its last use is also recorded), and while the control plane is away the
+/// sessions known before keep working for its stale window. Log-out, the
+/// end of a membership, a role change or a user's deletion drop cached
+/// entries at once, on every instance, by NOTIFY (`session:<hash>`,
+/// `member:<tenant>:<user>`, `user:<id>`).
+pub struct SessionCache {
+    control: ControlPlane,
+    idle: Duration,
+    cache: Cache<SessionKey, Stamped<Option<Arc<LiveSession>>>>,
+}
+
+/// A session's cookie hash and the tenant it is presented on.
+type SessionKey = ([u8; 32], TenantId);
+
+impl SessionCache {
+    pub fn new(control: ControlPlane, idle: Duration) -> Self {
+        let keep = keep_for(touch_interval(idle), control.health());
+        Self {
+            control,
+            idle,
+            cache: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(keep)
+                .support_invalidation_closures()
+                .build(),
+        }
+    }
+
+    /// The live session with this cookie hash on `tenant`, if any.
+    pub async fn verify(
+        &self,
+        hash: [u8; 32],
+        tenant: TenantId,
+    ) -> Result<Option<Arc<LiveSession>>, ControlError> {
+        let key = (hash, tenant);
+        let held = self.cache.get(&key).await.map(|s| {
+            let (live, fresh) = s.held(touch_interval(self.idle));
+            match live {
+                // Past its end: no session, whatever the control plane says.
+                Some(l) if l.ends <= Instant::now() => (None, true),
+                live => (live, fresh),
+            }
+        });
+        self.control
+            .health()
+            .answer("sessions", held, || self.fetch(key))
+            .await
+    }
+
+    async fn fetch(&self, key: SessionKey) -> Result<Option<Arc<LiveSession>>, ControlError> {
+        let live = self
+            .control
+            .touch_session(&key.0, key.1, self.idle)
+            .await?
+            .map(|row| {
+                Arc::new(LiveSession {
+                    ends: Instant::now() + row.ends_in,
+                    row,
+                })
+            });
+        // Sessions not found are not remembered: a cookie value is never
+        // guessed twice, and one made a moment later must not wait.
+        match &live {
+            Some(_) => self.cache.insert(key, Stamped::new(live.clone())).await,
+            None => self.cache.invalidate(&key).await,
+        }
+        Ok(live)
+    }
+
+    /// Drops every cached session of `user` (on `tenant`, or everywhere):
+    /// what this instance does at once after ending or changing them, as the
+    /// NOTIFY will make every instance do.
+    pub fn forget_user(&self, user: Uuid, tenant: Option<TenantId>) {
+        let _ = self.cache.invalidate_entries_if(move |(_, t), v| {
+            tenant.is_none_or(|only| only == *t)
+                && v.value.as_ref().is_some_and(|l| l.row.user_id == user)
+        });
+    }
+
+    /// Drops one cached session (log-out).
+    pub fn forget(&self, hash: [u8; 32]) {
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |(h, _), _| *h == hash);
+    }
+}
+
+impl Invalidate for SessionCache {
+    async fn invalidate(&self, payload: Option<&str>) {
+        let Some(payload) = payload else {
+            self.cache.invalidate_all();
+            return;
+        };
+        let mut parts = payload.split(':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("session"), Some(hex), None) => {
+                let mut hash = [0u8; 32];
+                if hex::decode_to_slice(hex, &mut hash).is_ok() {
+                    self.forget(hash);
+                }
+            }
+            (Some("member"), Some(tenant), Some(user)) => {
+                if let (Ok(t), Ok(u)) = (tenant.parse(), user.parse()) {
+                    self.forget_user(u, Some(TenantId(t)));
+                }
+            }
+            (Some("user"), Some(user), None) => {
+                if let Ok(u) = user.parse() {
+                    self.forget_user(u, None);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Constant-time comparison of two tokens.

@@ -9,7 +9,7 @@ use moka::future::Cache;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::control::{ControlError, ControlPlane, TenantId, TokenRow};
+use crate::control::{ControlError, ControlPlane, Stamped, TenantId, TokenRow, keep_for};
 use crate::routing::Invalidate;
 use crate::secret::{Secret, random_hex};
 
@@ -40,19 +40,26 @@ fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// How long a verified token (or a value that is none) is trusted without
+/// asking the control plane again; revocation reaches the cache at once by
+/// NOTIFY.
+const TOKEN_TTL: Duration = Duration::from_secs(60);
+
 pub struct Tokens {
     control: ControlPlane,
-    /// hash -> token (None: not a live token), briefly.
-    cache: Cache<Vec<u8>, Option<Arc<TokenInfo>>>,
+    /// hash -> token (None: not a live token), briefly; kept for the control
+    /// plane's stale window after that.
+    cache: Cache<Vec<u8>, Stamped<Option<Arc<TokenInfo>>>>,
 }
 
 impl Tokens {
     pub fn new(control: ControlPlane) -> Self {
+        let keep = keep_for(TOKEN_TTL, control.health());
         Self {
             control,
             cache: Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
+                .time_to_live(keep)
                 .support_invalidation_closures()
                 .build(),
         }
@@ -96,9 +103,14 @@ impl Tokens {
             return Ok(None);
         }
         let key = hash(presented);
-        if let Some(found) = self.cache.get(&key).await {
-            return Ok(found);
-        }
+        let held = self.cache.get(&key).await.map(|t| t.held(TOKEN_TTL));
+        self.control
+            .health()
+            .answer("tokens", held, || self.fetch(key))
+            .await
+    }
+
+    async fn fetch(&self, key: Vec<u8>) -> Result<Option<Arc<TokenInfo>>, ControlError> {
         let info = self.control.token_by_hash(&key).await?.and_then(|row| {
             Some(Arc::new(TokenInfo {
                 id: row.id,
@@ -107,7 +119,7 @@ impl Tokens {
                 name: row.name,
             }))
         });
-        self.cache.insert(key, info.clone()).await;
+        self.cache.insert(key, Stamped::new(info.clone())).await;
         Ok(info)
     }
 }
@@ -117,9 +129,9 @@ impl Invalidate for Tokens {
         match payload.and_then(|p| p.strip_prefix("token:")) {
             Some(id) => {
                 if let Ok(id) = id.parse::<Uuid>() {
-                    let _ = self
-                        .cache
-                        .invalidate_entries_if(move |_, v| v.as_ref().is_some_and(|t| t.id == id));
+                    let _ = self.cache.invalidate_entries_if(move |_, v| {
+                        v.value.as_ref().is_some_and(|t| t.id == id)
+                    });
                 }
             }
             None if payload.is_none() => self.cache.invalidate_all(),

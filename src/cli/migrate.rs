@@ -83,6 +83,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(millis))
 }
 
+/// [`parse_duration`], and `0` for none at all.
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
 impl RunArgs {
     fn options(&self) -> RunOptions {
         RunOptions {

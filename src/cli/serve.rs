@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::migrate::parse_duration;
+use super::migrate::{parse_duration, parse_duration_or_zero};
 use super::{CliError, CliResult};
 use crate::app::Bulkhead;
 use crate::pools::PoolSettings;
@@ -42,6 +42,13 @@ pub struct ServeArgs {
     #[arg(long, env = "BULKHEAD_MAX_CONCURRENT_HASHES",
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_concurrent_hashes: Option<u32>,
+    /// While the control plane cannot be reached, keep serving every tenant,
+    /// token and session this process already knew, for this long; then
+    /// 503 until it is back. Sign-up, log-in and anything not already known
+    /// answer 503 `control_plane_unavailable` meanwhile. `0`: no grace,
+    /// 503 at once.
+    #[arg(long, env = "BULKHEAD_STALE_FOR", default_value = "5m", value_parser = parse_duration_or_zero)]
+    pub stale_for: Duration,
     /// Connections one tenant may hold at once.
     #[arg(long, env = "BULKHEAD_POOL_PER_TENANT", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -155,6 +162,7 @@ impl ServeArgs {
                 "--session-idle must be positive and at most --session-lifetime".into(),
             ));
         }
+        settings.stale_for = self.stale_for;
         settings.smtp_relay = self.smtp_relay.clone();
         settings.smtp_ca_file = self.smtp_ca_file.clone();
         settings.mail_from = self.mail_from.clone();

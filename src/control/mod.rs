@@ -5,6 +5,7 @@ mod attempts;
 mod audit;
 mod domains;
 mod email;
+mod health;
 mod invitations;
 mod lock;
 mod members;
@@ -27,6 +28,7 @@ pub use attempts::{Admission, Attempt, AttemptKind};
 pub use audit::AuditEntry;
 pub use domains::Domain;
 pub use email::{Email, EmailError};
+pub use health::{Health, Stamped, State as HealthState, keep_for};
 pub use invitations::{Accepted, InvitationRow, PendingInvitation};
 pub use lock::{FLEET_LOCK_GRACE, FleetLock, TenantLock};
 pub use members::{MemberChange, MemberRow};
@@ -36,7 +38,7 @@ pub use model::{
 pub use role::Role;
 pub use runs::{Run, RunCounts, RunFailure, RunTenant, VersionCount, VersionDrift};
 pub use servers::{NewServer, Server};
-pub use sessions::{NewSession, SessionRow};
+pub use sessions::{NewSession, SessionRow, touch_interval};
 pub use tenants::{NewTenant, Reservation, Tenant};
 pub use tokens::TokenRow;
 pub use users::User;
@@ -63,12 +65,29 @@ pub enum ControlError {
     Pool(#[source] deadpool_postgres::BuildError),
     #[error("control plane unreachable")]
     Unreachable(#[source] deadpool_postgres::PoolError),
+    /// The routing listener has lost the control plane: nothing is asked of
+    /// it until it is back (see [`Health`]).
+    #[error("control plane unreachable for {}s", .0.as_secs())]
+    Away(std::time::Duration),
     #[error("control-plane migration failed")]
     Migration(#[source] refinery::Error),
     #[error("control-plane query failed: {}", crate::pg::describe(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error("corrupt control-plane row: {0}")]
     Corrupt(String),
+}
+
+impl ControlError {
+    /// Whether the control plane could not be reached or answer (it is
+    /// down, restarting, or the network is), as opposed to a query it
+    /// refused or a row it could not read.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ControlError::Unreachable(_) | ControlError::Away(_) => true,
+            ControlError::Query(e) => crate::pg::is_connection_error(e),
+            _ => false,
+        }
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for ControlError {
@@ -83,7 +102,13 @@ pub struct ControlPlane {
     pool: Pool,
     config: tokio_postgres::Config,
     url: Secret<String>,
+    health: Health,
 }
+
+/// How long a connection to the control plane may take to open when its URL
+/// does not say (`connect_timeout`): a request never waits on a dead host
+/// longer than this.
+pub const CONTROL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl ControlPlane {
     /// Connects, then applies pending control-plane migrations (serialised
@@ -93,6 +118,9 @@ impl ControlPlane {
             tokio_postgres::Config::from_str(url.expose()).map_err(ControlError::BadUrl)?;
         if config.get_application_name().is_none() {
             config.application_name("bulkhead-control");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONTROL_CONNECT_TIMEOUT);
         }
         let manager = Manager::from_config(
             config.clone(),
@@ -107,13 +135,15 @@ impl ControlPlane {
             // connections stay free for tenants.
             .max_size(CONTROL_POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(std::time::Duration::from_secs(30)))
+            .wait_timeout(Some(std::time::Duration::from_secs(10)))
+            .create_timeout(Some(CONTROL_CONNECT_TIMEOUT * 2))
             .build()
             .map_err(ControlError::Pool)?;
         let plane = Self {
             pool,
             config,
             url: url.clone(),
+            health: Health::default(),
         };
         plane.migrate().await?;
         Ok(plane)
@@ -140,7 +170,22 @@ impl ControlPlane {
         &self.url
     }
 
+    /// The same control plane, whose queries are refused at once while
+    /// `health` says it is away (a serving process's, watched by its routing
+    /// listener).
+    pub fn with_health(&self, health: Health) -> Self {
+        Self {
+            health,
+            ..self.clone()
+        }
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, ControlError> {
+        self.health.check()?;
         Ok(self.pool.get().await?)
     }
 

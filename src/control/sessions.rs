@@ -15,6 +15,10 @@ pub struct SessionRow {
     pub email: String,
     pub display_name: String,
     pub role: super::Role,
+    /// How long from now until it ends, unless used again: its idle end
+    /// (from its last use as now recorded) or its absolute end, whichever
+    /// comes first.
+    pub ends_in: Duration,
 }
 
 pub struct NewSession<'a> {
@@ -77,7 +81,8 @@ impl ControlPlane {
             .await?
             .query_opt(
                 "WITH live AS (
-                     SELECT s.id_hash, s.last_seen_at, s.user_id, u.email, u.display_name, m.role
+                     SELECT s.id_hash, s.last_seen_at, s.expires_at, s.user_id, u.email,
+                            u.display_name, m.role
                      FROM sessions s
                      JOIN memberships m ON m.user_id = s.user_id AND m.tenant_id = s.tenant_id
                      JOIN users u ON u.id = s.user_id
@@ -90,7 +95,13 @@ impl ControlPlane {
                      WHERE s.id_hash = live.id_hash
                        AND live.last_seen_at <= now() - $4::text::interval
                  )
-                 SELECT user_id, email, display_name, role FROM live",
+                 SELECT user_id, email, display_name, role,
+                        extract(epoch FROM least(
+                            expires_at,
+                            CASE WHEN last_seen_at <= now() - $4::text::interval
+                                 THEN now() ELSE last_seen_at END + $3::text::interval
+                        ) - now())::float8
+                 FROM live",
                 &[
                     &id_hash,
                     &tenant.0,
@@ -104,6 +115,7 @@ impl ControlPlane {
             email: r.get(1),
             display_name: r.get(2),
             role: r.get(3),
+            ends_in: Duration::from_secs_f64(r.get::<_, f64>(4).max(0.0)),
         }))
     }
 

@@ -85,7 +85,9 @@ impl FromRequestParts<AppState> for Caller {
 /// from the same client address. Let through the gate again, exactly as a
 /// fresh lookup would be.
 fn recalled(parts: &mut Parts, state: &AppState) -> Option<Caller> {
-    if !memoisable(parts) {
+    // While the control plane is away the caches decide, for as long as
+    // they may: never a memo that outlives them.
+    if !memoisable(parts) || !state.control.health().is_up() {
         return None;
     }
     let peer = peer(parts)?;
@@ -141,15 +143,16 @@ async fn session_user(
     value: &str,
 ) -> Result<SessionUser, ApiError> {
     let hash = sessions::hash(value);
-    let row = state
-        .control
-        .touch_session(&hash, tenant.id, state.sessions.idle)
+    let live = state
+        .session_cache
+        .verify(hash, tenant.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
+    let row = &live.row;
     Ok(SessionUser {
         user_id: row.user_id,
-        email: row.email,
-        display_name: row.display_name,
+        email: row.email.clone(),
+        display_name: row.display_name.clone(),
         role: row.role,
         session_hash: hash,
         csrf_token: state.secret.csrf_token(value),

@@ -31,6 +31,10 @@ pub enum ApiError {
     Suspended,
     #[error("temporarily unavailable")]
     Unavailable,
+    /// What needs the control plane while it cannot be reached (sign-up,
+    /// log-in, anything not already in this process's caches).
+    #[error("the control plane is unavailable; try again shortly")]
+    ControlPlaneUnavailable,
     /// Wrong e-mail, wrong password, or not a member of this tenant: one answer.
     #[error("wrong e-mail or password")]
     InvalidCredentials,
@@ -76,13 +80,12 @@ impl ApiError {
 
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
-        match e {
-            ControlError::Unreachable(_) => {
-                tracing::warn!(error = %crate::report::chain(&e), "control plane unavailable");
-                ApiError::Unavailable
-            }
-            other => ApiError::unexpected(other),
+        if e.is_unreachable() {
+            metrics::counter!("bulkhead_control_plane_unavailable_total").increment(1);
+            tracing::warn!(error = %crate::report::chain(&e), "control plane unavailable");
+            return ApiError::ControlPlaneUnavailable;
         }
+        ApiError::unexpected(e)
     }
 }
 
@@ -135,6 +138,9 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Suspended => (StatusCode::FORBIDDEN, "tenant_suspended"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::ControlPlaneUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "control_plane_unavailable")
+            }
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),

@@ -10,20 +10,39 @@ use serde::Deserialize;
 use super::error::{ApiError, ApiResult};
 use super::input::{Path, Query};
 use super::state::AppState;
-use crate::control::Status;
+use crate::control::{ControlError, HealthState, Status};
 use crate::routing::{HostName, Route};
 
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the control plane answers.
-pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
+/// `ready` (200) when the control plane answers; `degraded: serving from
+/// cache…` (200: keep this instance in rotation, it serves every tenant it
+/// knew) while the control plane is away within the stale window; 503
+/// `control_plane_unavailable` when it is away for longer, or does not answer.
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<String> {
+    let health = state.control.health();
+    match health.state() {
+        HealthState::Stale { away } => {
+            return Ok(format!(
+                "degraded: serving from cache (control plane unreachable for {}s;                  cached answers trusted for {}s more)",
+                away.as_secs(),
+                health.stale_for().saturating_sub(away).as_secs()
+            ));
+        }
+        HealthState::Down { away } => return Err(ControlError::Away(away).into()),
+        HealthState::Up => {}
+    }
     match state.control.ping().await {
-        Ok(()) => Ok("ready"),
+        Ok(()) => Ok("ready".into()),
         Err(e) => {
             tracing::warn!(error = %crate::report::chain(&e), "not ready: control plane unreachable");
-            Err(ApiError::Unavailable)
+            Err(if e.is_unreachable() {
+                e.into()
+            } else {
+                ApiError::Unavailable
+            })
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct App {
     pub resolver: Arc<Resolver>,
     pub pools: Arc<PoolRouter>,
     pub tokens: Arc<Tokens>,
+    /// Verified sessions (see [`crate::auth::SessionCache`]).
+    pub session_cache: Arc<crate::auth::SessionCache>,
     /// Tenant schema versions this binary can serve.
     pub versions: std::ops::RangeInclusive<i32>,
     /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).

@@ -358,6 +358,21 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     text
 }
 
+/// Whether a query failed because the server could not be reached or is
+/// going away (connection refused, closed or timed out; shutting down,
+/// starting up, out of connection slots), not because of the query.
+pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        // Class 08: connection exception; 57P01-57P03: shutting down or not
+        // yet accepting; 53300: too many connections.
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+        }
+        None => e.as_db_error().is_none(),
+    }
+}
+
 impl Cluster {
     /// A fresh, non-durable cluster in a new temporary directory, stopped and
     /// deleted when this process exits (however it exits): for tests and benches.

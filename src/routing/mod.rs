@@ -15,7 +15,9 @@ use moka::future::Cache;
 pub use host::{HostError, HostName};
 pub use listen::{CHANNEL, Invalidate, listen};
 
-use crate::control::{ControlError, ControlPlane, Mode, Plan, Slug, Status, Tenant, TenantId};
+use crate::control::{
+    ControlError, ControlPlane, Mode, Plan, Slug, Stamped, Status, Tenant, TenantId, keep_for,
+};
 
 /// What the request path needs to know about a tenant, cached per host.
 #[derive(Debug, Clone)]
@@ -75,25 +77,29 @@ pub struct ResolverSettings {
     pub miss_ttl: Duration,
 }
 
+/// Two caches, so that a flood of unknown hosts never evicts a tenant. Each
+/// entry is fresh for its time to live and then kept for the control
+/// plane's stale window (see [`crate::control::Health`]).
 pub struct Resolver {
     control: ControlPlane,
     settings: ResolverSettings,
-    hits: Cache<HostName, Arc<TenantEntry>>,
-    misses: Cache<HostName, ()>,
+    hits: Cache<HostName, Stamped<Arc<TenantEntry>>>,
+    misses: Cache<HostName, Stamped<()>>,
     /// Moves on every invalidation, after the caches have been cleared.
     epoch: AtomicU64,
 }
 
 impl Resolver {
     pub fn new(control: ControlPlane, settings: ResolverSettings) -> Self {
+        let health = control.health();
         let hits = Cache::builder()
             .max_capacity(settings.capacity)
-            .time_to_live(settings.ttl)
+            .time_to_live(keep_for(settings.ttl, health))
             .support_invalidation_closures()
             .build();
         let misses = Cache::builder()
             .max_capacity(settings.capacity)
-            .time_to_live(settings.miss_ttl)
+            .time_to_live(keep_for(settings.miss_ttl, health))
             .build();
         Self {
             control,
@@ -121,18 +127,33 @@ impl Resolver {
             Some(label) if Slug::parse(label).is_err() => return Ok(Route::Unknown),
             _ => {}
         }
-        if let Some(entry) = self.hits.get(host).await {
+        let held = match self.hits.get(host).await {
+            Some(hit) => {
+                let (entry, fresh) = hit.held(self.settings.ttl);
+                Some((Route::Tenant(entry), fresh))
+            }
+            None => self
+                .misses
+                .get(host)
+                .await
+                .map(|miss| (Route::Unknown, miss.held(self.settings.miss_ttl).1)),
+        };
+        if matches!(held, Some((_, true))) {
             metrics::counter!("bulkhead_resolve_cache_hits_total").increment(1);
-            return Ok(Route::Tenant(entry));
+        } else {
+            metrics::counter!("bulkhead_resolve_cache_misses_total").increment(1);
         }
-        if self.misses.get(host).await.is_some() {
-            metrics::counter!("bulkhead_resolve_cache_hits_total").increment(1);
-            return Ok(Route::Unknown);
-        }
-        metrics::counter!("bulkhead_resolve_cache_misses_total").increment(1);
+        self.control
+            .health()
+            .answer("resolve", held, || self.fetch(host, sub))
+            .await
+    }
+
+    /// Asks the control plane what `host` names, and caches the answer.
+    async fn fetch(&self, host: &HostName, sub: Option<&str>) -> Result<Route, ControlError> {
         let tenant = match sub {
             Some(label) => {
-                let slug = Slug::parse(label).expect("checked above");
+                let slug = Slug::parse(label).expect("checked by resolve");
                 self.control.tenant_by_slug(&slug).await?
             }
             None => self.control.tenant_by_domain(host.as_str()).await?,
@@ -140,11 +161,15 @@ impl Resolver {
         match tenant {
             Some(t) => {
                 let entry = Arc::new(TenantEntry::from_tenant(&t, &self.settings.shared_db));
-                self.hits.insert(host.clone(), entry.clone()).await;
+                self.hits
+                    .insert(host.clone(), Stamped::new(entry.clone()))
+                    .await;
+                self.misses.invalidate(host).await;
                 Ok(Route::Tenant(entry))
             }
             None => {
-                self.misses.insert(host.clone(), ()).await;
+                self.misses.insert(host.clone(), Stamped::new(())).await;
+                self.hits.invalidate(host).await;
                 Ok(Route::Unknown)
             }
         }
@@ -192,7 +217,9 @@ impl Resolver {
         match (parts.next(), parts.next(), parts.next()) {
             (Some("tenant"), Some(id), slug) => {
                 if let Ok(id) = id.parse::<uuid::Uuid>() {
-                    let _ = self.hits.invalidate_entries_if(move |_, e| e.id.0 == id);
+                    let _ = self
+                        .hits
+                        .invalidate_entries_if(move |_, e| e.value.id.0 == id);
                 }
                 // A host looked up before the tenant existed is a cached miss.
                 if let Some(Ok(host)) =

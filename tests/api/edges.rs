@@ -494,7 +494,7 @@ async fn stopping_a_server_ends_its_background_loops() {
             let n: i64 = admin
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity
-                      WHERE datname = $1 AND query LIKE 'LISTEN %'",
+                      WHERE datname = $1 AND application_name = 'bulkhead-listen'",
                     &[&db],
                 )
                 .await

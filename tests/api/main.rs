@@ -7,6 +7,7 @@
 mod common;
 
 mod edges;
+mod outage;
 mod people;
 mod rbac;
 mod serve;

@@ -9,7 +9,7 @@ use bulkhead::auth::passwords;
 use bulkhead::control::Mode;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 
 /// The session timeouts the tests set, which they pass by moving a session's
 /// times in the control plane rather than by waiting.
@@ -21,7 +21,7 @@ fn host(slug: &str) -> String {
 }
 
 /// A user with `PASSWORD`, member of `slug` with `role` (created if needed).
-async fn member(fleet: &TestFleet, slug: &str, email: &str, role: &str) -> uuid::Uuid {
+pub async fn member(fleet: &TestFleet, slug: &str, email: &str, role: &str) -> uuid::Uuid {
     let control = fleet.p().control();
     let user = match control.user_by_email(email).await.unwrap() {
         Some(u) => u,
@@ -39,7 +39,7 @@ async fn member(fleet: &TestFleet, slug: &str, email: &str, role: &str) -> uuid:
     user.id
 }
 
-async fn login(addr: std::net::SocketAddr, slug: &str, email: &str, password: &str) -> Reply {
+pub async fn login(addr: std::net::SocketAddr, slug: &str, email: &str, password: &str) -> Reply {
     http(
         addr,
         "POST",
@@ -73,6 +73,15 @@ async fn set_session_time(fleet: &TestFleet, cookie: &str, column: &str, offset:
         .await
         .unwrap();
     assert_eq!(changed, 1, "no session for {cookie}");
+    notified().await;
+}
+
+/// Gives a server's routing listener a moment to receive what a change made
+/// behind its back just notified (a session moved back in time or ended): its
+/// session cache drops the entry then. Local NOTIFY arrives in well under a
+/// millisecond.
+async fn notified() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
 /// A session's `last_seen_at`, as seconds since the epoch.
@@ -100,7 +109,7 @@ fn cookie(reply: &Reply) -> String {
 }
 
 /// A logged-in session on `slug`: (cookie, CSRF token).
-async fn session(addr: std::net::SocketAddr, slug: &str, email: &str) -> (String, String) {
+pub async fn session(addr: std::net::SocketAddr, slug: &str, email: &str) -> (String, String) {
     let r = login(addr, slug, email, PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
@@ -503,6 +512,7 @@ async fn a_busy_session_is_read_not_rewritten_on_every_request_and_stays_alive()
         )
         .await
         .unwrap();
+    notified().await;
     let version = row(c.clone()).await;
     let seen = last_seen(&fleet, &c).await;
     assert_eq!(me(server.addr, &acme, &c).await.status, 200);

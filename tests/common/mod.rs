@@ -78,13 +78,19 @@ pub struct TestFleet {
 
 impl TestFleet {
     pub async fn new() -> Self {
+        let control_db = format!("cp_{}", random_hex(3));
+        create_private_database(&control_db).await;
+        Self::with_control_plane(pg().url(&control_db)).await
+    }
+
+    /// A fleet whose control plane is at `url` (a cluster of the test's own,
+    /// which it may stop), its tenants on the binary's shared cluster.
+    pub async fn with_control_plane(control_url: String) -> Self {
         let pg = pg();
         let id = random_hex(3);
-        let control_db = format!("cp_{id}");
-        create_private_database(&control_db).await;
         let args = GlobalArgs {
             home: pg.scratch.join(format!("home-{id}")),
-            control_url: Some(pg.url(&control_db)),
+            control_url: Some(control_url),
             secret: Some(random_hex(32)),
             template_db: format!("tpl_{id}"),
             shared_db: format!("shared_{id}"),

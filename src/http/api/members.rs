@@ -77,6 +77,9 @@ pub async fn change_role(
             .change_member(caller.tenant.id, user, Some(role))
             .await?,
     )?;
+    state
+        .session_cache
+        .forget_user(user, Some(caller.tenant.id));
     record(
         &mut db,
         &caller,
@@ -146,6 +149,9 @@ async fn end_membership(
             .change_member(caller.tenant.id, user, None)
             .await?,
     )?;
+    state
+        .session_cache
+        .forget_user(user, Some(caller.tenant.id));
     record(db, caller, action, "member", &user.to_string(), detail).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -145,6 +145,7 @@ pub async fn signup(
                     tracing::error!(error = %crate::report::chain(&e), "sign-up could not reserve a tenant");
                     ApiError::Unavailable
                 }
+                Err(ProvisionError::Control(e)) if e.is_unreachable() => e.into(),
                 // Anything else is no reason to retry (the input was checked).
                 Err(e) => ApiError::Internal(format!("sign-up could not reserve a tenant: {e}")),
                 Ok(Reserved::New(_)) => unreachable!("handled above"),
@@ -289,6 +290,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
         .session()
         .ok_or_else(|| ApiError::BadRequest("log-out ends a session; this is a token".into()))?;
     state.control.delete_session(&session.session_hash).await?;
+    state.session_cache.forget(session.session_hash);
     Ok((
         StatusCode::NO_CONTENT,
         [(SET_COOKIE, sessions::clear_cookie(&state.sessions))],
@@ -306,6 +308,7 @@ pub async fn logout_everywhere(
         .session()
         .ok_or_else(|| ApiError::BadRequest("log-out ends sessions; this is a token".into()))?;
     let ended = state.control.delete_user_sessions(session.user_id).await?;
+    state.session_cache.forget_user(session.user_id, None);
     Ok((
         [(SET_COOKIE, sessions::clear_cookie(&state.sessions))],
         Json(json!({"ended": ended})),
