@@ -5,6 +5,8 @@
 
 mod binaries;
 mod os_user;
+mod tls;
+mod url;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,10 @@ use std::process::{Command, Stdio};
 
 pub use binaries::Binaries;
 pub use os_user::ServerUser;
+pub use tls::{MakeTls, PgConfig, TlsStream, explain as tls_failure, set_default_root_cert};
+pub use url::{
+    RootCert, SslMode, TlsParams, UrlError, is_local, split as split_tls, with_ssl_mode,
+};
 
 use crate::secret::{self, Secret};
 
@@ -342,6 +348,9 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), PgError> {
 /// A database error in one line: the server's own message when there is one
 /// (`tokio_postgres::Error`'s `Display` says only "db error"), else the cause.
 pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(tls) = tls::explain(e) {
+        return tls;
+    }
     if let Some(db) = e.as_db_error() {
         return match db.detail() {
             Some(detail) => format!("{} ({detail})", db.message()),

@@ -2,12 +2,11 @@
 //! backoff; after a reconnect every cache is dropped, since notifications sent
 //! while disconnected are lost.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::secret::Secret;
 
@@ -34,9 +33,9 @@ pub async fn listen<T: Invalidate>(url: Secret<String>, target: Arc<T>) {
 }
 
 async fn listen_once<T: Invalidate>(url: &Secret<String>, target: &Arc<T>) -> Result<(), String> {
-    let config = tokio_postgres::Config::from_str(url.expose()).map_err(|e| e.to_string())?;
+    let config = crate::pg::PgConfig::parse(url.expose()).map_err(|e| e.to_string())?;
     let (client, mut connection) = config
-        .connect(NoTls)
+        .connect()
         .await
         .map_err(|e| crate::pg::describe(&e))?;
     let (tx, mut rx) = futures::channel::mpsc::unbounded();
