@@ -61,6 +61,9 @@ pub struct ClusterOptions {
     pub durable: bool,
     /// Where the server binaries are; searched for when `None`.
     pub bindir: Option<PathBuf>,
+    /// Lines appended to `postgresql.conf` at creation (after bulkhead's own,
+    /// so they win): for test clusters with TLS or other addresses.
+    pub extra_conf: String,
 }
 
 impl Default for ClusterOptions {
@@ -69,6 +72,7 @@ impl Default for ClusterOptions {
             max_connections: 200,
             durable: true,
             bindir: None,
+            extra_conf: String::new(),
         }
     }
 }
@@ -259,6 +263,8 @@ fn init(
     if !options.durable {
         conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
     }
+    conf.push_str(&options.extra_conf);
+    conf.push('\n');
     use std::io::Write;
     std::fs::OpenOptions::new()
         .append(true)
@@ -371,6 +377,15 @@ impl Cluster {
     /// A fresh, non-durable cluster in a new temporary directory, stopped and
     /// deleted when this process exits (however it exits): for tests and benches.
     pub fn throwaway(max_connections: u32) -> Result<Cluster, PgError> {
+        Self::throwaway_with(&ClusterOptions {
+            max_connections,
+            durable: false,
+            ..ClusterOptions::default()
+        })
+    }
+
+    /// [`Self::throwaway`] with options of its own (`durable` is ignored).
+    pub fn throwaway_with(options: &ClusterOptions) -> Result<Cluster, PgError> {
         let dir = std::env::temp_dir().join(format!(
             "bulkhead-{}-{}",
             std::process::id(),
@@ -379,9 +394,8 @@ impl Cluster {
         let cluster = Cluster::ensure(
             &dir,
             &ClusterOptions {
-                max_connections,
                 durable: false,
-                bindir: None,
+                ..options.clone()
             },
         )?;
         cluster.remove_when_process_exits(std::process::id())?;

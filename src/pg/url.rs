@@ -158,7 +158,7 @@ pub fn is_local(config: &tokio_postgres::Config) -> bool {
                 || name
                     .trim_matches(['[', ']'])
                     .parse::<IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
+                    .is_ok_and(|ip| ip.to_canonical().is_loopback())
         }
     })
 }
@@ -348,6 +348,7 @@ mod tests {
         assert!(local("postgres://u@127.0.0.1:5432/x"));
         assert!(local("postgres://u@localhost/x"));
         assert!(local("postgres://u@[::1]:5432/x"));
+        assert!(local("postgres://u@[::ffff:127.0.0.1]:5432/x"));
         assert!(local("host=/var/run/postgresql user=u"));
         assert!(!local("postgres://u@db.example/x"));
         assert!(!local("postgres://u@10.0.0.5/x"));
