@@ -141,3 +141,43 @@ async fn lockdown(client: &tokio_postgres::Client, server: &str) -> Result<(), P
             detail: crate::pg::describe(&e),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(url: &str) -> String {
+        with_default_tls(&Secret::new(url.to_string()), "s")
+            .expect("valid")
+            .expose()
+            .clone()
+    }
+
+    #[test]
+    fn a_server_off_this_machine_gets_verify_full_unless_its_url_says_otherwise() {
+        assert_eq!(
+            recorded("postgres://a:pw@db.example/postgres"),
+            "postgres://a:pw@db.example/postgres?sslmode=verify-full"
+        );
+        assert_eq!(
+            recorded("postgres://a:pw@10.1.2.3/postgres?sslrootcert=/ca.pem"),
+            "postgres://a:pw@10.1.2.3/postgres?sslrootcert=/ca.pem&sslmode=verify-full"
+        );
+        for kept in [
+            "postgres://a:pw@db.example/postgres?sslmode=require",
+            "postgres://a:pw@db.example/postgres?sslmode=disable",
+            "postgres://a:pw@db.example/postgres?sslrootcert=system",
+            "postgres://a:pw@127.0.0.1:5432/postgres",
+            "postgres://a:pw@localhost/postgres",
+            "host=/var/run/postgresql user=a",
+        ] {
+            assert_eq!(recorded(kept), kept);
+        }
+        let err = with_default_tls(&Secret::new("postgres://h/x?sslmode=strict".into()), "s")
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("unknown sslmode `strict`"),
+            "{err}"
+        );
+    }
+}
