@@ -397,3 +397,106 @@ async fn sslmode_require_against_a_server_without_tls_is_refused() {
     let url = format!("{}?sslmode=prefer", pg().url("postgres"));
     add(&fleet, "plainpref", &url).await.expect("prefer");
 }
+
+#[tokio::test]
+async fn the_control_plane_and_its_listener_go_over_tls_too() {
+    let tls = TlsCluster::start(&["localhost".into()], None).await;
+    tls.sql("CREATE DATABASE cp_tls").await;
+    let verified = |db: &str| {
+        format!(
+            "postgres://bulkhead:{}@localhost:{}/{db}?sslmode=verify-full&sslrootcert={}",
+            tls.cluster.password.expose(),
+            tls.cluster.port,
+            tls.ca.display()
+        )
+    };
+    let id = bulkhead::secret::random_hex(3);
+    let args = bulkhead::config::GlobalArgs {
+        home: tls.dir.join("home"),
+        control_url: Some(verified("cp_tls")),
+        secret: Some(bulkhead::secret::random_hex(32)),
+        template_db: format!("tpl_{id}"),
+        shared_db: format!("shared_{id}"),
+        tenant_connection_limit: 20,
+        slug_quarantine_days: 30,
+        pg_max_connections: 200,
+        pg_bindir: None,
+        migrations_dir: None,
+        pg_ca_file: None,
+    };
+    let app = bulkhead::app::Bulkhead::open(&args)
+        .await
+        .expect("open a control plane over TLS");
+    app.provisioner
+        .add_server(&AddServer {
+            name: "tls".into(),
+            admin_url: Secret::new(verified("postgres")),
+            capacity: 10,
+            budget: 10,
+        })
+        .await
+        .expect("add the server");
+    let slug = format!("cptls-{id}");
+    app.provisioner
+        .create(&CreateRequest {
+            slug: slug.clone(),
+            display_name: None,
+            mode: Mode::Schema,
+            plan: Plan::Free,
+            server: None,
+        })
+        .await
+        .expect("create a tenant");
+    let settings = bulkhead::serve::ServeSettings::new(
+        "127.0.0.1:0".parse().unwrap(),
+        bulkhead::routing::HostName::parse("localhost").unwrap(),
+    );
+    let server = bulkhead::serve::start(&app, &settings).await.unwrap();
+    let tenant = app
+        .provisioner
+        .control()
+        .tenant_by_slug(&bulkhead::control::Slug::parse(&slug).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, token) =
+        bulkhead::auth::Tokens::create(app.provisioner.control(), tenant.id, "admin", "test")
+            .await
+            .unwrap();
+    let r = http(
+        server.addr,
+        "GET",
+        &format!("{slug}.localhost"),
+        "/api/projects",
+        Some(token.expose()),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let admin = tls.admin().await;
+    let backends = async || -> Vec<(String, String, bool)> {
+        admin
+            .query(
+                "SELECT a.datname::text, a.query, s.ssl
+                   FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+                  WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    eventually("the routing listener to be connected", || async {
+        backends()
+            .await
+            .iter()
+            .any(|(db, query, _)| db == "cp_tls" && query.starts_with("LISTEN"))
+    })
+    .await;
+    let all = backends().await;
+    assert!(all.iter().all(|(_, _, ssl)| *ssl), "unencrypted: {all:?}");
+    server.stop().await.unwrap();
+}
