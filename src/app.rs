@@ -27,6 +27,8 @@ pub enum OpenError {
     EmbeddedTask(#[source] tokio::task::JoinError),
     #[error("cannot prepare the embedded control plane")]
     Embedded(#[source] tokio_postgres::Error),
+    #[error(transparent)]
+    BadUrl(#[from] crate::pg::UrlError),
     #[error("cannot lock down the embedded cluster")]
     Lockdown(#[source] Box<crate::provision::ProvisionError>),
 }
@@ -39,6 +41,7 @@ pub struct Bulkhead {
 
 impl Bulkhead {
     pub async fn open(args: &crate::config::GlobalArgs) -> Result<Self, OpenError> {
+        crate::pg::set_default_root_cert(args.pg_ca_file.as_deref())?;
         // Bad migrations are bad input: refuse before touching anything.
         let schema = crate::migrations::TenantSchema::load(args.migrations_dir.as_deref())?;
         let mut settings = ProvisionSettings {
@@ -100,13 +103,9 @@ impl Bulkhead {
 
 /// Creates database `db` on the embedded cluster if it does not exist yet.
 pub async fn create_database_if_missing(cluster: &Cluster, db: &str) -> Result<(), OpenError> {
-    use std::str::FromStr;
     let url = cluster.admin_url("postgres");
-    let config = tokio_postgres::Config::from_str(url.expose()).map_err(OpenError::Embedded)?;
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(OpenError::Embedded)?;
+    let config = crate::pg::PgConfig::parse(url.expose()).map_err(OpenError::BadUrl)?;
+    let (client, connection) = config.connect().await.map_err(OpenError::Embedded)?;
     tokio::spawn(connection);
     let exists: bool = client
         .query_one(

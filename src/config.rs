@@ -10,6 +10,7 @@
 //! - `BULKHEAD_MIGRATIONS_DIR`: tenant migrations to use besides the built-in ones.
 //! - `BULKHEAD_PG_BINDIR`: where the server binaries are (searched for by default).
 //! - `BULKHEAD_PG_MAX_CONNECTIONS`: `max_connections` of a new embedded cluster.
+//! - `BULKHEAD_PG_CA_FILE`: CA certificates for PostgreSQL servers whose URL names none.
 
 use std::path::PathBuf;
 
@@ -84,4 +85,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "BULKHEAD_PG_MAX_CONNECTIONS", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(20..=10000), global = true)]
     pub pg_max_connections: u32,
+
+    /// PEM file of CA certificates trusted for TLS to PostgreSQL servers whose URL
+    /// has no `sslrootcert` (default: Mozilla's roots). With it, `sslmode=require`
+    /// also verifies the certificate chain, as libpq does.
+    #[arg(long, env = "BULKHEAD_PG_CA_FILE", global = true)]
+    pub pg_ca_file: Option<PathBuf>,
 }

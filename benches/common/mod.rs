@@ -228,6 +228,7 @@ pub fn fleet_args(cluster: &Cluster, prefix: &str, connection_limit: i32) -> Glo
         pg_max_connections: 300,
         migrations_dir: None,
         pg_bindir: None,
+        pg_ca_file: None,
     }
 }
 

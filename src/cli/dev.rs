@@ -105,11 +105,9 @@ pub async fn dev(
 /// A few projects and tasks per demo tenant, written once, as the tenant.
 async fn seed_demo_data(app: &Bulkhead, slug: &str) -> CliResult {
     let url = app.provisioner.connect_url(slug).await?;
-    let config: tokio_postgres::Config = url.expose().parse().map_err(CliError::Demo)?;
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(CliError::Demo)?;
+    let config =
+        crate::pg::PgConfig::parse(url.expose()).map_err(|e| CliError::Other(e.to_string()))?;
+    let (client, connection) = config.connect().await.map_err(CliError::Demo)?;
     tokio::spawn(connection);
     let sql = "DO $$ BEGIN
         IF NOT EXISTS (SELECT 1 FROM projects) THEN

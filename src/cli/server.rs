@@ -11,10 +11,11 @@ use crate::secret::Secret;
 #[derive(Subcommand, Debug)]
 pub enum ServerCommand {
     /// Register a PostgreSQL server tenants can be placed on. The admin URL must log
-    /// in as a superuser; it is checked now and never printed.
+    /// in as a superuser; it is checked now and never printed. A host other than
+    /// this machine gets `sslmode=verify-full` unless the URL has an `sslmode`.
     Add {
         name: String,
-        /// postgres://user:password@host:port/maintenance-db
+        /// postgres://user:password@host:port/maintenance-db[?sslmode=...&sslrootcert=ca.pem]
         #[arg(long, env = "BULKHEAD_SERVER_ADMIN_URL", hide_env_values = true)]
         admin_url: String,
         /// How many tenants may be placed on it.
@@ -48,6 +49,14 @@ pub fn mask_url(url: &str) -> String {
         }
         Ok(u) => u.to_string(),
         Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+/// The `sslmode` a server's connections use (libpq's default: `prefer`).
+fn tls_mode(url: &str) -> String {
+    match crate::pg::split_tls(url) {
+        Ok((_, tls)) => tls.mode.unwrap_or(crate::pg::SslMode::Prefer).to_string(),
+        Err(_) => "invalid".into(),
     }
 }
 
@@ -92,6 +101,7 @@ pub async fn server(app: &Bulkhead, cmd: ServerCommand) -> CliResult {
                         serde_json::json!({
                             "name": s.name, "admin_url": mask_url(s.admin_url.expose()),
                             "state": s.state, "capacity": s.capacity, "budget": s.budget,
+                            "tls": tls_mode(s.admin_url.expose()),
                             "tenants": s.tenants, "template_version": s.template_version,
                         })
                     })
@@ -107,6 +117,7 @@ pub async fn server(app: &Bulkhead, cmd: ServerCommand) -> CliResult {
                         format!("{}/{}", s.tenants, s.capacity),
                         s.budget.to_string(),
                         s.template_version.map_or("-".into(), |v| v.to_string()),
+                        tls_mode(s.admin_url.expose()),
                         mask_url(s.admin_url.expose()),
                     ]
                 })
@@ -118,6 +129,7 @@ pub async fn server(app: &Bulkhead, cmd: ServerCommand) -> CliResult {
                     "TENANTS",
                     "BUDGET",
                     "TEMPLATE",
+                    "TLS",
                     "ADMIN URL",
                 ],
                 &rows,

@@ -19,10 +19,7 @@ mod tenants;
 mod tokens;
 mod users;
 
-use std::str::FromStr;
-
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 pub use attempts::{Admission, Attempt, AttemptKind};
 pub use audit::AuditEntry;
@@ -43,6 +40,7 @@ pub use tenants::{NewTenant, Reservation, Tenant};
 pub use tokens::TokenRow;
 pub use users::User;
 
+use crate::pg::PgConfig;
 use crate::secret::Secret;
 
 /// PostgreSQL `interval` input for a duration, to the millisecond.
@@ -59,8 +57,8 @@ mod embedded {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("invalid control-plane URL")]
-    BadUrl(#[source] tokio_postgres::Error),
+    #[error("invalid control-plane URL: {0}")]
+    BadUrl(#[source] crate::pg::UrlError),
     #[error("cannot make the control-plane pool")]
     Pool(#[source] deadpool_postgres::BuildError),
     #[error("control plane unreachable")]
@@ -100,7 +98,7 @@ impl From<deadpool_postgres::PoolError> for ControlError {
 #[derive(Clone)]
 pub struct ControlPlane {
     pool: Pool,
-    config: tokio_postgres::Config,
+    config: PgConfig,
     url: Secret<String>,
     health: Health,
 }
@@ -114,8 +112,7 @@ impl ControlPlane {
     /// Connects, then applies pending control-plane migrations (serialised
     /// across processes by an advisory lock).
     pub async fn open(url: &Secret<String>) -> Result<Self, ControlError> {
-        let mut config =
-            tokio_postgres::Config::from_str(url.expose()).map_err(ControlError::BadUrl)?;
+        let mut config = PgConfig::parse(url.expose()).map_err(ControlError::BadUrl)?;
         if config.get_application_name().is_none() {
             config.application_name("bulkhead-control");
         }
@@ -123,8 +120,8 @@ impl ControlPlane {
             config.connect_timeout(CONTROL_CONNECT_TIMEOUT);
         }
         let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
+            (*config).clone(),
+            config.tls(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -193,7 +190,7 @@ impl ControlPlane {
     /// locks, which may be held for long and must never occupy (or return
     /// to) the pool that the lock holders' own work draws from.
     pub(crate) async fn dedicated(&self) -> Result<tokio_postgres::Client, ControlError> {
-        let (client, connection) = self.config.connect(NoTls).await?;
+        let (client, connection) = self.config.connect().await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });

@@ -5,6 +5,8 @@
 
 mod binaries;
 mod os_user;
+mod tls;
+mod url;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,10 @@ use std::process::{Command, Stdio};
 
 pub use binaries::Binaries;
 pub use os_user::ServerUser;
+pub use tls::{MakeTls, PgConfig, TlsStream, explain as tls_failure, set_default_root_cert};
+pub use url::{
+    RootCert, SslMode, TlsParams, UrlError, is_local, split as split_tls, with_ssl_mode,
+};
 
 use crate::secret::{self, Secret};
 
@@ -55,6 +61,9 @@ pub struct ClusterOptions {
     pub durable: bool,
     /// Where the server binaries are; searched for when `None`.
     pub bindir: Option<PathBuf>,
+    /// Lines appended to `postgresql.conf` at creation (after bulkhead's own,
+    /// so they win): for test clusters with TLS or other addresses.
+    pub extra_conf: String,
 }
 
 impl Default for ClusterOptions {
@@ -63,6 +72,7 @@ impl Default for ClusterOptions {
             max_connections: 200,
             durable: true,
             bindir: None,
+            extra_conf: String::new(),
         }
     }
 }
@@ -253,6 +263,8 @@ fn init(
     if !options.durable {
         conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
     }
+    conf.push_str(&options.extra_conf);
+    conf.push('\n');
     use std::io::Write;
     std::fs::OpenOptions::new()
         .append(true)
@@ -342,6 +354,9 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), PgError> {
 /// A database error in one line: the server's own message when there is one
 /// (`tokio_postgres::Error`'s `Display` says only "db error"), else the cause.
 pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(tls) = tls::explain(e) {
+        return tls;
+    }
     if let Some(db) = e.as_db_error() {
         return match db.detail() {
             Some(detail) => format!("{} ({detail})", db.message()),
@@ -377,6 +392,15 @@ impl Cluster {
     /// A fresh, non-durable cluster in a new temporary directory, stopped and
     /// deleted when this process exits (however it exits): for tests and benches.
     pub fn throwaway(max_connections: u32) -> Result<Cluster, PgError> {
+        Self::throwaway_with(&ClusterOptions {
+            max_connections,
+            durable: false,
+            ..ClusterOptions::default()
+        })
+    }
+
+    /// [`Self::throwaway`] with options of its own (`durable` is ignored).
+    pub fn throwaway_with(options: &ClusterOptions) -> Result<Cluster, PgError> {
         let dir = std::env::temp_dir().join(format!(
             "bulkhead-{}-{}",
             std::process::id(),
@@ -385,9 +409,8 @@ impl Cluster {
         let cluster = Cluster::ensure(
             &dir,
             &ClusterOptions {
-                max_connections,
                 durable: false,
-                bindir: None,
+                ..options.clone()
             },
         )?;
         cluster.remove_when_process_exits(std::process::id())?;

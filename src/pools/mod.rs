@@ -9,19 +9,18 @@ mod lanes;
 mod socket;
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult, Timeouts};
 use moka::future::Cache;
-use tokio_postgres::NoTls;
 
 pub use budget::ServerBudget;
 pub use conn::TenantConn;
 
 use crate::control::{ControlError, ControlPlane, TenantId};
+use crate::pg::PgConfig;
 use crate::routing::TenantEntry;
 use crate::secret::MasterSecret;
 
@@ -112,7 +111,8 @@ impl TenantPool {
 }
 
 pub struct TenantManager {
-    config: tokio_postgres::Config,
+    /// The server's admin URL settings (its TLS included) as the tenant.
+    config: PgConfig,
     role: String,
     database: String,
     /// The `search_path` pinned at connection start, as `current_setting` reads it.
@@ -147,11 +147,12 @@ impl managed::Manager for TenantManager {
             detail,
         };
         let connecting = async {
-            let stream = socket::DrainingStream::connect(&self.config, self.connect_timeout)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
+            let (stream, host) =
+                socket::DrainingStream::connect(&self.config, self.connect_timeout)
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?;
             self.config
-                .connect_raw(stream, NoTls)
+                .connect_raw(stream, &host)
                 .await
                 .map_err(|e| unavailable(crate::pg::describe(&e)))
         };
@@ -214,7 +215,7 @@ pub struct PoolRouter {
     control: ControlPlane,
     secret: MasterSecret,
     settings: PoolSettings,
-    servers: RwLock<HashMap<String, (tokio_postgres::Config, Arc<ServerBudget>)>>,
+    servers: RwLock<HashMap<String, (PgConfig, Arc<ServerBudget>)>>,
     pools: Cache<(TenantId, i32), Arc<TenantPool>>,
     epoch: Instant,
 }
@@ -282,10 +283,7 @@ impl PoolRouter {
         self.pools.entry_count()
     }
 
-    async fn server(
-        &self,
-        name: &str,
-    ) -> Result<(tokio_postgres::Config, Arc<ServerBudget>), PoolError> {
+    async fn server(&self, name: &str) -> Result<(PgConfig, Arc<ServerBudget>), PoolError> {
         if let Some(found) = self.servers.read().expect("server map poisoned").get(name) {
             return Ok(found.clone());
         }
@@ -294,12 +292,11 @@ impl PoolRouter {
             .server(name)
             .await?
             .ok_or_else(|| PoolError::UnknownServer(name.to_string()))?;
-        let config = tokio_postgres::Config::from_str(server.admin_url.expose()).map_err(|e| {
-            PoolError::Unavailable {
+        let config =
+            PgConfig::parse(server.admin_url.expose()).map_err(|e| PoolError::Unavailable {
                 server: name.to_string(),
                 detail: e.to_string(),
-            }
-        })?;
+            })?;
         let mut servers = self.servers.write().expect("server map poisoned");
         let entry = servers.entry(name.to_string()).or_insert_with(|| {
             (

@@ -25,11 +25,12 @@ pub(super) struct DrainingStream {
 }
 
 impl DrainingStream {
-    /// Opens a socket to the first of the config's hosts that answers.
+    /// Opens a socket to the first of the config's hosts that answers; with
+    /// the host's name, which its TLS certificate must carry.
     pub(super) async fn connect(
         config: &tokio_postgres::Config,
         timeout: Duration,
-    ) -> io::Result<Self> {
+    ) -> io::Result<(Self, String)> {
         let ports = config.get_ports();
         let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no host configured");
         for (i, host) in config.get_hosts().iter().enumerate() {
@@ -50,10 +51,16 @@ impl DrainingStream {
             };
             match tokio::time::timeout(timeout, attempt).await {
                 Ok(Ok(inner)) => {
-                    return Ok(Self {
+                    let name = match host {
+                        Host::Tcp(name) => name.clone(),
+                        // PostgreSQL has no TLS on Unix sockets: no name to check.
+                        Host::Unix(_) => String::new(),
+                    };
+                    let stream = Self {
                         inner,
                         draining: false,
-                    });
+                    };
+                    return Ok((stream, name));
                 }
                 Ok(Err(e)) => last = e,
                 Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),

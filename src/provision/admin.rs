@@ -2,26 +2,27 @@
 //! and the fleet migrator, never on a request path.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Client;
 
 use super::ProvisionError;
 use crate::control::Server;
+use crate::pg::PgConfig;
 use crate::secret::Secret;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The connection settings of a server's admin URL, with `dbname` overridden.
+/// The connection settings of a server's admin URL (TLS included), with
+/// `dbname` overridden.
 pub fn admin_config(
     url: &Secret<String>,
     server: &str,
     db: Option<&str>,
-) -> Result<Config, ProvisionError> {
-    let mut config = Config::from_str(url.expose()).map_err(|e| ProvisionError::BadAdminUrl {
+) -> Result<PgConfig, ProvisionError> {
+    let mut config = PgConfig::parse(url.expose()).map_err(|e| ProvisionError::BadAdminUrl {
         server: server.to_string(),
         detail: e.to_string(),
     })?;
@@ -34,21 +35,31 @@ pub fn admin_config(
 }
 
 /// Opens one connection and drives it on a background task.
-pub async fn connect(config: &Config, server: &str) -> Result<Client, ProvisionError> {
-    let (client, connection) =
-        config
-            .connect(NoTls)
-            .await
-            .map_err(|e| ProvisionError::ServerUnreachable {
-                server: server.to_string(),
-                detail: crate::pg::describe(&e),
-            })?;
+pub async fn connect(config: &PgConfig, server: &str) -> Result<Client, ProvisionError> {
+    let (client, connection) = config
+        .connect()
+        .await
+        .map_err(|e| unreachable(server, &e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "admin connection closed");
         }
     });
     Ok(client)
+}
+
+/// A failed connection: refused over TLS, or unreachable.
+pub(crate) fn unreachable(server: &str, e: &tokio_postgres::Error) -> ProvisionError {
+    match crate::pg::tls_failure(e) {
+        Some(detail) => ProvisionError::Tls {
+            server: server.to_string(),
+            detail,
+        },
+        None => ProvisionError::ServerUnreachable {
+            server: server.to_string(),
+            detail: crate::pg::describe(e),
+        },
+    }
 }
 
 /// One admin connection to database `db` of `server`.
@@ -100,8 +111,8 @@ impl AdminPools {
                 _ => {
                     let config = admin_config(&server.admin_url, &server.name, db)?;
                     let manager = Manager::from_config(
-                        config,
-                        NoTls,
+                        (*config).clone(),
+                        config.tls(),
                         ManagerConfig {
                             recycling_method: RecyclingMethod::Fast,
                         },
@@ -118,15 +129,13 @@ impl AdminPools {
                 }
             }
         };
-        pool.get()
-            .await
-            .map_err(|e| ProvisionError::ServerUnreachable {
+        pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => unreachable(&server.name, &e),
+            other => ProvisionError::ServerUnreachable {
                 server: server.name.clone(),
-                detail: match e {
-                    deadpool_postgres::PoolError::Backend(e) => crate::pg::describe(&e),
-                    other => other.to_string(),
-                },
-            })
+                detail: other.to_string(),
+            },
+        })
     }
 }
 

@@ -487,7 +487,7 @@ impl Provisioner {
         &self,
         tenant: &Tenant,
         server: &Server,
-    ) -> Result<tokio_postgres::Config, ProvisionError> {
+    ) -> Result<crate::pg::PgConfig, ProvisionError> {
         let db = tenant.database(&self.settings.shared_db);
         let mut config = admin::admin_config(&server.admin_url, &server.name, Some(&db))?;
         let password = self

@@ -117,8 +117,14 @@ impl Provisioner {
         self.audit("tenant.connect_url", &tenant, json!({})).await?;
         // The search path pinned at connection start, as the pool router pins it.
         let options = config.get_options().unwrap_or_default();
+        // The server's TLS settings too, so that libpq clients use them.
+        let tls: String = config
+            .libpq_tls_params()
+            .iter()
+            .map(|(k, v)| format!("&{k}={}", percent_encode(v)))
+            .collect();
         Ok(Secret::new(format!(
-            "postgres://{}:{}@{host}:{port}/{}?options={}",
+            "postgres://{}:{}@{host}:{port}/{}?options={}{tls}",
             tenant.runtime_role(),
             password.expose(),
             tenant.database(&self.settings.shared_db),
@@ -246,6 +252,9 @@ impl Provisioner {
             .stdin(Stdio::null());
         if tenant.mode == Mode::Schema {
             cmd.arg("--schema").arg(tenant.schema());
+        }
+        for (key, value) in config.libpq_tls_params() {
+            cmd.env(format!("PG{}", key.to_uppercase()), value);
         }
         if let Some(password) = config.get_password() {
             // Through the environment, never the command line (visible in ps).

@@ -83,6 +83,10 @@ pub enum ProvisionError {
     BadAdminUrl { server: String, detail: String },
     #[error("server `{server}` is unreachable: {detail}")]
     ServerUnreachable { server: String, detail: String },
+    /// TLS refused (a certificate not trusted or not for the host, or no
+    /// TLS where the URL requires it): fixed in the URL or the CA file.
+    #[error("cannot connect to server `{server}` securely: {detail}")]
+    Tls { server: String, detail: String },
     #[error("the admin URL of server `{0}` does not log in as a superuser")]
     NotSuperuser(String),
     #[error("tenant `{slug}` is {status}; {action} needs it {expected}")]
@@ -123,6 +127,7 @@ impl ProvisionError {
                 | Self::BadServerName(_)
                 | Self::BadValue { .. }
                 | Self::BadAdminUrl { .. }
+                | Self::Tls { .. }
                 | Self::WrongStatus { .. }
         )
     }

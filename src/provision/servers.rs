@@ -1,11 +1,13 @@
 //! Registering database servers: every admin URL is checked (reachable, a
-//! superuser) before it is recorded, and never printed.
+//! superuser) before it is recorded, and never printed. A server off this
+//! machine is reached over verified TLS unless its URL says otherwise.
 
 use serde_json::json;
 
 use super::admin::{admin_config, connect};
 use super::{ProvisionError, Provisioner};
 use crate::control::{NewServer, ServerState};
+use crate::pg::SslMode;
 use crate::secret::Secret;
 
 pub struct AddServer {
@@ -37,7 +39,8 @@ impl Provisioner {
         if self.control.server(&add.name).await?.is_some() {
             return Err(ProvisionError::ServerExists(add.name.clone()));
         }
-        let config = admin_config(&add.admin_url, &add.name, None)?;
+        let admin_url = with_default_tls(&add.admin_url, &add.name)?;
+        let config = admin_config(&admin_url, &add.name, None)?;
         let client = connect(&config, &add.name).await?;
         let superuser: bool = client
             .query_one(
@@ -58,7 +61,7 @@ impl Provisioner {
             .control
             .insert_server(&NewServer {
                 name: &add.name,
-                admin_url: &add.admin_url,
+                admin_url: &admin_url,
                 capacity: add.capacity,
                 budget: add.budget,
             })
@@ -71,7 +74,8 @@ impl Provisioner {
                 &self.settings.actor,
                 "server.add",
                 None,
-                json!({"server": add.name, "capacity": add.capacity, "budget": add.budget}),
+                json!({"server": add.name, "capacity": add.capacity, "budget": add.budget,
+                       "sslmode": config.ssl_mode().as_str()}),
             )
             .await?;
         Ok(())
@@ -109,6 +113,25 @@ impl Provisioner {
     }
 }
 
+/// The URL to record: one naming a host off this machine and no `sslmode`
+/// gets `sslmode=verify-full` written in, so that every later connection
+/// (admin and tenant alike) verifies the server; a local one is left as it is.
+fn with_default_tls(url: &Secret<String>, server: &str) -> Result<Secret<String>, ProvisionError> {
+    let bad = |detail: String| ProvisionError::BadAdminUrl {
+        server: server.to_string(),
+        detail,
+    };
+    let (rest, tls) = crate::pg::split_tls(url.expose()).map_err(|e| bad(e.to_string()))?;
+    let config: tokio_postgres::Config = rest.parse().map_err(|e| bad(format!("{e}")))?;
+    if tls.mode.is_some() || crate::pg::is_local(&config) {
+        return Ok(url.clone());
+    }
+    Ok(Secret::new(crate::pg::with_ssl_mode(
+        url.expose(),
+        SslMode::VerifyFull,
+    )))
+}
+
 async fn lockdown(client: &tokio_postgres::Client, server: &str) -> Result<(), ProvisionError> {
     client
         .batch_execute(super::sql::SERVER_LOCKDOWN)
@@ -117,4 +140,44 @@ async fn lockdown(client: &tokio_postgres::Client, server: &str) -> Result<(), P
             server: server.to_string(),
             detail: crate::pg::describe(&e),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(url: &str) -> String {
+        with_default_tls(&Secret::new(url.to_string()), "s")
+            .expect("valid")
+            .expose()
+            .clone()
+    }
+
+    #[test]
+    fn a_server_off_this_machine_gets_verify_full_unless_its_url_says_otherwise() {
+        assert_eq!(
+            recorded("postgres://a:pw@db.example/postgres"),
+            "postgres://a:pw@db.example/postgres?sslmode=verify-full"
+        );
+        assert_eq!(
+            recorded("postgres://a:pw@10.1.2.3/postgres?sslrootcert=/ca.pem"),
+            "postgres://a:pw@10.1.2.3/postgres?sslrootcert=/ca.pem&sslmode=verify-full"
+        );
+        for kept in [
+            "postgres://a:pw@db.example/postgres?sslmode=require",
+            "postgres://a:pw@db.example/postgres?sslmode=disable",
+            "postgres://a:pw@db.example/postgres?sslrootcert=system",
+            "postgres://a:pw@127.0.0.1:5432/postgres",
+            "postgres://a:pw@localhost/postgres",
+            "host=/var/run/postgresql user=a",
+        ] {
+            assert_eq!(recorded(kept), kept);
+        }
+        let err = with_default_tls(&Secret::new("postgres://h/x?sslmode=strict".into()), "s")
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("unknown sslmode `strict`"),
+            "{err}"
+        );
+    }
 }

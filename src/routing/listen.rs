@@ -5,13 +5,12 @@
 //! (or are dropped at once if that window is zero); when LISTEN is back,
 //! every cache is dropped, since notifications sent meanwhile are lost.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use rand::Rng;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::control::Health;
 use crate::secret::Secret;
@@ -74,14 +73,14 @@ async fn listening<T: Invalidate>(
     target: &Arc<T>,
     listened: &mut bool,
 ) -> Result<std::convert::Infallible, String> {
-    let mut config = tokio_postgres::Config::from_str(url.expose()).map_err(|e| e.to_string())?;
+    let mut config = crate::pg::PgConfig::parse(url.expose()).map_err(|e| e.to_string())?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(crate::control::CONTROL_CONNECT_TIMEOUT);
     }
     // Named, so an operator (and a test) can tell it from the pool's.
     config.application_name(APPLICATION_NAME);
     let (client, mut connection) = config
-        .connect(NoTls)
+        .connect()
         .await
         .map_err(|e| crate::pg::describe(&e))?;
     let (tx, mut rx) = futures::channel::mpsc::unbounded();

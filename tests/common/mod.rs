@@ -99,6 +99,7 @@ impl TestFleet {
             pg_max_connections: 200,
             pg_bindir: None,
             migrations_dir: None,
+            pg_ca_file: None,
         };
         let app = Bulkhead::open(&args).await.expect("open the test fleet");
         app.provisioner

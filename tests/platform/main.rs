@@ -1,8 +1,8 @@
 //! The platform against real PostgreSQL, as one test binary (one cluster
 //! booted, one link): provisioning and its state machine (`provision`), the
 //! isolation contract tried as a hostile tenant (`hostile`), lockstep fleet
-//! migrations (`fleet`), SCRAM verifiers as PostgreSQL checks them (`scram`)
-//! and the `bulkhead` binary itself (`cli`).
+//! migrations (`fleet`), SCRAM verifiers as PostgreSQL checks them (`scram`),
+//! TLS to tenant servers (`tls`) and the `bulkhead` binary itself (`cli`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -12,3 +12,4 @@ mod fleet;
 mod hostile;
 mod provision;
 mod scram;
+mod tls;
