@@ -478,7 +478,7 @@ async fn the_control_plane_and_its_listener_go_over_tls_too() {
     let backends = async || -> Vec<(String, String, bool)> {
         admin
             .query(
-                "SELECT a.datname::text, a.query, s.ssl
+                "SELECT a.datname::text, a.application_name, s.ssl
                    FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
                   WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()",
                 &[],
@@ -493,7 +493,7 @@ async fn the_control_plane_and_its_listener_go_over_tls_too() {
         backends()
             .await
             .iter()
-            .any(|(db, query, _)| db == "cp_tls" && query.starts_with("LISTEN"))
+            .any(|(db, name, _)| db == "cp_tls" && name == "bulkhead-listen")
     })
     .await;
     let all = backends().await;
