@@ -269,6 +269,7 @@ async fn what_changed_while_an_instance_was_cut_off_takes_effect_when_it_is_back
     })
     .await;
     let took = back.elapsed();
+    eprintln!("the changes took effect {took:?} after the control plane was reachable again");
     assert_eq!(status(&suspended, "/api/projects").await, 403);
     assert_eq!(person.get("/api/me").await.json()["role"], "viewer");
     assert_eq!(status(&bearer, "/api/projects").await, 200);
