@@ -410,24 +410,9 @@ async fn the_control_plane_and_its_listener_go_over_tls_too() {
             tls.ca.display()
         )
     };
-    let id = bulkhead::secret::random_hex(3);
-    let args = bulkhead::config::GlobalArgs {
-        home: tls.dir.join("home"),
-        control_url: Some(verified("cp_tls")),
-        secret: Some(bulkhead::secret::random_hex(32)),
-        template_db: format!("tpl_{id}"),
-        shared_db: format!("shared_{id}"),
-        tenant_connection_limit: 20,
-        slug_quarantine_days: 30,
-        pg_max_connections: 200,
-        pg_bindir: None,
-        migrations_dir: None,
-        pg_ca_file: None,
-    };
-    let app = bulkhead::app::Bulkhead::open(&args)
-        .await
-        .expect("open a control plane over TLS");
-    app.provisioner
+    let fleet = TestFleet::with_control_plane(verified("cp_tls")).await;
+    fleet
+        .p()
         .add_server(&AddServer {
             name: "tls".into(),
             admin_url: Secret::new(verified("postgres")),
@@ -436,39 +421,15 @@ async fn the_control_plane_and_its_listener_go_over_tls_too() {
         })
         .await
         .expect("add the server");
-    let slug = format!("cptls-{id}");
-    app.provisioner
-        .create(&CreateRequest {
-            slug: slug.clone(),
-            display_name: None,
-            mode: Mode::Schema,
-            plan: Plan::Free,
-            server: None,
-        })
-        .await
-        .expect("create a tenant");
-    let settings = bulkhead::serve::ServeSettings::new(
-        "127.0.0.1:0".parse().unwrap(),
-        bulkhead::routing::HostName::parse("localhost").unwrap(),
-    );
-    let server = bulkhead::serve::start(&app, &settings).await.unwrap();
-    let tenant = app
-        .provisioner
-        .control()
-        .tenant_by_slug(&bulkhead::control::Slug::parse(&slug).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let (_, token) =
-        bulkhead::auth::Tokens::create(app.provisioner.control(), tenant.id, "admin", "test")
-            .await
-            .unwrap();
+    let slug = create_on(&fleet, "cptls", Mode::Schema, "tls").await;
+    let server = serve(&fleet, |_| {}).await;
+    let token = fleet.token(&slug, "admin").await;
     let r = http(
         server.addr,
         "GET",
         &format!("{slug}.localhost"),
         "/api/projects",
-        Some(token.expose()),
+        Some(&token),
         None,
     )
     .await;
