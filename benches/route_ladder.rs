@@ -30,9 +30,9 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use bulkhead::auth::perm;
-use bulkhead::http::api::projects::{Project, list_projects};
 use bulkhead::http::api::{Page, PageQuery};
 use bulkhead::http::extract::{Can, Db, Tenant};
+use bulkhead::reference::projects::{Project, list_projects};
 use common::route::{self, Bench, CLIENTS, POOL, SLUG, Side, Tally};
 use serde_json::{Value, json};
 

@@ -1,7 +1,11 @@
 //! Opens what every command needs: the embedded cluster (unless a control
 //! plane URL is given), the migrated control plane, and the provisioner.
 
+use std::sync::Arc;
+
+use crate::auth::Permission;
 use crate::control::{ControlError, ControlPlane, NewServer};
+use crate::http::Routes;
 use crate::pg::{Cluster, ClusterOptions, PgError};
 use crate::provision::{ProvisionSettings, Provisioner};
 use crate::secret::{MasterSecret, Secret, SecretError};
@@ -31,19 +35,165 @@ pub enum OpenError {
     BadUrl(#[from] crate::pg::UrlError),
     #[error("cannot lock down the embedded cluster")]
     Lockdown(#[source] Box<crate::provision::ProvisionError>),
+    #[error("invalid product: {0}")]
+    Product(String),
 }
 
 /// Everything a command works with.
 pub struct Bulkhead {
     pub provisioner: std::sync::Arc<Provisioner>,
     pub cluster: Option<Cluster>,
+    /// What the product built on the platform adds (routes, permissions).
+    pub product: Arc<Product>,
+}
+
+type AddRoutes = Arc<dyn Fn(Routes) -> Routes + Send + Sync>;
+
+/// A product on the platform, being put together: its tenant migrations,
+/// its permissions and its routes. [`Builder::open`] opens it (the embedded
+/// cluster or the control plane, migrated); [`crate::cli::run_with`] makes
+/// it a command line with every `bulkhead` command.
+///
+/// ```no_run
+/// use bulkhead::app::Bulkhead;
+/// use bulkhead::auth::{Perm, Permission, Role};
+/// use bulkhead::http::extract::{Can, Db};
+/// use bulkhead::http::{Access, ApiResult};
+///
+/// struct NotesWrite;
+/// impl Perm for NotesWrite {
+///     const PERMISSION: Permission =
+///         Permission::new("notes.write", &[Role::Owner, Role::Admin, Role::Member]);
+/// }
+///
+/// async fn add(_: Can<NotesWrite>, Db(db): Db) -> ApiResult<&'static str> {
+///     db.execute("INSERT INTO notes (body) VALUES ('hi')", &[]).await?;
+///     Ok("added")
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     let product = Bulkhead::builder()
+///         .tenant_migration(
+///             "V1001__notes",
+///             "CREATE TABLE notes (id bigserial PRIMARY KEY, body text)",
+///         )
+///         .permission(NotesWrite::PERMISSION)
+///         .routes(|r| r.post("/api/notes", Access::Requires(NotesWrite::PERMISSION), add));
+///     bulkhead::cli::run_with(product)
+/// }
+/// ```
+#[derive(Clone, Default)]
+pub struct Builder {
+    migrations: Vec<(String, String)>,
+    permissions: Vec<Permission>,
+    routes: Vec<AddRoutes>,
+}
+
+impl Builder {
+    /// A tenant migration of the product's own, embedded in its binary:
+    /// `name` as refinery names files (`V1001__notes`), `sql` its text
+    /// (`include_str!`). Applied to every tenant, in version order with the
+    /// platform's, whose versions stay below 1000: start yours there.
+    pub fn tenant_migration(mut self, name: &str, sql: &str) -> Self {
+        self.migrations.push((name.to_string(), sql.to_string()));
+        self
+    }
+
+    /// A permission of the product's own (checked: see [`Permission::check`]).
+    pub fn permission(mut self, permission: Permission) -> Self {
+        self.permissions.push(permission);
+        self
+    }
+
+    /// Adds the product's routes to the platform's.
+    pub fn routes(mut self, add: impl Fn(Routes) -> Routes + Send + Sync + 'static) -> Self {
+        self.routes.push(Arc::new(add));
+        self
+    }
+
+    /// The product, checked: its permissions well formed and each named
+    /// once (the platform's included), its migrations readable.
+    pub fn product(&self) -> Result<Product, OpenError> {
+        let mut seen: Vec<Permission> = Permission::PLATFORM.to_vec();
+        for p in &self.permissions {
+            p.check().map_err(OpenError::Product)?;
+            if seen.iter().any(|q| q.as_str() == p.as_str()) {
+                return Err(OpenError::Product(format!(
+                    "permission `{p}` is defined twice"
+                )));
+            }
+            seen.push(*p);
+        }
+        let migrations = self
+            .migrations
+            .iter()
+            .map(|(name, sql)| {
+                refinery::Migration::unapplied(name, sql)
+                    .map_err(|e| OpenError::Product(format!("tenant migration `{name}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Product {
+            migrations,
+            permissions: seen,
+            routes: self.routes.clone(),
+        })
+    }
+
+    /// Opens the product with `args`: the embedded cluster (unless a
+    /// control plane URL is given), the migrated control plane, the
+    /// provisioner with every tenant migration.
+    pub async fn open(&self, args: &crate::config::GlobalArgs) -> Result<Bulkhead, OpenError> {
+        Bulkhead::open_product(args, self.product()?).await
+    }
+}
+
+/// A product, checked (see [`Builder::product`]).
+pub struct Product {
+    migrations: Vec<refinery::Migration>,
+    permissions: Vec<Permission>,
+    routes: Vec<AddRoutes>,
+}
+
+impl Product {
+    /// Every permission: the platform's, then the product's.
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+
+    pub(crate) fn add_routes(&self, mut routes: Routes) -> Routes {
+        for add in &self.routes {
+            routes = add(routes);
+        }
+        routes
+    }
+
+    /// Every route, the platform's and the product's, with what it requires.
+    pub fn routes(&self) -> Vec<crate::http::RouteSpec> {
+        crate::http::router_specs(self)
+    }
 }
 
 impl Bulkhead {
+    /// A product of your own on the platform (see [`Builder`]).
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The reference application ([`crate::reference`]) with `args`.
     pub async fn open(args: &crate::config::GlobalArgs) -> Result<Self, OpenError> {
+        crate::reference::builder().open(args).await
+    }
+
+    async fn open_product(
+        args: &crate::config::GlobalArgs,
+        product: Product,
+    ) -> Result<Self, OpenError> {
         crate::pg::set_default_root_cert(args.pg_ca_file.as_deref())?;
         // Bad migrations are bad input: refuse before touching anything.
-        let schema = crate::migrations::TenantSchema::load(args.migrations_dir.as_deref())?;
+        let schema = crate::migrations::TenantSchema::load_with(
+            &product.migrations,
+            args.migrations_dir.as_deref(),
+        )?;
         let mut settings = ProvisionSettings {
             template_db: args.template_db.clone(),
             shared_db: args.shared_db.clone(),
@@ -97,6 +247,7 @@ impl Bulkhead {
         Ok(Self {
             provisioner: std::sync::Arc::new(provisioner),
             cluster,
+            product: Arc::new(product),
         })
     }
 }

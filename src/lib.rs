@@ -12,15 +12,9 @@ pub mod outbox;
 pub mod pg;
 pub mod pools;
 pub mod provision;
+pub mod reference;
 pub mod report;
 pub mod routing;
 pub mod secret;
 pub mod serve;
 pub mod sql;
-
-/// mimalloc for every binary built on this crate (the server, its tests and
-/// benches): the request path allocates many small, short-lived objects on
-/// two or more threads, which glibc's malloc serves with lock-protected
-/// arenas and periodic consolidation.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -71,7 +71,15 @@ impl TenantSchema {
     /// The embedded migrations plus those of `dir`. A version present in both
     /// must be the same migration.
     pub fn load(dir: Option<&Path>) -> Result<Self, MigrateError> {
+        Self::load_with(&[], dir)
+    }
+
+    /// The embedded migrations, a product's own (`extra`, embedded in its
+    /// binary) and those of `dir`. A version present twice must be the same
+    /// migration.
+    pub fn load_with(extra: &[Migration], dir: Option<&Path>) -> Result<Self, MigrateError> {
         let mut schema = Self::embedded();
+        schema.add(extra.iter().cloned(), "the product")?;
         let Some(dir) = dir else {
             return Ok(schema);
         };
@@ -81,10 +89,19 @@ impl TenantSchema {
                 dir.display()
             )));
         }
-        for extra in
-            refinery::load_sql_migrations(dir).map_err(|e| MigrateError::Invalid(e.to_string()))?
-        {
-            match schema
+        let found =
+            refinery::load_sql_migrations(dir).map_err(|e| MigrateError::Invalid(e.to_string()))?;
+        schema.add(found, &dir.display().to_string())?;
+        Ok(schema)
+    }
+
+    fn add(
+        &mut self,
+        extra: impl IntoIterator<Item = Migration>,
+        source: &str,
+    ) -> Result<(), MigrateError> {
+        for extra in extra {
+            match self
                 .migrations
                 .iter()
                 .find(|m| m.version() == extra.version())
@@ -92,18 +109,17 @@ impl TenantSchema {
                 Some(m) if m.name() == extra.name() && m.checksum() == extra.checksum() => {}
                 Some(m) => {
                     return Err(MigrateError::Invalid(format!(
-                        "{}: version {} is already the built-in V{}__{}",
-                        dir.display(),
+                        "{source}: version {} is already V{}__{}",
                         extra.version(),
                         m.version(),
                         m.name()
                     )));
                 }
-                None => schema.migrations.push(extra),
+                None => self.migrations.push(extra),
             }
         }
-        schema.migrations.sort_by_key(|m| m.version());
-        Ok(schema)
+        self.migrations.sort_by_key(|m| m.version());
+        Ok(())
     }
 
     /// The highest version this set migrates to (0 when empty).

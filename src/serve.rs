@@ -182,7 +182,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve(
         tcp,
-        crate::http::app(state.clone()),
+        crate::http::app(state.clone(), &app.product),
         settings.http,
         async move {
             let _ = rx.await;

@@ -15,13 +15,17 @@ use bulkhead::sql::Ident;
 use serde_json::Value;
 
 pub mod route;
+
+/// The same allocator as the `bulkhead` binary (the library declares none).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// bulkhead's own `GET /api/projects` query, for the baselines' handlers.
 pub static PROJECTS_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {} FROM projects WHERE id < $1 ORDER BY id DESC LIMIT $2",
-        bulkhead::http::api::projects::PROJECT_COLUMNS
+        bulkhead::reference::projects::PROJECT_COLUMNS
     )
 });
 

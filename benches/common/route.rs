@@ -11,10 +11,10 @@ use axum::http::HeaderValue;
 use axum::http::header::{AUTHORIZATION, HOST};
 use bulkhead::app::Bulkhead;
 use bulkhead::control::{Mode, Plan};
-use bulkhead::http::api::projects::Project;
 use bulkhead::http::api::{Page, PageQuery};
 use bulkhead::pg::Cluster;
 use bulkhead::provision::CreateRequest;
+use bulkhead::reference::projects::Project;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::{Value, json};
 

@@ -3,81 +3,130 @@
 //! every route is listed with that permission in the router, from which the
 //! tests walk every route as every role.
 
-use serde::Serialize;
-
 use super::Role;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Permission {
-    ProjectRead,
-    ProjectWrite,
-    MemberRead,
-    MemberInvite,
-    MemberManage,
-    SettingsRead,
-    SettingsWrite,
-    AuditRead,
-    TokenManage,
-    BillingManage,
-    TenantDelete,
+/// Something a caller may be allowed to do in a tenant, and the roles that
+/// may: the platform's own (`Permission::PROJECT_READ`…) and any a product
+/// built on bulkhead defines for its own routes, the same way:
+///
+/// ```
+/// use bulkhead::auth::{Permission, Role};
+/// const NOTES_WRITE: Permission =
+///     Permission::new("notes.write", &[Role::Owner, Role::Admin, Role::Member]);
+/// assert!(Role::Member.allows(NOTES_WRITE) && !Role::Viewer.allows(NOTES_WRITE));
+/// ```
+///
+/// A role never has a permission a more powerful role lacks (checked by
+/// [`Permission::check`], which the server runs on every permission it is
+/// given at start-up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Permission {
+    name: &'static str,
+    roles: &'static [Role],
 }
 
-use Permission::*;
 use Role::{Admin, Member, Owner, Viewer};
 
-/// Permission -> the roles that have it.
-const TABLE: &[(Permission, &[Role])] = &[
-    (ProjectRead, &[Owner, Admin, Member, Viewer]),
-    (ProjectWrite, &[Owner, Admin, Member]),
-    (MemberRead, &[Owner, Admin, Member, Viewer]),
-    (MemberInvite, &[Owner, Admin]),
-    (MemberManage, &[Owner, Admin]),
-    (SettingsRead, &[Owner, Admin, Member, Viewer]),
-    (SettingsWrite, &[Owner, Admin]),
-    (AuditRead, &[Owner, Admin]),
-    (TokenManage, &[Owner, Admin]),
-    (BillingManage, &[Owner]),
-    (TenantDelete, &[Owner]),
-];
+const EVERYONE: &[Role] = &[Owner, Admin, Member, Viewer];
+const WRITERS: &[Role] = &[Owner, Admin, Member];
+const MANAGERS: &[Role] = &[Owner, Admin];
+const OWNERS: &[Role] = &[Owner];
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
-        ProjectRead,
-        ProjectWrite,
-        MemberRead,
-        MemberInvite,
-        MemberManage,
-        SettingsRead,
-        SettingsWrite,
-        AuditRead,
-        TokenManage,
-        BillingManage,
-        TenantDelete,
+    pub const PROJECT_READ: Permission = Permission::new("project.read", EVERYONE);
+    pub const PROJECT_WRITE: Permission = Permission::new("project.write", WRITERS);
+    pub const MEMBER_READ: Permission = Permission::new("member.read", EVERYONE);
+    pub const MEMBER_INVITE: Permission = Permission::new("member.invite", MANAGERS);
+    pub const MEMBER_MANAGE: Permission = Permission::new("member.manage", MANAGERS);
+    pub const SETTINGS_READ: Permission = Permission::new("settings.read", EVERYONE);
+    pub const SETTINGS_WRITE: Permission = Permission::new("settings.write", MANAGERS);
+    pub const AUDIT_READ: Permission = Permission::new("audit.read", MANAGERS);
+    pub const TOKEN_MANAGE: Permission = Permission::new("token.manage", MANAGERS);
+    pub const BILLING_MANAGE: Permission = Permission::new("billing.manage", OWNERS);
+    pub const TENANT_DELETE: Permission = Permission::new("tenant.delete", OWNERS);
+
+    /// The platform's own permissions.
+    pub const PLATFORM: [Permission; 11] = [
+        Self::PROJECT_READ,
+        Self::PROJECT_WRITE,
+        Self::MEMBER_READ,
+        Self::MEMBER_INVITE,
+        Self::MEMBER_MANAGE,
+        Self::SETTINGS_READ,
+        Self::SETTINGS_WRITE,
+        Self::AUDIT_READ,
+        Self::TOKEN_MANAGE,
+        Self::BILLING_MANAGE,
+        Self::TENANT_DELETE,
     ];
 
+    /// A permission named `name` (`area.verb`), held by `roles`.
+    pub const fn new(name: &'static str, roles: &'static [Role]) -> Self {
+        Self { name, roles }
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectRead => "project.read",
-            ProjectWrite => "project.write",
-            MemberRead => "member.read",
-            MemberInvite => "member.invite",
-            MemberManage => "member.manage",
-            SettingsRead => "settings.read",
-            SettingsWrite => "settings.write",
-            AuditRead => "audit.read",
-            TokenManage => "token.manage",
-            BillingManage => "billing.manage",
-            TenantDelete => "tenant.delete",
+        self.name
+    }
+
+    /// The roles that hold it.
+    pub fn roles(self) -> &'static [Role] {
+        self.roles
+    }
+
+    /// Refuses a permission whose name is not `area.verb` in lower case, or
+    /// that a role has while a more powerful one lacks it; the owner always
+    /// has every permission.
+    pub fn check(self) -> Result<(), String> {
+        let well_named = self.name.split_once('.').is_some_and(|(area, verb)| {
+            [area, verb].iter().all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+        });
+        if !well_named {
+            return Err(format!(
+                "permission `{}`: name it area.verb in lower case",
+                self.name
+            ));
         }
+        for pair in Role::ALL.windows(2) {
+            if self.roles.contains(&pair[1]) && !self.roles.contains(&pair[0]) {
+                return Err(format!(
+                    "permission `{}`: {} has it but {} does not",
+                    self.name,
+                    pair[1].as_str(),
+                    pair[0].as_str()
+                ));
+            }
+        }
+        if !self.roles.contains(&Owner) {
+            return Err(format!(
+                "permission `{}`: the owner must have it",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
     }
 }
 
 impl Role {
     pub fn allows(self, permission: Permission) -> bool {
-        TABLE
-            .iter()
-            .find(|(p, _)| *p == permission)
-            .is_some_and(|(_, roles)| roles.contains(&self))
+        permission.roles.contains(&self)
     }
 }
 
@@ -91,28 +140,29 @@ pub mod perm {
     use super::{Perm, Permission};
 
     macro_rules! markers {
-        ($($name:ident),* $(,)?) => {
+        ($($name:ident = $constant:ident),* $(,)?) => {
             $(
+                #[doc = concat!("`Can<", stringify!($name), ">`: [`Permission::", stringify!($constant), "`].")]
                 pub struct $name;
                 impl Perm for $name {
-                    const PERMISSION: Permission = Permission::$name;
+                    const PERMISSION: Permission = Permission::$constant;
                 }
             )*
         };
     }
 
     markers!(
-        ProjectRead,
-        ProjectWrite,
-        MemberRead,
-        MemberInvite,
-        MemberManage,
-        SettingsRead,
-        SettingsWrite,
-        AuditRead,
-        TokenManage,
-        BillingManage,
-        TenantDelete,
+        ProjectRead = PROJECT_READ,
+        ProjectWrite = PROJECT_WRITE,
+        MemberRead = MEMBER_READ,
+        MemberInvite = MEMBER_INVITE,
+        MemberManage = MEMBER_MANAGE,
+        SettingsRead = SETTINGS_READ,
+        SettingsWrite = SETTINGS_WRITE,
+        AuditRead = AUDIT_READ,
+        TokenManage = TOKEN_MANAGE,
+        BillingManage = BILLING_MANAGE,
+        TenantDelete = TENANT_DELETE,
     );
 }
 
@@ -121,27 +171,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_permission_is_in_the_table_and_owners_have_them_all() {
-        for p in Permission::ALL {
-            assert!(TABLE.iter().any(|(q, _)| *q == p), "{p:?}");
-            assert!(Owner.allows(p), "{p:?}");
+    fn the_platform_permissions_pass_the_check_and_are_named_once() {
+        for p in Permission::PLATFORM {
+            p.check().unwrap();
+            assert_eq!(
+                Permission::PLATFORM
+                    .iter()
+                    .filter(|q| q.name == p.name)
+                    .count(),
+                1
+            );
         }
-        assert_eq!(TABLE.len(), Permission::ALL.len());
+        assert!(Viewer.allows(Permission::PROJECT_READ));
+        assert!(!Viewer.allows(Permission::PROJECT_WRITE));
+        assert!(!Admin.allows(Permission::TENANT_DELETE));
+        assert!(!Member.allows(Permission::MEMBER_INVITE));
     }
 
     #[test]
-    fn a_role_never_has_a_permission_a_more_powerful_role_lacks() {
-        for p in Permission::ALL {
-            for pair in Role::ALL.windows(2) {
-                assert!(
-                    !pair[1].allows(p) || pair[0].allows(p),
-                    "{:?} has {p:?} but {:?} does not",
-                    pair[1],
-                    pair[0]
-                );
-            }
+    fn a_permission_out_of_order_or_badly_named_is_refused() {
+        let viewers_only = Permission::new("notes.peek", &[Viewer, Owner]);
+        assert!(viewers_only.check().unwrap_err().contains("viewer has it"));
+        let no_owner = Permission::new("notes.none", &[]);
+        assert!(no_owner.check().unwrap_err().contains("owner"));
+        for bad in [
+            "notes",
+            "Notes.write",
+            "notes.",
+            ".write",
+            "notes.write now",
+        ] {
+            assert!(Permission::new(bad, &[Owner]).check().is_err(), "{bad}");
         }
-        assert!(Viewer.allows(ProjectRead) && !Viewer.allows(ProjectWrite));
-        assert!(!Admin.allows(TenantDelete) && !Member.allows(MemberInvite));
+        Permission::new("notes.write", &[Owner, Admin, Member])
+            .check()
+            .unwrap();
     }
 }

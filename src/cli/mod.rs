@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::{Bulkhead, OpenError};
+use crate::app::OpenError;
 use crate::config::GlobalArgs;
 use crate::provision::ProvisionError;
 
@@ -130,8 +130,16 @@ impl CliError {
 
 pub type CliResult = Result<(), CliError>;
 
-/// Parses the command line and runs it.
+/// Parses the command line and runs it, serving the reference application.
 pub fn main() -> ExitCode {
+    run_with(crate::reference::builder())
+}
+
+/// Parses the command line and runs it with `product`: every `bulkhead`
+/// command (`dev`, `serve`, `tenant`, `migrate`, `server`, `token`…), with
+/// the product's routes served and its tenant migrations applied. What a
+/// product's own binary calls from `main`.
+pub fn run_with(product: crate::app::Builder) -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -144,7 +152,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, &product)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", crate::report::chain(&e));
@@ -166,39 +174,39 @@ fn init_tracing() {
         .try_init();
 }
 
-pub async fn run(cli: Cli) -> CliResult {
+pub async fn run(cli: Cli, product: &crate::app::Builder) -> CliResult {
     match cli.command {
         Command::Pg(cmd) => pg(&cli.global, cmd).await,
         Command::Dev(args) => {
             // Checked before anything is set up.
             let settings = dev::dev_settings(&args, cli.global.home.join("outbox"))?;
-            let app = Bulkhead::open(&cli.global).await?;
+            let app = product.open(&cli.global).await?;
             dev::dev(&app, &args, settings).await
         }
         Command::Serve(args) => {
             let mut settings = args.settings(&serve::ServeDefaults::SERVE)?;
             settings.outbox = Some(cli.global.home.join("outbox"));
-            let app = Bulkhead::open(&cli.global).await?;
+            let app = product.open(&cli.global).await?;
             serve::serve(&app, &settings).await
         }
         Command::Token(cmd) => {
-            let app = Bulkhead::open(&cli.global).await?;
+            let app = product.open(&cli.global).await?;
             token::token(&app, cmd).await
         }
         Command::Server(cmd) => {
-            let app = Bulkhead::open(&cli.global).await?;
+            let app = product.open(&cli.global).await?;
             server::server(&app, cmd).await
         }
         Command::Tenant(cmd) => {
-            let app = Bulkhead::open(&cli.global).await?;
+            let app = product.open(&cli.global).await?;
             tenant::run(&app, cmd).await
         }
         Command::Migrate(cmd) => {
-            let app = Bulkhead::open(&cli.global).await?;
+            let app = product.open(&cli.global).await?;
             migrate::run(&app, cmd).await
         }
         Command::Reconcile(args) => {
-            let app = Bulkhead::open(&cli.global).await?;
+            let app = product.open(&cli.global).await?;
             reconcile::reconcile(&app, args).await
         }
     }

@@ -19,7 +19,8 @@ mod ops;
 mod peer;
 pub use peer::Peer;
 mod router;
-pub use router::{Access, RouteSpec, routes};
+pub(crate) use router::specs as router_specs;
+pub use router::{Access, RouteSpec, Routes, routes};
 mod state;
 
 use axum::Router;
@@ -28,11 +29,11 @@ pub use error::{ApiError, ApiResult, RETRY_AFTER_SECS};
 pub use ops::metrics_handle;
 pub use state::{App, AppState};
 
-/// The application: the router inside what wraps every request (see
-/// [`envelope`]): request ids, a tracing span, a 30 s limit, responses
-/// counted by status.
-pub fn app(state: AppState) -> Envelope<Router> {
-    with_envelope(router::router(state))
+/// The application: the platform's routes and `product`'s, inside what wraps
+/// every request (see [`envelope`]): request ids, a tracing span, a 30 s
+/// limit, responses counted by status.
+pub fn app(state: AppState, product: &crate::app::Product) -> Envelope<Router> {
+    with_envelope(router::router(router::all(product), state))
 }
 
 /// `router` inside the envelope, once around the whole router rather than

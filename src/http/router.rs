@@ -1,12 +1,13 @@
-//! Every route, in one place, each with what it takes to call it. The list
-//! ([`routes`]) is what the tests walk: every route as every role.
+//! Every route, each with what it takes to call it: the platform's own here,
+//! a product's added through [`Routes`] (see [`crate::app::Builder::routes`]).
+//! The list ([`routes`]) is what the tests walk: every route as every role.
 
 use axum::Router;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{audit, invitations, members, people, projects, settings, tasks, tenant, tokens};
+use super::api::{audit, invitations, people, tokens};
 use super::error::ApiError;
 use super::ops;
 use super::state::AppState;
@@ -31,13 +32,21 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
-struct Routes {
+/// Routes being assembled, each with what it requires of its caller: a
+/// product's handlers take the extractors of [`crate::http::extract`]
+/// (`Db`, `Can<P>`, `Caller`) and answer [`crate::http::ApiResult`].
+///
+/// `Access` is what the route is listed with (and what the tests walk every
+/// role through); the handler's own `Can<P>` is what enforces it, before any
+/// tenant connection is opened.
+pub struct Routes {
     router: Router<AppState>,
     specs: Vec<RouteSpec>,
 }
 
 impl Routes {
-    fn at(
+    /// `handler` (a method router: `axum::routing::get(h)`…) at `path`.
+    pub fn at(
         mut self,
         method: Method,
         path: &'static str,
@@ -53,7 +62,7 @@ impl Routes {
         self
     }
 
-    fn get<H: Handler<T, AppState>, T: 'static>(
+    pub fn get<H: Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,
         access: Access,
@@ -62,7 +71,7 @@ impl Routes {
         self.at(Method::GET, path, access, get(h))
     }
 
-    fn post<H: Handler<T, AppState>, T: 'static>(
+    pub fn post<H: Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,
         access: Access,
@@ -71,7 +80,7 @@ impl Routes {
         self.at(Method::POST, path, access, post(h))
     }
 
-    fn patch<H: Handler<T, AppState>, T: 'static>(
+    pub fn patch<H: Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,
         access: Access,
@@ -80,7 +89,7 @@ impl Routes {
         self.at(Method::PATCH, path, access, patch(h))
     }
 
-    fn delete<H: Handler<T, AppState>, T: 'static>(
+    pub fn delete<H: Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,
         access: Access,
@@ -90,14 +99,24 @@ impl Routes {
     }
 }
 
-fn build() -> Routes {
+impl Routes {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            specs: Vec::new(),
+        }
+    }
+
+    /// What every route requires, in the order they were added.
+    pub fn specs(&self) -> &[RouteSpec] {
+        &self.specs
+    }
+}
+
+/// The platform's routes: operations, people, invitations, tokens, audit.
+fn platform() -> Routes {
     use Access::{Authenticated, Public, Requires};
-    use Permission::*;
-    let routes = Routes {
-        router: Router::new(),
-        specs: Vec::new(),
-    };
-    routes
+    Routes::new()
         .get("/healthz", Public, ops::healthz)
         .get("/readyz", Public, ops::readyz)
         .get("/internal/tls-ask", Public, ops::tls_ask)
@@ -115,105 +134,48 @@ fn build() -> Routes {
             people::logout_everywhere,
         )
         .get("/api/me", Authenticated, people::me)
-        .get("/api/tenant", Requires(ProjectRead), tenant::get_tenant)
-        .get(
-            "/api/projects",
-            Requires(ProjectRead),
-            projects::list_projects,
-        )
-        .post(
-            "/api/projects",
-            Requires(ProjectWrite),
-            projects::create_project,
-        )
-        .get(
-            "/api/projects/{id}",
-            Requires(ProjectRead),
-            projects::get_project,
-        )
-        .patch(
-            "/api/projects/{id}",
-            Requires(ProjectWrite),
-            projects::update_project,
-        )
-        .delete(
-            "/api/projects/{id}",
-            Requires(ProjectWrite),
-            projects::delete_project,
-        )
-        .get(
-            "/api/projects/{id}/tasks",
-            Requires(ProjectRead),
-            tasks::list_tasks,
-        )
-        .post(
-            "/api/projects/{id}/tasks",
-            Requires(ProjectWrite),
-            tasks::create_task,
-        )
-        .get("/api/tasks/{id}", Requires(ProjectRead), tasks::get_task)
-        .patch(
-            "/api/tasks/{id}",
-            Requires(ProjectWrite),
-            tasks::update_task,
-        )
-        .delete(
-            "/api/tasks/{id}",
-            Requires(ProjectWrite),
-            tasks::delete_task,
-        )
-        .get("/api/members", Requires(MemberRead), members::list_members)
-        .post("/api/members/leave", Authenticated, members::leave)
-        .patch(
-            "/api/members/{id}",
-            Requires(MemberManage),
-            members::change_role,
-        )
-        .delete(
-            "/api/members/{id}",
-            Requires(MemberManage),
-            members::remove_member,
-        )
         .get(
             "/api/invitations",
-            Requires(MemberInvite),
+            Requires(Permission::MEMBER_INVITE),
             invitations::list_invitations,
         )
         .post(
             "/api/invitations",
-            Requires(MemberInvite),
+            Requires(Permission::MEMBER_INVITE),
             invitations::invite,
         )
         .delete(
             "/api/invitations/{id}",
-            Requires(MemberInvite),
+            Requires(Permission::MEMBER_INVITE),
             invitations::revoke_invitation,
         )
         .post("/api/invitations/accept", Public, invitations::accept)
         .get(
-            "/api/settings",
-            Requires(SettingsRead),
-            settings::get_settings,
+            "/api/tokens",
+            Requires(Permission::TOKEN_MANAGE),
+            tokens::list_tokens,
         )
-        .patch(
-            "/api/settings",
-            Requires(SettingsWrite),
-            settings::patch_settings,
+        .post(
+            "/api/tokens",
+            Requires(Permission::TOKEN_MANAGE),
+            tokens::create_token,
         )
-        .get("/api/tokens", Requires(TokenManage), tokens::list_tokens)
-        .post("/api/tokens", Requires(TokenManage), tokens::create_token)
         .delete(
             "/api/tokens/{id}",
-            Requires(TokenManage),
+            Requires(Permission::TOKEN_MANAGE),
             tokens::revoke_token,
         )
-        .get("/api/audit", Requires(AuditRead), audit::list_audit)
+        .get(
+            "/api/audit",
+            Requires(Permission::AUDIT_READ),
+            audit::list_audit,
+        )
 }
 
-/// Every route, and for anything else the one error shape: 404 for a path
+/// `routes`, and for anything else the one error shape: 404 for a path
 /// that is not a route, 405 (with `Allow`) for a method a path does not take.
-pub fn router(state: AppState) -> Router {
-    build()
+pub(crate) fn router(routes: Routes, state: AppState) -> Router {
+    routes
         .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -228,7 +190,18 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Every route with what it requires.
+/// The platform's routes and then what `product` adds.
+pub(crate) fn all(product: &crate::app::Product) -> Routes {
+    product.add_routes(platform())
+}
+
+/// Every route of `product` (the platform's included) with what it requires.
+pub(crate) fn specs(product: &crate::app::Product) -> Vec<RouteSpec> {
+    all(product).specs
+}
+
+/// Every route of the reference application with what it requires.
 pub fn routes() -> Vec<RouteSpec> {
-    build().specs
+    let reference = crate::reference::builder().product();
+    specs(&reference.expect("the reference application is a valid product"))
 }

@@ -5,6 +5,10 @@
 #![allow(dead_code)]
 
 pub mod dns;
+
+/// The same allocator as the `bulkhead` binary (the library declares none).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod smtp;
 
 use std::process::Command;

@@ -3,12 +3,7 @@
 
 pub mod audit;
 pub mod invitations;
-pub mod members;
 pub mod people;
-pub mod projects;
-pub mod settings;
-pub mod tasks;
-pub mod tenant;
 pub mod tokens;
 
 use serde::{Deserialize, Serialize};
@@ -107,37 +102,6 @@ pub async fn record(
     audit(&tx, caller, action, object_type, object_id, detail).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// Deletes row `id` of `table` and records `<object>.delete` in the audit
-/// log, in one transaction; 404 if there is no such row.
-pub async fn delete_audited(
-    caller: &Caller,
-    db: &mut crate::pools::TenantConn,
-    table: &'static str,
-    object: &'static str,
-    id: i64,
-) -> ApiResult<axum::http::StatusCode> {
-    caller.require(crate::auth::Permission::ProjectWrite)?;
-    let tx = db.transaction().await?;
-    let sql = format!(
-        "DELETE FROM {} WHERE id = $1",
-        crate::sql::Ident::new(table)
-    );
-    if tx.execute(&sql, &[&id]).await? == 0 {
-        return Err(ApiError::NotFound);
-    }
-    audit(
-        &tx,
-        caller,
-        &format!("{object}.delete"),
-        object,
-        &id.to_string(),
-        serde_json::json!({}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Admits and records a rate-limited attempt (see `control::attempts`):

@@ -5,11 +5,11 @@ use crate::http::input::Json;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
 
-use super::record;
 use crate::auth::perm;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::AppState;
+use crate::http::api::record;
 use crate::http::extract::{Can, Db};
-use crate::http::state::AppState;
+use crate::http::{ApiError, ApiResult};
 
 /// A setting's rule: `Err` says what a valid value looks like.
 type Check = fn(&Value) -> Result<(), &'static str>;

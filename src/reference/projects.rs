@@ -10,10 +10,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::{Page, PageQuery, audit, delete_audited, text_field};
+use super::delete_audited;
 use crate::auth::perm;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::api::{Page, PageQuery, audit, text_field};
 use crate::http::extract::{Can, Db};
+use crate::http::{ApiError, ApiResult};
 
 #[derive(Debug, Serialize)]
 pub struct Project {

@@ -8,12 +8,12 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::record;
 use crate::auth::{Role, perm};
 use crate::control::{MemberChange, MemberRow};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::AppState;
+use crate::http::api::record;
 use crate::http::extract::{Caller, Can, Db};
-use crate::http::state::AppState;
+use crate::http::{ApiError, ApiResult};
 
 pub async fn list_members(
     axum::extract::State(state): axum::extract::State<AppState>,

@@ -11,10 +11,11 @@ use time::{Date, OffsetDateTime};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{Page, PageQuery, audit, delete_audited, text_field};
+use super::delete_audited;
 use crate::auth::perm;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::api::{Page, PageQuery, audit, text_field};
 use crate::http::extract::{Can, Db};
+use crate::http::{ApiError, ApiResult};
 
 const STATUSES: &[&str] = &["todo", "doing", "done"];
 
