@@ -87,6 +87,26 @@ pub struct Builder {
     migrations: Vec<(String, String)>,
     permissions: Vec<Permission>,
     routes: Vec<AddRoutes>,
+    demo: Demo,
+}
+
+/// What `bulkhead dev` shows of a product.
+#[derive(Clone, Debug)]
+pub struct Demo {
+    /// Written into each demo tenant, as the tenant, at every `dev` (so it
+    /// must do nothing the second time).
+    pub sql: Option<String>,
+    /// The path of the `curl` line `dev` prints for each tenant.
+    pub path: String,
+}
+
+impl Default for Demo {
+    fn default() -> Self {
+        Self {
+            sql: None,
+            path: "/api/me".into(),
+        }
+    }
 }
 
 impl Builder {
@@ -108,6 +128,16 @@ impl Builder {
     /// Adds the product's routes to the platform's.
     pub fn routes(mut self, add: impl Fn(Routes) -> Routes + Send + Sync + 'static) -> Self {
         self.routes.push(Arc::new(add));
+        self
+    }
+
+    /// What `bulkhead dev` writes into its demo tenants (as the tenant, at
+    /// every run: make it idempotent) and the path its example `curl` asks for.
+    pub fn demo(mut self, path: &str, sql: &str) -> Self {
+        self.demo = Demo {
+            sql: Some(sql.to_string()),
+            path: path.to_string(),
+        };
         self
     }
 
@@ -136,6 +166,7 @@ impl Builder {
             migrations,
             permissions: seen,
             routes: self.routes.clone(),
+            demo: self.demo.clone(),
         })
     }
 
@@ -152,9 +183,15 @@ pub struct Product {
     migrations: Vec<refinery::Migration>,
     permissions: Vec<Permission>,
     routes: Vec<AddRoutes>,
+    demo: Demo,
 }
 
 impl Product {
+    /// What `bulkhead dev` shows of it.
+    pub fn demo(&self) -> &Demo {
+        &self.demo
+    }
+
     /// Every permission: the platform's, then the product's.
     pub fn permissions(&self) -> &[Permission] {
         &self.permissions

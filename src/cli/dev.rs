@@ -79,8 +79,9 @@ pub async fn dev(
     for (slug, mode, token) in &tokens {
         println!("{slug} ({mode} mode): http://{slug}.{base}:{port}");
         println!(
-            "  curl -H 'Authorization: Bearer {}' http://{slug}.{base}:{port}/api/projects",
-            token.expose()
+            "  curl -H 'Authorization: Bearer {}' http://{slug}.{base}:{port}{}",
+            token.expose(),
+            app.product.demo().path
         );
     }
     if args.no_serve {
@@ -102,24 +103,16 @@ pub async fn dev(
     super::serve::serve(app, &settings).await
 }
 
-/// A few projects and tasks per demo tenant, written once, as the tenant.
+/// The product's demo data (see [`crate::app::Builder::demo`]), written as
+/// the tenant.
 async fn seed_demo_data(app: &Bulkhead, slug: &str) -> CliResult {
+    let Some(sql) = &app.product.demo().sql else {
+        return Ok(());
+    };
     let url = app.provisioner.connect_url(slug).await?;
     let config =
         crate::pg::PgConfig::parse(url.expose()).map_err(|e| CliError::Other(e.to_string()))?;
     let (client, connection) = config.connect().await.map_err(CliError::Demo)?;
     tokio::spawn(connection);
-    let sql = "DO $$ BEGIN
-        IF NOT EXISTS (SELECT 1 FROM projects) THEN
-            INSERT INTO projects (name, description) VALUES
-                ('Website relaunch', 'New site before the spring campaign'),
-                ('Customer onboarding', 'Make the first week delightful');
-            INSERT INTO tasks (project_id, title, status, due_date)
-            SELECT p.id, t.title, t.status, current_date + t.days
-              FROM projects p
-              CROSS JOIN (VALUES ('Draft the plan', 'done', 0), ('Review with the team', 'doing', 7),
-                                 ('Ship it', 'todo', 14)) AS t(title, status, days);
-        END IF;
-    END $$";
     client.batch_execute(sql).await.map_err(CliError::Demo)
 }

@@ -19,8 +19,24 @@ use crate::http::{Access, ApiError, ApiResult, Routes};
 /// The platform with the reference application on it: what the `bulkhead`
 /// binary serves.
 pub fn builder() -> Builder {
-    Bulkhead::builder().routes(routes)
+    Bulkhead::builder()
+        .routes(routes)
+        .demo("/api/projects", DEMO)
 }
+
+/// A few projects and tasks per `dev` tenant, written once.
+const DEMO: &str = "DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM projects) THEN
+        INSERT INTO projects (name, description) VALUES
+            ('Website relaunch', 'New site before the spring campaign'),
+            ('Customer onboarding', 'Make the first week delightful');
+        INSERT INTO tasks (project_id, title, status, due_date)
+        SELECT p.id, t.title, t.status, current_date + t.days
+          FROM projects p
+          CROSS JOIN (VALUES ('Draft the plan', 'done', 0), ('Review with the team', 'doing', 7),
+                             ('Ship it', 'todo', 14)) AS t(title, status, days);
+    END IF;
+END $$";
 
 fn routes(routes: Routes) -> Routes {
     use Access::{Authenticated, Requires};

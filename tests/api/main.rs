@@ -7,6 +7,7 @@
 mod common;
 
 mod edges;
+mod notes;
 mod outage;
 mod people;
 mod rbac;

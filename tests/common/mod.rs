@@ -78,18 +78,28 @@ pub struct TestFleet {
     pub id: String,
     pub args: GlobalArgs,
     pub app: Bulkhead,
+    product: bulkhead::app::Builder,
 }
 
 impl TestFleet {
     pub async fn new() -> Self {
+        Self::for_product(bulkhead::reference::builder()).await
+    }
+
+    /// A fleet of a product built on bulkhead (see `examples/notes`).
+    pub async fn for_product(product: bulkhead::app::Builder) -> Self {
         let control_db = format!("cp_{}", random_hex(3));
         create_private_database(&control_db).await;
-        Self::with_control_plane(pg().url(&control_db)).await
+        Self::open(pg().url(&control_db), product).await
     }
 
     /// A fleet whose control plane is at `url` (a cluster of the test's own,
     /// which it may stop), its tenants on the binary's shared cluster.
     pub async fn with_control_plane(control_url: String) -> Self {
+        Self::open(control_url, bulkhead::reference::builder()).await
+    }
+
+    async fn open(control_url: String, product: bulkhead::app::Builder) -> Self {
         let pg = pg();
         let id = random_hex(3);
         let args = GlobalArgs {
@@ -105,7 +115,7 @@ impl TestFleet {
             migrations_dir: None,
             pg_ca_file: None,
         };
-        let app = Bulkhead::open(&args).await.expect("open the test fleet");
+        let app = product.open(&args).await.expect("open the test fleet");
         app.provisioner
             .add_server(&AddServer {
                 name: "local".into(),
@@ -115,14 +125,21 @@ impl TestFleet {
             })
             .await
             .expect("add the test server");
-        Self { id, args, app }
+        Self {
+            id,
+            args,
+            app,
+            product,
+        }
     }
 
     /// Re-opens the fleet with extra tenant migrations from `dir` (as an operator
     /// would run the next release's binary).
     pub async fn with_migrations(&mut self, dir: &std::path::Path) {
         self.args.migrations_dir = Some(dir.to_path_buf());
-        self.app = Bulkhead::open(&self.args)
+        self.app = self
+            .product
+            .open(&self.args)
             .await
             .expect("reopen with migrations");
     }
