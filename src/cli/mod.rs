@@ -38,10 +38,12 @@ pub struct Cli {
     pub command: Command,
 }
 
+// The doc comments are `--help` text, where `<slug>` is a placeholder.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Run it locally: boot the embedded cluster, create the demo tenants `acme`
-    /// (database mode) and `globex` (schema mode) with a few projects and tasks,
+    /// (database mode) and `globex` (schema mode) with the product's demo data,
     /// print an API token for each, and serve http://<slug>.localhost:8080.
     Dev(DevArgs),
     /// Serve HTTP: every tenant at <slug>.<base domain> and its verified custom domains.

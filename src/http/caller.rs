@@ -20,7 +20,7 @@ pub struct Caller(pub(super) Arc<CallerData>);
 pub struct CallerData {
     pub tenant: Arc<TenantEntry>,
     pub principal: Principal,
-    /// The client's address ([`ClientIp`]), for the audit log.
+    /// The client's address ([`ClientIp`](super::extract::ClientIp)), for the audit log.
     pub ip: Option<std::net::IpAddr>,
 }
 

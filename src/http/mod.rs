@@ -30,7 +30,7 @@ pub use ops::metrics_handle;
 pub use state::{App, AppState};
 
 /// The application: the platform's routes and `product`'s, inside what wraps
-/// every request (see [`envelope`]): request ids, a tracing span, a 30 s
+/// every request (see [`Envelope`]): request ids, a tracing span, a 30 s
 /// limit, responses counted by status.
 pub fn app(state: AppState, product: &crate::app::Product) -> Envelope<Router> {
     with_envelope(router::router(router::all(product), state))

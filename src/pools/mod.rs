@@ -1,7 +1,7 @@
 //! The pool router: tenant -> a pool of connections logged in as that
 //! tenant's runtime role, to that tenant's database. Pools live in a bounded
 //! moka cache and are closed when idle; every server's connections are held
-//! under its budget (see [`budget`]).
+//! under its budget (see [`ServerBudget`]).
 
 mod budget;
 mod conn;

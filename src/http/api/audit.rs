@@ -1,6 +1,6 @@
 //! `/api/audit`: the tenant's own log of every write, newest first, kept in
 //! the tenant's database (written in the write's own transaction, see
-//! [`super::audit`]).
+//! [`super::audit()`]).
 
 use serde::Serialize;
 use time::OffsetDateTime;
