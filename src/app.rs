@@ -15,33 +15,46 @@ pub const CONTROL_DB: &str = "bulkhead";
 /// The embedded cluster registers itself as this server.
 pub const LOCAL_SERVER: &str = "local";
 
+/// Why a product could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The embedded cluster could not be found, made or started.
     #[error(transparent)]
     Pg(#[from] PgError),
+    /// The control plane could not be reached or migrated.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The master secret is invalid or unreadable.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A control-plane URL without a master secret.
     #[error("BULKHEAD_SECRET is required when BULKHEAD_CONTROL_URL is set")]
     SecretRequired,
+    /// The tenant migrations are invalid.
     #[error(transparent)]
     Migrations(#[from] crate::migrations::MigrateError),
+    /// The embedded cluster's set-up task failed.
     #[error("cannot prepare the embedded cluster")]
     EmbeddedTask(#[source] tokio::task::JoinError),
+    /// The embedded control-plane database could not be made.
     #[error("cannot prepare the embedded control plane")]
     Embedded(#[source] tokio_postgres::Error),
+    /// A connection string (or `--pg-ca-file`) is invalid.
     #[error(transparent)]
     BadUrl(#[from] crate::pg::UrlError),
+    /// The embedded cluster could not be locked down.
     #[error("cannot lock down the embedded cluster")]
     Lockdown(#[source] Box<crate::provision::ProvisionError>),
+    /// The product's permissions or migrations are invalid.
     #[error("invalid product: {0}")]
     Product(String),
 }
 
 /// Everything a command works with.
 pub struct Bulkhead {
+    /// Creates, moves and deletes tenants; holds the control plane.
     pub provisioner: std::sync::Arc<Provisioner>,
+    /// The embedded cluster, when no control-plane URL was given.
     pub cluster: Option<Cluster>,
     /// What the product built on the platform adds (routes, permissions).
     pub product: Arc<Product>,

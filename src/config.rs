@@ -16,6 +16,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// What every command takes: where state lives, the control plane, the
+/// master secret, the tenant migrations (`--help` says each).
 #[derive(Args, Clone)]
 pub struct GlobalArgs {
     /// Directory of the embedded cluster, the dev secret and other local state.

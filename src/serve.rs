@@ -13,15 +13,24 @@ use crate::auth::{SessionCache, SessionSettings, Tokens};
 use crate::pools::{PoolRouter, PoolSettings};
 use crate::routing::{HostName, Resolver, ResolverSettings};
 
+/// How to serve (what `bulkhead serve`'s options set; see its `--help`).
 #[derive(Clone)]
 pub struct ServeSettings {
+    /// Where to serve HTTP.
     pub listen: SocketAddr,
     /// `None`: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// Tenants are served at `<slug>.<base_domain>`.
     pub base_domain: HostName,
+    /// The tenant pools: sizes, waits, idle times.
+    #[doc(hidden)]
     pub pools: PoolSettings,
+    /// How long a host's resolution is trusted (NOTIFY drops it sooner).
     pub resolve_ttl: Duration,
+    /// How long a host that names nothing is remembered as such.
     pub resolve_miss_ttl: Duration,
+    /// Session timeouts, cookie flags and attempt limits.
+    #[doc(hidden)]
     pub sessions: SessionSettings,
     /// Where outgoing mail (invitations) is written; `None`: dropped.
     pub outbox: Option<std::path::PathBuf>,
@@ -45,6 +54,7 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
+    /// The defaults, serving at `listen` for `base_domain`.
     pub fn new(listen: SocketAddr, base_domain: HostName) -> Self {
         Self {
             listen,
@@ -68,10 +78,15 @@ impl ServeSettings {
 
 /// A server running in the background of this process.
 pub struct Running {
+    /// The address it serves HTTP on.
     pub addr: SocketAddr,
+    /// The address of its metrics listener, if any.
     pub metrics_addr: Option<SocketAddr>,
+    #[doc(hidden)]
     pub pools: Arc<PoolRouter>,
+    #[doc(hidden)]
     pub resolver: Arc<Resolver>,
+    #[doc(hidden)]
     pub state: crate::http::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,

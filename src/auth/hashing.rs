@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+#[doc(hidden)]
 #[derive(Clone)]
 pub struct Hashing {
     permits: Arc<Semaphore>,
@@ -16,6 +17,7 @@ pub struct Hashing {
 }
 
 /// Why a hash did not run.
+#[doc(hidden)]
 #[derive(Debug, thiserror::Error)]
 pub enum HashingError {
     #[error("every password hashing slot stayed busy for {0:?}")]

@@ -2,12 +2,18 @@
 //! each bound to exactly one tenant, and the roles they carry.
 
 mod hashing;
+#[doc(hidden)]
 pub mod passwords;
 pub mod rbac;
+#[doc(hidden)]
 pub mod sessions;
 mod tokens;
 
+#[doc(hidden)]
 pub use hashing::{Hashing, HashingError};
 pub use rbac::{Perm, Permission, perm};
+#[doc(hidden)]
 pub use sessions::{SessionCache, SessionSettings};
-pub use tokens::{Role, TokenError, TokenInfo, Tokens};
+pub use tokens::Role;
+#[doc(hidden)]
+pub use tokens::{TokenError, TokenInfo, Tokens};

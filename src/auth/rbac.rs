@@ -33,16 +33,27 @@ const MANAGERS: &[Role] = &[Owner, Admin];
 const OWNERS: &[Role] = &[Owner];
 
 impl Permission {
+    /// Read projects and tasks, and the tenant (every role).
     pub const PROJECT_READ: Permission = Permission::new("project.read", EVERYONE);
+    /// Create, change and delete projects and tasks (all but viewers).
     pub const PROJECT_WRITE: Permission = Permission::new("project.write", WRITERS);
+    /// List the members (every role).
     pub const MEMBER_READ: Permission = Permission::new("member.read", EVERYONE);
+    /// Invite people, list and revoke invitations (owners, admins).
     pub const MEMBER_INVITE: Permission = Permission::new("member.invite", MANAGERS);
+    /// Change roles and remove members (owners, admins).
     pub const MEMBER_MANAGE: Permission = Permission::new("member.manage", MANAGERS);
+    /// Read the tenant's settings (every role).
     pub const SETTINGS_READ: Permission = Permission::new("settings.read", EVERYONE);
+    /// Change the tenant's settings (owners, admins).
     pub const SETTINGS_WRITE: Permission = Permission::new("settings.write", MANAGERS);
+    /// Read the tenant's audit log (owners, admins).
     pub const AUDIT_READ: Permission = Permission::new("audit.read", MANAGERS);
+    /// Create, list and revoke API tokens (owners, admins).
     pub const TOKEN_MANAGE: Permission = Permission::new("token.manage", MANAGERS);
+    /// Manage the tenant's subscription (owners).
     pub const BILLING_MANAGE: Permission = Permission::new("billing.manage", OWNERS);
+    /// Delete the tenant (owners).
     pub const TENANT_DELETE: Permission = Permission::new("tenant.delete", OWNERS);
 
     /// The platform's own permissions.
@@ -65,6 +76,7 @@ impl Permission {
         Self { name, roles }
     }
 
+    /// Its name, `area.verb`.
     pub fn as_str(self) -> &'static str {
         self.name
     }
@@ -125,6 +137,7 @@ impl std::fmt::Display for Permission {
 }
 
 impl Role {
+    /// Whether this role holds `permission`.
     pub fn allows(self, permission: Permission) -> bool {
         permission.roles.contains(&self)
     }
@@ -132,6 +145,7 @@ impl Role {
 
 /// A permission as a type, for `Can<P>`.
 pub trait Perm: Send + Sync + 'static {
+    /// The permission this type stands for.
     const PERMISSION: Permission;
 }
 

@@ -20,12 +20,17 @@ pub use crate::control::Role;
 /// A verified token: which tenant it belongs to, with which role.
 #[derive(Clone, Debug)]
 pub struct TokenInfo {
+    /// The token's id (its secret is never kept).
     pub id: Uuid,
+    /// The one tenant it is valid for.
     pub tenant: TenantId,
+    /// The role it acts with.
     pub role: Role,
+    /// The name it was given.
     pub name: String,
 }
 
+#[doc(hidden)]
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("unknown role `{0}` (expected admin, member or viewer)")]
@@ -45,6 +50,7 @@ fn hash(token: &str) -> Vec<u8> {
 /// NOTIFY.
 const TOKEN_TTL: Duration = Duration::from_secs(60);
 
+#[doc(hidden)]
 pub struct Tokens {
     control: ControlPlane,
     /// hash -> token (None: not a live token), briefly; kept for the control

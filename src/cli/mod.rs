@@ -31,14 +31,18 @@ login role with no privilege anywhere else, and its own connection pool.\n\n\
 With no BULKHEAD_CONTROL_URL, every command uses a private PostgreSQL cluster under \
 BULKHEAD_HOME (default ./.bulkhead), created and started on first use and left running."
 )]
+/// The command line (see `bulkhead --help`).
 pub struct Cli {
+    /// What every command takes.
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// The command.
     #[command(subcommand)]
     pub command: Command,
 }
 
 // The doc comments are `--help` text, where `<slug>` is a placeholder.
+/// A `bulkhead` command (each variant's text is its `--help`).
 #[allow(rustdoc::invalid_html_tags)]
 #[derive(Subcommand)]
 pub enum Command {
@@ -80,6 +84,7 @@ pub struct DevArgs {
     pub serve: serve::ServeArgs,
 }
 
+/// `bulkhead pg …`: the embedded cluster.
 #[derive(Subcommand, Debug)]
 pub enum PgCommand {
     /// Print the embedded cluster's data directory, port and admin URL (password masked).
@@ -91,28 +96,37 @@ pub enum PgCommand {
 /// A command's failure, with the exit code it deserves.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The product could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// A tenant or server operation failed.
     #[error(transparent)]
     Provision(#[from] ProvisionError),
+    /// A fleet migration failed.
     #[error(transparent)]
     Fleet(#[from] crate::fleet::FleetError),
     /// A failure with its own exit code, already explained.
     #[error("{1}")]
     Exit(u8, String),
+    /// Bad usage (exit code 2).
     #[error("{0}")]
     Usage(String),
+    /// Anything else, explained.
     #[error("{0}")]
     Other(String),
     /// The server could not listen, or stopped.
     #[error("{what}")]
     Serve {
+        /// What went wrong.
         what: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// `dev` could not write the product's demo data.
     #[error("the demo data could not be written")]
     Demo(#[source] tokio_postgres::Error),
+    /// A token could not be made.
     #[error(transparent)]
     Token(#[from] crate::auth::TokenError),
 }
@@ -130,6 +144,7 @@ impl CliError {
     }
 }
 
+/// What a command returns.
 pub type CliResult = Result<(), CliError>;
 
 /// Parses the command line and runs it, serving the reference application.
@@ -176,6 +191,8 @@ fn init_tracing() {
         .try_init();
 }
 
+/// Runs a parsed command line with `product` (what [`run_with`] does once
+/// it has a runtime).
 pub async fn run(cli: Cli, product: &crate::app::Builder) -> CliResult {
     match cli.command {
         Command::Pg(cmd) => pg(&cli.global, cmd).await,

@@ -17,8 +17,11 @@ use crate::routing::TenantEntry;
 #[derive(Clone)]
 pub struct Caller(pub(super) Arc<CallerData>);
 
+/// What is known of a caller (what [`Caller`] derefs to).
 pub struct CallerData {
+    /// The tenant the request's host names, which the caller belongs to.
     pub tenant: Arc<TenantEntry>,
+    /// The token or session it authenticated with.
     pub principal: Principal,
     /// The client's address ([`ClientIp`](super::extract::ClientIp)), for the audit log.
     pub ip: Option<std::net::IpAddr>,
@@ -35,23 +38,31 @@ impl std::ops::Deref for Caller {
 /// How the caller proved who it is.
 #[derive(Clone)]
 pub enum Principal {
+    /// An API token of this tenant.
     Token(Arc<TokenInfo>),
+    /// A person's session on this tenant.
     Session(Arc<SessionUser>),
 }
 
 /// A person logged in to this tenant.
 #[derive(Debug)]
 pub struct SessionUser {
+    /// The user's id (global, across tenants).
     pub user_id: Uuid,
+    /// Normalised e-mail address.
     pub email: String,
+    /// The name they chose.
     pub display_name: String,
+    /// Their role in this tenant.
     pub role: Role,
     /// SHA-256 of the cookie value (the session's key in the control plane).
     pub session_hash: [u8; 32],
+    /// What the session's cookie-authenticated writes must send in `X-CSRF-Token`.
     pub csrf_token: String,
 }
 
 impl Caller {
+    /// The caller's role in this tenant (a token's, or the member's).
     pub fn role(&self) -> Role {
         match &self.principal {
             Principal::Token(t) => t.role,
@@ -75,6 +86,7 @@ impl Caller {
         }
     }
 
+    /// The session, when the caller is a person (not a token).
     pub fn session(&self) -> Option<&SessionUser> {
         match &self.principal {
             Principal::Session(s) => Some(s),
@@ -82,6 +94,8 @@ impl Caller {
         }
     }
 
+    /// 403 unless the caller's role holds `permission` (what `Can<P>` checks
+    /// before a handler runs; for a second permission inside one).
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.role().allows(permission) {
             Ok(())

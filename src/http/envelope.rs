@@ -55,6 +55,7 @@ impl<S> Layer<S> for EnvelopeLayer {
     }
 }
 
+#[doc(hidden)]
 #[derive(Clone)]
 pub struct Envelope<S> {
     inner: S,

@@ -16,19 +16,26 @@ use crate::routing::HostError;
 /// Seconds a client is asked to wait before retrying a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// What a handler answers when it cannot do what was asked: each variant is
+/// one status and `code` of the JSON error shape.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 400 `bad_host`: the `Host` is not a host name.
     #[error("bad host: {0}")]
     BadHost(#[from] HostError),
     /// Unknown host, deleted tenant, another tenant's id or token: one body.
     #[error("not found")]
     NotFound,
+    /// 401 `unauthorized`: no session or token, or not a live one.
     #[error("authentication required")]
     Unauthorized,
+    /// 403 `forbidden`: the caller's role lacks the permission.
     #[error("your role may not do this")]
     Forbidden,
+    /// 403 `tenant_suspended`.
     #[error("this organisation is suspended")]
     Suspended,
+    /// 503 `unavailable` with `Retry-After`: try again shortly.
     #[error("temporarily unavailable")]
     Unavailable,
     /// What needs the control plane while it cannot be reached (sign-up,
@@ -42,29 +49,44 @@ pub enum ApiError {
     /// address; retry after this many seconds.
     #[error("too many attempts; try again later")]
     TooManyAttempts(u64),
+    /// 403 `csrf`: a cookie write without its token, or from another origin.
     #[error("missing or wrong CSRF token, or a request from another origin")]
     Csrf,
     /// The tenant's plan allows no more of something.
     #[error("the {plan} plan allows {allowed} {what}; upgrade to pro for unlimited {what}")]
     PlanLimit {
+        /// The plan's name.
         plan: &'static str,
+        /// What it limits (`projects`).
         what: &'static str,
+        /// How many it allows.
         allowed: i64,
     },
+    /// 422 `validation`: these fields, each with what is wrong with it.
     #[error("invalid input")]
     Validation(BTreeMap<&'static str, String>),
     /// One field of the request that does not fit, named as the client
     /// wrote it (`tags[1]`, `limit`).
     #[error("invalid input")]
-    BadField { field: String, message: String },
+    BadField {
+        /// The field, as the client wrote it.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// 415: the body is not sent as JSON.
     #[error("send the body as JSON, with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 413.
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// 405, with `Allow`.
     #[error("this path does not take this method")]
     MethodNotAllowed,
+    /// 400 `bad_request`, with a message for the client.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 500 `internal`: the detail goes to the log, never to the client.
     #[error("internal error")]
     Internal(String),
     /// Anything unexpected, with its cause kept for the log.
@@ -73,6 +95,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 500 for an error the handler did not expect (logged with its causes).
     pub fn unexpected(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         ApiError::Unexpected(Box::new(e))
     }
@@ -124,6 +147,7 @@ impl From<tokio_postgres::Error> for ApiError {
 }
 
 impl ApiError {
+    /// 422 for one field: `name` and what is wrong with it.
     pub fn field(name: &'static str, message: impl Into<String>) -> Self {
         let mut fields = BTreeMap::new();
         fields.insert(name, message.into());
@@ -210,6 +234,7 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What a handler returns.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Makes an error response that is not in the one shape (a framework's own,

@@ -71,6 +71,7 @@ pub fn authority(parts: &Parts) -> Result<&str, crate::routing::HostError> {
         .map_err(|_| HostError::Malformed)
 }
 
+/// The request's host, normalised (400 for one that is not a host name).
 pub fn host(parts: &Parts) -> Result<HostName, ApiError> {
     Ok(HostName::parse(authority(parts)?)?)
 }

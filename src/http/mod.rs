@@ -6,17 +6,22 @@ mod authn;
 mod caller;
 mod client_ip;
 mod db;
+#[doc(hidden)]
 pub use client_ip::parse_network;
 mod envelope;
+#[doc(hidden)]
 pub use envelope::Envelope;
 mod error;
 pub mod extract;
 mod gate;
 pub mod input;
 mod listener;
-pub use listener::{HttpLimits, serve};
+pub use listener::HttpLimits;
+#[doc(hidden)]
+pub use listener::serve;
 mod ops;
 mod peer;
+#[doc(hidden)]
 pub use peer::Peer;
 mod router;
 pub(crate) use router::specs as router_specs;
@@ -26,6 +31,7 @@ mod state;
 use axum::Router;
 
 pub use error::{ApiError, ApiResult, RETRY_AFTER_SECS};
+#[doc(hidden)]
 pub use ops::metrics_handle;
 pub use state::{App, AppState};
 

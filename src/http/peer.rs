@@ -27,6 +27,7 @@ use crate::routing::TenantEntry;
 /// How long a memo may answer before the caches are asked again.
 pub const MEMO_LIFETIME: Duration = Duration::from_secs(5);
 
+#[doc(hidden)]
 #[derive(Clone)]
 pub struct Peer {
     pub addr: SocketAddr,

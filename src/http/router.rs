@@ -24,11 +24,14 @@ pub enum Access {
     Requires(Permission),
 }
 
+/// A route and what it requires of its caller.
 #[derive(Clone, Debug)]
 pub struct RouteSpec {
+    /// Its method.
     pub method: Method,
     /// With `{name}` placeholders, as axum writes them.
     pub path: &'static str,
+    /// What it requires of its caller.
     pub access: Access,
 }
 
@@ -62,6 +65,7 @@ impl Routes {
         self
     }
 
+    /// `handler` for `GET path`.
     pub fn get<H: Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,
@@ -71,6 +75,7 @@ impl Routes {
         self.at(Method::GET, path, access, get(h))
     }
 
+    /// `handler` for `POST path`.
     pub fn post<H: Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,
@@ -80,6 +85,7 @@ impl Routes {
         self.at(Method::POST, path, access, post(h))
     }
 
+    /// `handler` for `PATCH path`.
     pub fn patch<H: Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,
@@ -89,6 +95,7 @@ impl Routes {
         self.at(Method::PATCH, path, access, patch(h))
     }
 
+    /// `handler` for `DELETE path`.
     pub fn delete<H: Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,

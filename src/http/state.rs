@@ -10,6 +10,9 @@ use crate::provision::Provisioner;
 use crate::routing::{HostName, Resolver};
 use crate::secret::MasterSecret;
 
+/// The serving process's shared state (internal: a handler of a product
+/// reaches the tenant through the extractors, not through this).
+#[doc(hidden)]
 pub struct App {
     pub control: ControlPlane,
     /// Sign-up reserves and provisions tenants.
@@ -31,8 +34,10 @@ pub struct App {
     pub hashing: crate::auth::Hashing,
 }
 
+/// The state every route is served with: what a product's routes are
+/// written against (`Router<AppState>`, the extractors' state).
 #[derive(Clone)]
-pub struct AppState(pub Arc<App>);
+pub struct AppState(#[doc(hidden)] pub Arc<App>);
 
 impl Deref for AppState {
     type Target = App;

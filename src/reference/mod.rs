@@ -5,6 +5,7 @@
 //! through the extractors (`Db`, `Can<P>`).
 
 mod members;
+#[doc(hidden)]
 pub mod projects;
 mod settings;
 mod tasks;

@@ -1,9 +1,13 @@
 //! The tenant API under `/api/`: JSON in, JSON out, every handler bound to the
 //! caller's tenant through its extractors.
 
+#[doc(hidden)]
 pub mod audit;
+#[doc(hidden)]
 pub mod invitations;
+#[doc(hidden)]
 pub mod people;
+#[doc(hidden)]
 pub mod tokens;
 
 use serde::{Deserialize, Serialize};
@@ -17,12 +21,16 @@ use crate::control::{Admission, Attempt};
 /// `?cursor=<id>&limit=<n>`: ids below the cursor, newest first.
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
+    /// The `next_cursor` of the previous page (none: the first page).
     pub cursor: Option<String>,
+    /// Items per page.
     pub limit: Option<i64>,
 }
 
 impl PageQuery {
+    /// Items per page when `limit` is not given.
     pub const DEFAULT_LIMIT: i64 = 20;
+    /// The most items a page may have.
     pub const MAX_LIMIT: i64 = 100;
 
     /// (cursor id, limit), validated.
@@ -46,14 +54,18 @@ impl PageQuery {
     }
 }
 
+/// A page of a list: `{"items": [...], "next_cursor": "..."}`.
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
+    /// This page's items.
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; absent on the last one.
     pub next_cursor: Option<String>,
 }
 
 impl<T> Page<T> {
+    /// A page of `items` asked for with `limit`; `id` gives an item's id,
+    /// the cursor of the next page when this one is full.
     pub fn new(items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
         let next_cursor = (items.len() as i64 == limit)
             .then(|| items.last().map(|last| id(last).to_string()))
