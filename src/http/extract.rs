@@ -8,3 +8,5 @@ pub use super::authn::Can;
 pub use super::caller::{Caller, CallerData, Principal, SessionUser};
 pub use super::db::Db;
 pub use super::gate::{ClientIp, Tenant, authority, host};
+/// The connection [`Db`] holds (see its docs).
+pub use crate::pools::TenantConn;

@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{audit, invitations, people, tokens};
+use super::api::{audit, invitations, members, people, settings, tokens};
 use super::error::ApiError;
 use super::ops;
 use super::state::AppState;
@@ -141,6 +141,32 @@ fn platform() -> Routes {
             people::logout_everywhere,
         )
         .get("/api/me", Authenticated, people::me)
+        .get(
+            "/api/members",
+            Requires(Permission::MEMBER_READ),
+            members::list_members,
+        )
+        .post("/api/members/leave", Authenticated, members::leave)
+        .patch(
+            "/api/members/{id}",
+            Requires(Permission::MEMBER_MANAGE),
+            members::change_role,
+        )
+        .delete(
+            "/api/members/{id}",
+            Requires(Permission::MEMBER_MANAGE),
+            members::remove_member,
+        )
+        .get(
+            "/api/settings",
+            Requires(Permission::SETTINGS_READ),
+            settings::get_settings,
+        )
+        .patch(
+            "/api/settings",
+            Requires(Permission::SETTINGS_WRITE),
+            settings::patch_settings,
+        )
         .get(
             "/api/invitations",
             Requires(Permission::MEMBER_INVITE),

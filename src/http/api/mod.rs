@@ -6,7 +6,11 @@ pub mod audit;
 #[doc(hidden)]
 pub mod invitations;
 #[doc(hidden)]
+pub mod members;
+#[doc(hidden)]
 pub mod people;
+#[doc(hidden)]
+pub mod settings;
 #[doc(hidden)]
 pub mod tokens;
 

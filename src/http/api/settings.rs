@@ -5,9 +5,9 @@ use crate::http::input::Json;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
 
+use super::record;
 use crate::auth::perm;
 use crate::http::AppState;
-use crate::http::api::record;
 use crate::http::extract::{Can, Db};
 use crate::http::{ApiError, ApiResult};
 

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::record;
 use crate::auth::{Role, perm};
 use crate::control::{MemberChange, MemberRow};
 use crate::http::AppState;
-use crate::http::api::record;
 use crate::http::extract::{Caller, Can, Db};
 use crate::http::{ApiError, ApiResult};
 
