@@ -1,0 +1,304 @@
+//! A tenant server stopped under load (issue 15, item 5): 64 clients spread
+//! over tenants of two servers; one server is stopped, then started again.
+//! Only its own tenants fail, each with a prompt 503 in the one error shape,
+//! while the other server's tenants are all served within its budget; they
+//! recover without restarting bulkhead. Throughput is the `outage` bench's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::common::{TestFleet, eventually, serve};
+use bulkhead::control::{Mode, Plan};
+use bulkhead::provision::CreateRequest;
+
+const CLIENTS: usize = 64;
+const TENANTS_PER_SERVER: usize = 4;
+/// How long a request may wait for a connection, and for one to open.
+const WAIT: Duration = Duration::from_millis(500);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Room on a shared, loaded test machine for the scheduling around a request
+/// (it is not a figure of merit: a hang would take the client's 30 s).
+const SLACK: Duration = Duration::from_secs(2);
+
+/// When a request was sent, relative to the second server's outage.
+const BEFORE: u8 = 0;
+const DURING: u8 = 1;
+const AFTER: u8 = 2;
+
+/// One tenant as its clients see it.
+struct Tenant {
+    host: String,
+    token: String,
+    /// On the server that is stopped.
+    on_stopped: bool,
+    /// 200s answered to requests sent in each phase.
+    served: [AtomicUsize; 3],
+    /// 503s answered to requests sent in each phase.
+    refused: [AtomicUsize; 3],
+}
+
+/// What one request got.
+struct Outcome {
+    tenant: usize,
+    /// The phase it was sent in, and the one it was answered in.
+    phase: u8,
+    answered: u8,
+    /// The HTTP status, or 0 when no answer came (refused, reset, timed out).
+    status: u16,
+    elapsed: Duration,
+    /// For a 503: `Retry-After` present and the body in the one error shape.
+    well_formed: bool,
+    body: String,
+}
+
+/// Every client and what the load has seen so far.
+struct Load {
+    tenants: Vec<Tenant>,
+    phase: AtomicU8,
+    stop: AtomicBool,
+}
+
+async fn create_on(fleet: &TestFleet, base: &str, server: &str) -> String {
+    let slug = fleet.slug(base);
+    fleet
+        .p()
+        .create(&CreateRequest {
+            slug: slug.clone(),
+            display_name: None,
+            mode: Mode::Database,
+            plan: Plan::Free,
+            server: Some(server.into()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create {slug} on {server}: {e}"));
+    slug
+}
+
+/// One client: requests to tenant `first`, then the next of the same server
+/// and so on, until told to stop.
+async fn client(
+    http: reqwest::Client,
+    addr: std::net::SocketAddr,
+    load: Arc<Load>,
+    own: Vec<usize>,
+    first: usize,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    let mut next = first;
+    while !load.stop.load(Ordering::Acquire) {
+        let i = own[next % own.len()];
+        next += 1;
+        let tenant = &load.tenants[i];
+        let phase = load.phase.load(Ordering::Acquire);
+        let started = Instant::now();
+        let sent = http
+            .get(format!("http://{addr}/api/projects"))
+            .header("host", &tenant.host)
+            .bearer_auth(&tenant.token)
+            .send()
+            .await;
+        let outcome = match sent {
+            Err(e) => Outcome {
+                tenant: i,
+                phase,
+                answered: load.phase.load(Ordering::Acquire),
+                status: 0,
+                elapsed: started.elapsed(),
+                well_formed: false,
+                body: e.to_string(),
+            },
+            Ok(res) => {
+                let status = res.status().as_u16();
+                let retry_after = res.headers().contains_key("retry-after");
+                let body = res.text().await.unwrap_or_default();
+                let code = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["error"]["code"].as_str().map(str::to_string));
+                Outcome {
+                    tenant: i,
+                    phase,
+                    answered: load.phase.load(Ordering::Acquire),
+                    status,
+                    elapsed: started.elapsed(),
+                    well_formed: retry_after && code.as_deref() == Some("unavailable"),
+                    body,
+                }
+            }
+        };
+        let p = outcome.phase as usize;
+        match outcome.status {
+            200 => tenant.served[p].fetch_add(1, Ordering::Relaxed),
+            503 => tenant.refused[p].fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// Whether every tenant picked by `which` has had at least `n` answers
+/// counted by `count` for requests sent in `phase`.
+fn all_have(
+    load: &Load,
+    which: impl Fn(&Tenant) -> bool,
+    count: impl Fn(&Tenant) -> &[AtomicUsize; 3],
+    phase: u8,
+    n: usize,
+) -> bool {
+    load.tenants
+        .iter()
+        .filter(|t| which(t))
+        .all(|t| count(t)[phase as usize].load(Ordering::Relaxed) >= n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_outage_under_load_fails_only_the_stopped_servers_tenants() {
+    let fleet = TestFleet::new().await;
+    let second = fleet.second_server("second").await;
+    let mut tenants = Vec::new();
+    for (server, on_stopped) in [("local", false), ("second", true)] {
+        for i in 0..TENANTS_PER_SERVER {
+            let slug = create_on(&fleet, &format!("{server}{i}"), server).await;
+            tenants.push(Tenant {
+                host: format!("{slug}.localhost"),
+                token: fleet.token(&slug, "member").await,
+                on_stopped,
+                served: Default::default(),
+                refused: Default::default(),
+            });
+        }
+    }
+    let server = serve(&fleet, |s| {
+        s.pools.wait = WAIT;
+        s.pools.connect_timeout = CONNECT_TIMEOUT;
+    })
+    .await;
+    let load = Arc::new(Load {
+        tenants,
+        phase: AtomicU8::new(BEFORE),
+        stop: AtomicBool::new(false),
+    });
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    // Half the clients on each server's tenants.
+    let (healthy, stopped): (Vec<usize>, Vec<usize>) =
+        (0..load.tenants.len()).partition(|i| !load.tenants[*i].on_stopped);
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..CLIENTS {
+        let own = if c % 2 == 0 { &healthy } else { &stopped };
+        clients.spawn(client(
+            http.clone(),
+            server.addr,
+            load.clone(),
+            own.clone(),
+            c / 2,
+        ));
+    }
+    // The healthy server's budget, watched for the whole run.
+    let pools = server.pools.clone();
+    let watching = load.clone();
+    let budget_watch = tokio::spawn(async move {
+        let mut most = 0;
+        while !watching.stop.load(Ordering::Acquire) {
+            if let Some(budget) = pools.budget("local") {
+                most = most.max(budget.in_use());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        most
+    });
+
+    eventually("every tenant to be served under load", || async {
+        all_have(&load, |_| true, |t| &t.served, BEFORE, 5)
+    })
+    .await;
+
+    load.phase.store(DURING, Ordering::Release);
+    let dir = second.dir.clone();
+    tokio::task::spawn_blocking(move || bulkhead::pg::Cluster::stop(&dir))
+        .await
+        .unwrap()
+        .expect("stop the second server");
+    // The outage lasts until each stopped tenant has been refused a few
+    // times and each healthy one served many times over.
+    eventually("the outage to be seen by every tenant", || async {
+        all_have(&load, |t| t.on_stopped, |t| &t.refused, DURING, 20)
+            && all_have(&load, |t| !t.on_stopped, |t| &t.served, DURING, 50)
+    })
+    .await;
+
+    let dir = second.dir.clone();
+    let restarted = tokio::task::spawn_blocking(move || {
+        bulkhead::pg::Cluster::ensure(&dir, &Default::default())
+    })
+    .await
+    .unwrap()
+    .expect("start the second server again");
+    assert_eq!(restarted.port, second.port, "back where it was registered");
+    load.phase.store(AFTER, Ordering::Release);
+    eventually("the stopped server's tenants to recover", || async {
+        all_have(&load, |t| t.on_stopped, |t| &t.served, AFTER, 5)
+    })
+    .await;
+
+    load.stop.store(true, Ordering::Release);
+    let mut outcomes = Vec::new();
+    for done in clients.join_all().await {
+        outcomes.extend(done);
+    }
+    let most_in_use = budget_watch.await.unwrap();
+
+    let mut statuses: BTreeMap<(bool, u8, u16), usize> = BTreeMap::new();
+    for o in &outcomes {
+        let on_stopped = load.tenants[o.tenant].on_stopped;
+        *statuses.entry((on_stopped, o.phase, o.status)).or_default() += 1;
+    }
+    let report = format!("(stopped?, phase, status) -> requests: {statuses:?}");
+    for o in &outcomes {
+        let tenant = &load.tenants[o.tenant];
+        if !tenant.on_stopped {
+            assert_eq!(
+                o.status, 200,
+                "{} (phase {}) on the healthy server: {}\n{report}",
+                tenant.host, o.phase, o.body
+            );
+            continue;
+        }
+        assert!(
+            o.status == 200 || (o.status == 503 && o.answered != BEFORE),
+            "{} (phase {}) on the stopped server got {}: {}\n{report}",
+            tenant.host,
+            o.phase,
+            o.status,
+            o.body
+        );
+        if o.status == 503 {
+            assert!(o.well_formed, "{}: {}", tenant.host, o.body);
+            assert!(!o.body.contains("127.0.0.1"), "{}", o.body);
+            // Nothing hangs: refused within the wait for a connection plus
+            // the time to try opening one.
+            assert!(
+                o.elapsed <= WAIT + CONNECT_TIMEOUT + SLACK,
+                "{} refused after {:?}\n{report}",
+                tenant.host,
+                o.elapsed
+            );
+        }
+    }
+    let budget = server.pools.budget("local").unwrap();
+    assert!(
+        most_in_use <= budget.limit && budget.high_water() <= budget.limit,
+        "the healthy server's budget {} was overspent: {most_in_use} seen, high water {}",
+        budget.limit,
+        budget.high_water()
+    );
+    let second_budget = server.pools.budget("second").unwrap();
+    assert!(second_budget.high_water() <= second_budget.limit);
+    server.stop().await.unwrap();
+}
