@@ -140,7 +140,10 @@ impl From<tokio_postgres::Error> for ApiError {
             Some(c) if *c == SqlState::QUERY_CANCELED || *c == SqlState::LOCK_NOT_AVAILABLE => {
                 ApiError::Unavailable
             }
-            _ if e.is_closed() => ApiError::Unavailable,
+            _ if crate::pools::server_went_away(&e) => {
+                tracing::warn!(error = %crate::pg::describe(&e), "the tenant's server went away mid-request");
+                ApiError::Unavailable
+            }
             _ => ApiError::unexpected(e),
         }
     }

@@ -241,6 +241,10 @@ async fn tenant_outage_under_load_fails_only_the_stopped_servers_tenants() {
     .unwrap()
     .expect("start the second server again");
     assert_eq!(restarted.port, second.port, "back where it was registered");
+    // The watchdog that removes the cluster knows the first postmaster only.
+    restarted
+        .remove_when_process_exits(std::process::id())
+        .unwrap();
     load.phase.store(AFTER, Ordering::Release);
     eventually("the stopped server's tenants to recover", || async {
         all_have(&load, |t| t.on_stopped, |t| &t.served, AFTER, 5)
@@ -300,5 +304,55 @@ async fn tenant_outage_under_load_fails_only_the_stopped_servers_tenants() {
     );
     let second_budget = server.pools.budget("second").unwrap();
     assert!(second_budget.high_water() <= second_budget.limit);
+    server.stop().await.unwrap();
+}
+
+/// A request whose query is cut off by its server (a fast shutdown ends
+/// every backend with `57P01`, as `pg_terminate_backend` does) is refused
+/// with a 503 to retry, not a 500, and the tenant's next request is served
+/// on a new connection. The query is held on a lock so that it is certainly
+/// in flight when its backend is ended.
+#[tokio::test]
+async fn tenant_outage_a_query_cut_off_by_its_server_gets_503_not_500() {
+    let fleet = TestFleet::new().await;
+    let slug = create_on(&fleet, "cutoff", "local").await;
+    let token = fleet.token(&slug, "member").await;
+    let role = fleet.pg_name(&slug).await;
+    let server = serve(&fleet, |_| {}).await;
+    let tenant = crate::common::HttpClient::tenant(&server, &slug).bearer(&token);
+    assert_eq!(tenant.get("/api/projects").await.status, 200);
+
+    let locker = fleet.admin_of(&slug).await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE projects IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let waiting = {
+        let tenant = tenant.clone();
+        tokio::spawn(async move { tenant.get("/api/projects").await })
+    };
+    let admin = fleet.admin("postgres").await;
+    let blocked =
+        "SELECT pid FROM pg_stat_activity WHERE usename = $1 AND wait_event_type = 'Lock'";
+    eventually("the request's query to wait on the lock", || async {
+        !admin.query(blocked, &[&role]).await.unwrap().is_empty()
+    })
+    .await;
+    let ended = admin
+        .query(
+            &format!("SELECT pg_terminate_backend(pid) FROM ({blocked}) b"),
+            &[&role],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+
+    let cut_off = waiting.await.unwrap();
+    assert_eq!(cut_off.status, 503, "{}", cut_off.body);
+    assert_eq!(cut_off.json()["error"]["code"], "unavailable");
+    assert!(cut_off.headers.contains_key("retry-after"));
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let again = tenant.get("/api/projects").await;
+    assert_eq!(again.status, 200, "{}", again.body);
     server.stop().await.unwrap();
 }
