@@ -58,23 +58,10 @@ impl PoolError {
 /// broke) rather than because of the query: the tenant is unavailable for a
 /// moment, as when [`PoolError::is_retryable`], and a retry can succeed once
 /// the pool has opened a new connection. A request in flight when its
-/// server stops gets this, not a query error.
+/// server stops gets this, not a query error. Only the server's word or a
+/// closed connection counts: a value that failed to convert is a bug.
 pub fn server_went_away(e: &tokio_postgres::Error) -> bool {
-    e.is_closed() || e.code().is_some_and(is_shutdown_or_connection_failure)
-}
-
-/// Class 08 (connection exception), and the 57P0x codes of a backend
-/// terminated by a server shut down (`57P01`, fast; `57P02`, immediate or a
-/// crash) or one not yet accepting connections (`57P03`).
-fn is_shutdown_or_connection_failure(code: &tokio_postgres::error::SqlState) -> bool {
-    use tokio_postgres::error::SqlState;
-    [
-        SqlState::ADMIN_SHUTDOWN,
-        SqlState::CRASH_SHUTDOWN,
-        SqlState::CANNOT_CONNECT_NOW,
-    ]
-    .contains(code)
-        || code.code().starts_with("08")
+    e.is_closed() || (e.code().is_some() && crate::pg::is_connection_error(e))
 }
 
 #[derive(Clone, Debug)]
@@ -467,34 +454,5 @@ impl PoolRouter {
         }
         self.pools.invalidate_all();
         self.pools.run_pending_tasks().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio_postgres::error::SqlState;
-
-    use super::is_shutdown_or_connection_failure as gone;
-
-    #[test]
-    fn a_server_going_away_is_told_from_a_failing_query() {
-        for code in [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-            SqlState::CONNECTION_FAILURE,
-            SqlState::CONNECTION_EXCEPTION,
-        ] {
-            assert!(gone(&code), "{}", code.code());
-        }
-        for code in [
-            SqlState::QUERY_CANCELED,
-            SqlState::UNIQUE_VIOLATION,
-            SqlState::SYNTAX_ERROR,
-            SqlState::INSUFFICIENT_PRIVILEGE,
-            SqlState::TOO_MANY_CONNECTIONS,
-        ] {
-            assert!(!gone(&code), "{}", code.code());
-        }
     }
 }
