@@ -370,10 +370,11 @@ async fn act(action: Action, clusters: &Clusters) {
             Cluster::stop(&dir).expect("pg_ctl stop");
             return;
         }
+        // As it was made (options apply only to a new cluster).
         let options = ClusterOptions {
             max_connections: MAX_CONNECTIONS,
             durable: false,
-            bindir: None,
+            ..ClusterOptions::default()
         };
         let restarted = Cluster::ensure(&dir, &options).expect("pg_ctl start");
         assert_eq!(restarted.port, port, "the cluster came back on its port");
