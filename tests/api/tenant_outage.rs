@@ -191,63 +191,18 @@ async fn tenant_outage_of_an_unresponsive_server_under_load_hangs_nothing() {
 async fn outage_under_load(outage: Outage) {
     let fleet = TestFleet::new().await;
     let second = fleet.second_server("second").await;
-    let mut tenants = Vec::new();
-    for (server, on_stopped) in [("local", false), ("second", true)] {
-        for i in 0..TENANTS_PER_SERVER {
-            let slug = create_on(&fleet, &format!("{server}{i}"), server).await;
-            tenants.push(Tenant {
-                host: format!("{slug}.localhost"),
-                token: fleet.token(&slug, "member").await,
-                on_stopped,
-                served: Default::default(),
-                refused: Default::default(),
-            });
-        }
-    }
+    let load = Arc::new(Load {
+        tenants: tenants_on_both(&fleet).await,
+        phase: AtomicU8::new(BEFORE),
+        stop: AtomicBool::new(false),
+    });
     let server = serve(&fleet, |s| {
         s.pools.wait = WAIT;
         s.pools.connect_timeout = CONNECT_TIMEOUT;
     })
     .await;
-    let load = Arc::new(Load {
-        tenants,
-        phase: AtomicU8::new(BEFORE),
-        stop: AtomicBool::new(false),
-    });
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-
-    // Half the clients on each server's tenants.
-    let (healthy, stopped): (Vec<usize>, Vec<usize>) =
-        (0..load.tenants.len()).partition(|i| !load.tenants[*i].on_stopped);
-    let mut clients = tokio::task::JoinSet::new();
-    for c in 0..CLIENTS {
-        let own = if c % 2 == 0 { &healthy } else { &stopped };
-        clients.spawn(client(
-            http.clone(),
-            server.addr,
-            load.clone(),
-            own.clone(),
-            c / 2,
-        ));
-    }
-    // The healthy server's budget, watched for the whole run.
-    let pools = server.pools.clone();
-    let watching = load.clone();
-    let budget_watch = tokio::spawn(async move {
-        let mut most = 0;
-        while !watching.stop.load(Ordering::Acquire) {
-            if let Some(budget) = pools.budget("local") {
-                most = most.max(budget.in_use());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        most
-    });
-
+    let clients = start_clients(&server, &load);
+    let budget_watch = watch_budget(&server, &load, "local");
     eventually("every tenant to be served under load", || async {
         all_have(&load, |_| true, |t| &t.served, BEFORE, 5)
     })
@@ -275,18 +230,7 @@ async fn outage_under_load(outage: Outage) {
         hole.abort();
         let _ = hole.await;
     }
-    let dir = second.dir.clone();
-    let restarted = tokio::task::spawn_blocking(move || {
-        bulkhead::pg::Cluster::ensure(&dir, &Default::default())
-    })
-    .await
-    .unwrap()
-    .expect("start the second server again");
-    assert_eq!(restarted.port, second.port, "back where it was registered");
-    // The watchdog that removes the cluster knows the first postmaster only.
-    restarted
-        .remove_when_process_exits(std::process::id())
-        .unwrap();
+    restart(&second).await;
     load.phase.store(AFTER, Ordering::Release);
     eventually("the stopped server's tenants to recover", || async {
         all_have(&load, |t| t.on_stopped, |t| &t.served, AFTER, 5)
@@ -294,19 +238,111 @@ async fn outage_under_load(outage: Outage) {
     .await;
 
     load.stop.store(true, Ordering::Release);
-    let mut outcomes = Vec::new();
-    for done in clients.join_all().await {
-        outcomes.extend(done);
-    }
+    let outcomes: Vec<Outcome> = clients.join_all().await.into_iter().flatten().collect();
+    check(&load, &outcomes);
     let most_in_use = budget_watch.await.unwrap();
+    let budget = server.pools.budget("local").unwrap();
+    assert!(
+        most_in_use <= budget.limit && budget.high_water() <= budget.limit,
+        "the healthy server's budget {} was overspent: {most_in_use} seen, high water {}",
+        budget.limit,
+        budget.high_water()
+    );
+    let second_budget = server.pools.budget("second").unwrap();
+    assert!(second_budget.high_water() <= second_budget.limit);
+    server.stop().await.unwrap();
+}
 
+/// `TENANTS_PER_SERVER` tenants on the fleet's own server, then as many on
+/// the second.
+async fn tenants_on_both(fleet: &TestFleet) -> Vec<Tenant> {
+    let mut tenants = Vec::new();
+    for (server, on_stopped) in [("local", false), ("second", true)] {
+        for i in 0..TENANTS_PER_SERVER {
+            let slug = create_on(fleet, &format!("{server}{i}"), server).await;
+            tenants.push(Tenant {
+                host: format!("{slug}.localhost"),
+                token: fleet.token(&slug, "member").await,
+                on_stopped,
+                served: Default::default(),
+                refused: Default::default(),
+            });
+        }
+    }
+    tenants
+}
+
+/// `CLIENTS` clients, half of them on each server's tenants.
+fn start_clients(
+    server: &bulkhead::serve::Running,
+    load: &Arc<Load>,
+) -> tokio::task::JoinSet<Vec<Outcome>> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (healthy, stopped): (Vec<usize>, Vec<usize>) =
+        (0..load.tenants.len()).partition(|i| !load.tenants[*i].on_stopped);
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..CLIENTS {
+        let own = if c % 2 == 0 { &healthy } else { &stopped };
+        clients.spawn(client(
+            http.clone(),
+            server.addr,
+            load.clone(),
+            own.clone(),
+            c / 2,
+        ));
+    }
+    clients
+}
+
+/// The most connections held against `name`'s budget until the load stops.
+fn watch_budget(
+    server: &bulkhead::serve::Running,
+    load: &Arc<Load>,
+    name: &'static str,
+) -> tokio::task::JoinHandle<usize> {
+    let (pools, load) = (server.pools.clone(), load.clone());
+    tokio::spawn(async move {
+        let mut most = 0;
+        while !load.stop.load(Ordering::Acquire) {
+            if let Some(budget) = pools.budget(name) {
+                most = most.max(budget.in_use());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        most
+    })
+}
+
+/// Starts the stopped cluster again, on the port it is registered with.
+async fn restart(stopped: &bulkhead::pg::Cluster) {
+    let dir = stopped.dir.clone();
+    let restarted = tokio::task::spawn_blocking(move || {
+        bulkhead::pg::Cluster::ensure(&dir, &Default::default())
+    })
+    .await
+    .unwrap()
+    .expect("start the second server again");
+    assert_eq!(restarted.port, stopped.port, "back where it was registered");
+    // The watchdog that removes the cluster knows the first postmaster only.
+    restarted
+        .remove_when_process_exits(std::process::id())
+        .unwrap();
+}
+
+/// The healthy server's tenants got only 200s; the stopped server's got
+/// 200s, or well-formed 503s once it was stopped, none after a hang.
+fn check(load: &Load, outcomes: &[Outcome]) {
     let mut statuses: BTreeMap<(bool, u8, u16), usize> = BTreeMap::new();
-    for o in &outcomes {
+    for o in outcomes {
         let on_stopped = load.tenants[o.tenant].on_stopped;
         *statuses.entry((on_stopped, o.phase, o.status)).or_default() += 1;
     }
     let report = format!("(stopped?, phase, status) -> requests: {statuses:?}");
-    for o in &outcomes {
+    for o in outcomes {
         let tenant = &load.tenants[o.tenant];
         if !tenant.on_stopped {
             assert_eq!(
@@ -337,16 +373,6 @@ async fn outage_under_load(outage: Outage) {
             );
         }
     }
-    let budget = server.pools.budget("local").unwrap();
-    assert!(
-        most_in_use <= budget.limit && budget.high_water() <= budget.limit,
-        "the healthy server's budget {} was overspent: {most_in_use} seen, high water {}",
-        budget.limit,
-        budget.high_water()
-    );
-    let second_budget = server.pools.budget("second").unwrap();
-    assert!(second_budget.high_water() <= second_budget.limit);
-    server.stop().await.unwrap();
 }
 
 /// A request whose query is cut off by its server (a fast shutdown ends
