@@ -284,6 +284,9 @@ struct Run {
     samples: Vec<Sample>,
     phase_starts: Vec<Duration>,
     phase_ends: Vec<Duration>,
+    /// The machine's 1-minute load average as each phase ended: the ratios
+    /// hold only if nothing else took the cores meanwhile.
+    load_at_end: Vec<f64>,
     /// The connections bulkhead held on each server, per phase: the most,
     /// and how many as it ended.
     in_use: Vec<InUse>,
@@ -316,7 +319,7 @@ async fn run_phases(
         phase.clone(),
         stop.clone(),
     ));
-    let (mut phase_starts, mut phase_ends) = (Vec::new(), Vec::new());
+    let (mut phase_starts, mut phase_ends, mut load_at_end) = (Vec::new(), Vec::new(), Vec::new());
     for (i, p) in phases.iter().enumerate() {
         phase.store(i, Ordering::Release);
         let begun = Instant::now();
@@ -331,6 +334,7 @@ async fn run_phases(
         );
         tokio::time::sleep_until((begun + Duration::from_secs(p.seconds)).into()).await;
         phase_ends.push(t0.elapsed());
+        load_at_end.push(load_average());
     }
     stop.store(true, Ordering::Release);
     let mut samples = Vec::new();
@@ -342,8 +346,17 @@ async fn run_phases(
         samples,
         phase_starts,
         phase_ends,
+        load_at_end,
         in_use,
     }
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or NaN where there is none.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -511,6 +524,7 @@ fn report(
             .collect();
         let mut entry = serde_json::Map::new();
         entry.insert("seconds".into(), json!(round2(seconds)));
+        entry.insert("load_average_at_end".into(), json!(run.load_at_end[i]));
         entry.insert(
             "all".into(),
             summarise(&in_phase, seconds, run.phase_starts[i]),
@@ -578,7 +592,8 @@ fn print_phase(name: &str, entry: &serde_json::Map<String, Value>) {
         )
     };
     println!(
-        "  {name:<12} {} | {} | {}",
+        "  {name:<12} (load {}) {} | {} | {}",
+        entry["load_average_at_end"],
         side("all"),
         side(SERVERS[0]),
         side(SERVERS[1])
