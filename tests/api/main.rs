@@ -1,8 +1,8 @@
 //! The HTTP API against real PostgreSQL, as one test binary (one cluster
 //! booted, one link): the request path and its isolation (`serve`), people
-//! and sessions (`people`), every route as every role (`rbac`), and the edges
-//! of the HTTP layer tried as an attacker would (`edges`), the control plane
-//! away (`outage`), and a tenant server stopped under load (`tenant_outage`).
+//! and sessions (`people`), every route as every role (`rbac`), the edges of
+//! the HTTP layer tried as an attacker would (`edges`), the control plane away
+//! (`outage`), and a tenant server stopped under load (`tenant_outage`).
 
 #[path = "../common/mod.rs"]
 mod common;
