@@ -121,6 +121,15 @@ impl TenantPool {
     }
 }
 
+tokio::task_local! {
+    /// When the request asking for a connection gives up waiting for one:
+    /// set by [`PoolRouter::connect_to`] around its checkout and read by
+    /// [`TenantManager::create`] (deadpool runs it in the caller's task), so
+    /// that the wait for a lane and the wait for a budget slot share one
+    /// `PoolSettings::wait` instead of taking one each.
+    static CHECKOUT_DEADLINE: tokio::time::Instant;
+}
+
 pub struct TenantManager {
     /// The server's admin URL settings (its TLS included) as the tenant.
     config: PgConfig,
@@ -130,6 +139,7 @@ pub struct TenantManager {
     search_path: String,
     slug: String,
     server: Arc<ServerBudget>,
+    /// The wait for a budget slot of a checkout with no deadline set.
     wait: Duration,
     connect_timeout: Duration,
 }
@@ -147,9 +157,13 @@ impl managed::Manager for TenantManager {
     type Error = PoolError;
 
     async fn create(&self) -> Result<TenantClient, PoolError> {
+        // What is left of the request's wait after its wait for a lane.
+        let wait = CHECKOUT_DEADLINE
+            .try_with(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .unwrap_or(self.wait);
         let slot = self
             .server
-            .acquire(self.wait)
+            .acquire(wait)
             .await
             .ok_or_else(|| PoolError::Busy(self.server.name.clone()))?;
         let started = Instant::now();
@@ -378,6 +392,7 @@ impl PoolRouter {
         }
         pool.last_used
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + self.settings.wait;
         let lane = pool
             .lanes
             .enter(
@@ -387,7 +402,8 @@ impl PoolRouter {
             )
             .await
             .ok_or(PoolError::TenantBusy)?;
-        let object = pool.pool.get().await.map_err(|e| match e {
+        let checkout = CHECKOUT_DEADLINE.scope(deadline, pool.pool.get());
+        let object = checkout.await.map_err(|e| match e {
             managed::PoolError::Backend(e) => e,
             managed::PoolError::Timeout(_) => PoolError::TenantBusy,
             other => PoolError::Unavailable {

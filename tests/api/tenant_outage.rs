@@ -428,3 +428,71 @@ async fn tenant_outage_a_query_cut_off_by_its_server_gets_503_not_500() {
     .await;
     server.stop().await.unwrap();
 }
+
+/// `--pool-wait` bounds the whole wait for a connection: the wait for one of
+/// the tenant's lanes and then for a slot in its server's budget together,
+/// not each in turn. Server `second` (budget 1) stops answering; tenant
+/// `other`'s request holds the one slot in a hung connection attempt. Tenant
+/// `x` (one lane) sends a request that waits on the budget, and another a
+/// half-wait later, which waits for the lane first and then on the budget.
+#[tokio::test]
+async fn tenant_outage_the_pool_wait_bounds_lane_and_budget_waits_together() {
+    const WAIT: Duration = Duration::from_secs(2);
+    let fleet = TestFleet::new().await;
+    let second = fleet.second_server("second").await;
+    fleet
+        .control_sql("UPDATE servers SET budget = 1 WHERE name = $1", "second")
+        .await;
+    let (x, other) = (
+        create_on(&fleet, "x", "second").await,
+        create_on(&fleet, "other", "second").await,
+    );
+    let (tx, tother) = (
+        fleet.token(&x, "member").await,
+        fleet.token(&other, "member").await,
+    );
+    let server = serve(&fleet, |s| {
+        s.pools.wait = WAIT;
+        s.pools.per_tenant = 1;
+        // Longer than the test: the hung attempt holds the slot throughout.
+        s.pools.connect_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let dir = second.dir.clone();
+    tokio::task::spawn_blocking(move || bulkhead::pg::Cluster::stop(&dir))
+        .await
+        .unwrap()
+        .expect("stop the second server");
+    let hole = black_hole(second.port).await;
+
+    let get = |slug: &str, token: &str| {
+        let client = crate::common::HttpClient::tenant(&server, slug).bearer(token);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let reply = client.get("/api/projects").await;
+            (reply.status, started.elapsed())
+        })
+    };
+    let holder = get(&other, &tother);
+    eventually("the other tenant's attempt to hold the slot", || async {
+        server
+            .pools
+            .budget("second")
+            .is_some_and(|b| b.in_use() == 1)
+    })
+    .await;
+    let first = get(&x, &tx);
+    // Not a wait for something: the second request is sent half a wait
+    // after the first, so that it waits for the lane as long again.
+    tokio::time::sleep(WAIT / 2).await;
+    let (status, elapsed) = get(&x, &tx).await.unwrap();
+    assert_eq!(status, 503);
+    assert!(
+        elapsed < WAIT + WAIT / 4,
+        "waited {elapsed:?} for a connection with a pool wait of {WAIT:?}"
+    );
+    assert_eq!(first.await.unwrap().0, 503);
+    holder.abort();
+    hole.abort();
+    server.stop().await.unwrap();
+}
