@@ -177,6 +177,23 @@ impl PgConfig {
         let Ok(tls) = MakeTlsConnect::<S>::make_tls_connect(&mut make, host);
         self.config.connect_raw(stream, tls).await
     }
+
+    /// Asks the server to cancel what the connection of `token` is running,
+    /// over a socket already open to `host`, with the same TLS as a
+    /// connection (a cancel request carries the backend's secret key).
+    pub async fn cancel_raw<S>(
+        &self,
+        token: &tokio_postgres::CancelToken,
+        stream: S,
+        host: &str,
+    ) -> Result<(), tokio_postgres::Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut make = self.tls.0.clone();
+        let Ok(tls) = MakeTlsConnect::<S>::make_tls_connect(&mut make, host);
+        token.cancel_query_raw(stream, tls).await
+    }
 }
 
 impl std::ops::Deref for PgConfig {

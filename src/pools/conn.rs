@@ -1,6 +1,9 @@
 //! The connection a handler holds: derefs to a `tokio_postgres::Client`; on
-//! drop it goes back to its pool, and if anyone waits for the server's budget
-//! an idle connection is closed at once to hand its slot over.
+//! drop it goes back to its pool with its session reset (see [`super::session`]),
+//! and if anyone waits for the server's budget an idle connection is closed at
+//! once to hand its slot over. Dropped with its request unfinished, it may be
+//! mid-query: the query is cancelled on the server and the connection closed,
+//! so the query neither outlives its request nor holds a budget slot.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -8,7 +11,7 @@ use std::sync::Arc;
 use deadpool::managed::Object;
 
 use super::lanes::Lane;
-use super::{TenantManager, TenantPool};
+use super::{TenantClient, TenantManager, TenantPool, request, session};
 
 pub struct TenantConn {
     object: Option<Object<TenantManager>>,
@@ -16,6 +19,9 @@ pub struct TenantConn {
     /// back in its pool, so the request that gets the lane next finds it
     /// idle there.
     pool: Arc<TenantPool>,
+    /// Taken while a request's handler was being polled: dropped outside
+    /// such a poll, it was dropped with its request.
+    in_request: bool,
 }
 
 impl TenantConn {
@@ -28,7 +34,31 @@ impl TenantConn {
         Self {
             object: Some(object),
             pool: pool.clone(),
+            in_request: request::polling(),
         }
+    }
+
+    /// Closes a connection whose request ended while it may have been
+    /// running a query, after asking the server to cancel that query. Not
+    /// reused: a cancel that arrived late would hit the next request's
+    /// statements instead. Its budget slot frees once the backend has gone,
+    /// which it does as soon as the cancel has stopped the query.
+    fn abandon(&self, client: TenantClient) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let manager = self.pool.pool.manager();
+        let (config, timeout) = (manager.config.clone(), manager.connect_timeout);
+        let (slug, server) = (manager.slug.clone(), manager.server.name.clone());
+        let token = client.client.cancel_token();
+        metrics::counter!("bulkhead_queries_abandoned_total", "server" => server.clone())
+            .increment(1);
+        runtime.spawn(async move {
+            if let Err(detail) = session::cancel(&config, &token, timeout).await {
+                tracing::warn!(tenant = %slug, %server, %detail, "could not cancel an abandoned request's query");
+            }
+            drop(client);
+        });
     }
 }
 
@@ -48,7 +78,14 @@ impl DerefMut for TenantConn {
 
 impl Drop for TenantConn {
     fn drop(&mut self) {
-        drop(self.object.take());
+        if let Some(object) = self.object.take() {
+            if self.in_request && !request::polling() {
+                self.abandon(Object::take(object));
+            } else {
+                session::queue_reset(&object.client);
+                drop(object);
+            }
+        }
         self.pool.lanes.leave();
         if self.pool.server.has_waiters() {
             self.pool.server.reclaim_one();

@@ -6,6 +6,8 @@
 mod budget;
 mod conn;
 mod lanes;
+mod request;
+mod session;
 mod socket;
 
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ use moka::future::Cache;
 
 pub use budget::ServerBudget;
 pub use conn::TenantConn;
+pub use request::HandlerPoll;
 
 use crate::control::{ControlError, ControlPlane, TenantId};
 use crate::pg::PgConfig;
@@ -159,8 +162,9 @@ impl managed::Manager for TenantManager {
         let (client, connection) = tokio::time::timeout(self.connect_timeout, connecting)
             .await
             .map_err(|_| unavailable("connection timed out".into()))??;
+        let slug = self.slug.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            session::drive(connection, &slug).await;
             drop(slot);
         });
         metrics::counter!("bulkhead_connections_opened_total", "server" => self.server.name.clone())
