@@ -5,6 +5,7 @@
 
 use bulkhead::control::{Mode, Plan};
 use bulkhead::provision::SessionLimits;
+use tokio_postgres::error::SqlState;
 
 use crate::common::TestFleet;
 
@@ -67,9 +68,10 @@ async fn a_new_tenants_runtime_role_starts_every_session_with_its_plans_limits()
         "ALTER ROLE CURRENT_USER RESET temp_file_limit",
     ] {
         let e = tenant.batch_execute(sql).await.unwrap_err();
-        assert!(
-            e.to_string().contains("permission denied"),
-            "{sql}: {e}"
+        assert_eq!(
+            e.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e:?}"
         );
     }
 }
