@@ -181,7 +181,7 @@ impl PgConfig {
     /// Asks the server to cancel what the connection of `token` is running,
     /// over a socket already open to `host`, with the same TLS as a
     /// connection (a cancel request carries the backend's secret key).
-    pub async fn cancel_raw<S>(
+    pub(crate) async fn cancel_raw<S>(
         &self,
         token: &tokio_postgres::CancelToken,
         stream: S,

@@ -20,7 +20,7 @@ use moka::future::Cache;
 
 pub use budget::ServerBudget;
 pub use conn::TenantConn;
-pub use request::HandlerPoll;
+pub(crate) use request::HandlerPoll;
 
 use crate::control::{ControlError, ControlPlane, TenantId};
 use crate::pg::PgConfig;
