@@ -71,6 +71,11 @@ impl Setup {
     /// One tenant, a server whose pools hold one connection per tenant, and
     /// the test's handlers inside the platform's envelope.
     async fn new(mode: Mode) -> Self {
+        Self::with_limit(mode, Duration::from_secs(30)).await
+    }
+
+    /// `new`, with requests answered 504 past `limit`.
+    async fn with_limit(mode: Mode, limit: Duration) -> Self {
         let fleet = TestFleet::new().await;
         let slug = fleet.tenant("handler", mode).await;
         let server = serve(&fleet, |s| s.pools.per_tenant = 1).await;
@@ -79,7 +84,7 @@ impl Setup {
             .route("/t/run", post(run))
             .route("/t/session", get(session))
             .with_state(server.state.clone());
-        let app = bulkhead::http::with_envelope(router);
+        let app = bulkhead::http::with_envelope_limit(router, limit);
         Self {
             fleet,
             server,
@@ -232,35 +237,24 @@ async fn running(t: &Setup, fragment: &str) -> i64 {
         .get(0)
 }
 
-#[tokio::test]
-async fn a_query_whose_request_is_abandoned_is_cancelled_on_the_server() {
-    let t = Setup::new(Mode::Database).await;
-    let before = t.session().await;
-    let server = t.server_name().await;
-    let budget = t.server.pools.budget(&server).expect("the server's budget");
-    assert_eq!(budget.in_use(), 1, "the pool's one connection");
+/// The handler lifts its own statement timeout: only the end of its
+/// request can stop this query.
+const SLEEP: &str = "SET statement_timeout = 0; SELECT pg_sleep(60)";
 
-    // The handler lifts its own statement timeout: only the request's end
-    // can stop this query now. The client gives up after a moment (a
-    // request past the envelope's limit is dropped the same way).
-    let sleeping = t.app.clone().oneshot(t.request(
-        "POST",
-        "/t/run",
-        "SET statement_timeout = 0; SELECT pg_sleep(60)",
-    ));
-    eventually_while(sleeping, || async { running(&t, "pg_sleep(60)").await == 1 }).await;
-    let dropped = Instant::now();
+/// After a request running [`SLEEP`] ended at `ended`: the query is gone
+/// from the server within moments, its connection closed rather than handed
+/// to the next request (whose session is clean), its slot back in the budget.
+async fn cancelled_and_slot_freed(t: &Setup, ended: Instant, before: &Value) {
     eventually("the query cancelled on the server", || async {
-        running(&t, "pg_sleep(60)").await == 0
+        running(t, "pg_sleep(60)").await == 0
     })
     .await;
     assert!(
-        dropped.elapsed() < Duration::from_secs(5),
-        "cancelled only after {:?}",
-        dropped.elapsed()
+        ended.elapsed() < Duration::from_secs(5),
+        "cancelled only {:?} after its request ended",
+        ended.elapsed()
     );
-    // Its connection is closed, not handed to the next request: its slot
-    // is back in the budget once the server has let the backend go.
+    let budget = t.server.pools.budget(&t.server_name().await).unwrap();
     eventually("the slot back in the budget", || async {
         budget.in_use() == 0
     })
@@ -268,6 +262,29 @@ async fn a_query_whose_request_is_abandoned_is_cancelled_on_the_server() {
     let after = t.session().await;
     assert_ne!(after["pid"], before["pid"]);
     assert_eq!(after, clean(&after["pid"], &before["search_path"]));
+}
+
+#[tokio::test]
+async fn a_query_whose_client_went_away_is_cancelled_on_the_server() {
+    let t = Setup::new(Mode::Database).await;
+    let before = t.session().await;
+    let budget = t.server.pools.budget(&t.server_name().await).unwrap();
+    assert_eq!(budget.in_use(), 1, "the pool's one connection");
+    let sleeping = t.app.clone().oneshot(t.request("POST", "/t/run", SLEEP));
+    // Dropped unfinished once the query runs, as when its client disconnects.
+    eventually_while(sleeping, || async { running(&t, "pg_sleep(60)").await == 1 }).await;
+    cancelled_and_slot_freed(&t, Instant::now(), &before).await;
+}
+
+#[tokio::test]
+async fn a_query_past_its_requests_time_limit_is_cancelled_on_the_server() {
+    let t = Setup::with_limit(Mode::Schema, Duration::from_secs(1)).await;
+    let before = t.session().await;
+    let started = Instant::now();
+    let (status, _) = t.call("POST", "/t/run", SLEEP).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    cancelled_and_slot_freed(&t, Instant::now(), &before).await;
 }
 
 /// Polls `request` until `started` holds, then drops it unfinished (its
