@@ -1,5 +1,6 @@
 //! The connection a handler holds: derefs to a `tokio_postgres::Client`; on
-//! drop it goes back to its pool with its session reset (see [`super::session`]),
+//! drop it goes back to its pool, its session reset if a statement may have
+//! left state in it (see [`super::dirt`], [`super::session`]),
 //! and if anyone waits for the server's budget an idle connection is closed at
 //! once to hand its slot over. Dropped with its request unfinished, it may be
 //! mid-query: the query is cancelled on the server and the connection closed,
@@ -82,7 +83,9 @@ impl Drop for TenantConn {
             if self.in_request && !request::polling() {
                 self.abandon(Object::take(object));
             } else {
-                session::queue_reset(&object.client);
+                if object.dirt.take() {
+                    session::queue_reset(&object.client);
+                }
                 drop(object);
             }
         }

@@ -5,6 +5,7 @@
 
 mod budget;
 mod conn;
+mod dirt;
 mod lanes;
 mod request;
 mod session;
@@ -132,6 +133,8 @@ pub struct TenantManager {
 /// opened in its place is never refused for "too many clients".
 pub struct TenantClient {
     client: tokio_postgres::Client,
+    /// Whether a statement since the last reset may have left session state.
+    dirt: Arc<dirt::Dirt>,
 }
 
 impl managed::Manager for TenantManager {
@@ -149,13 +152,15 @@ impl managed::Manager for TenantManager {
             server: self.server.name.clone(),
             detail,
         };
+        let dirt = Arc::new(dirt::Dirt::default());
         let connecting = async {
             let (stream, host) =
                 socket::DrainingStream::connect(&self.config, self.connect_timeout)
                     .await
                     .map_err(|e| unavailable(e.to_string()))?;
+            let stream = stream.scanned_by(dirt::Scan::new(dirt.clone(), true));
             self.config
-                .connect_raw(stream, &host)
+                .connect_raw_wrapped(stream, &host, |tls| dirt::Tapped::new(tls, dirt.clone()))
                 .await
                 .map_err(|e| unavailable(crate::pg::describe(&e)))
         };
@@ -176,7 +181,9 @@ impl managed::Manager for TenantManager {
         self.server.record_connect(cost);
         metrics::histogram!("bulkhead_connect_seconds", "server" => self.server.name.clone())
             .record(cost.as_secs_f64());
-        Ok(TenantClient { client })
+        // The identity check is not a request's: nothing to reset.
+        dirt.take();
+        Ok(TenantClient { client, dirt })
     }
 
     async fn recycle(&self, obj: &mut TenantClient, _: &Metrics) -> RecycleResult<PoolError> {

@@ -1,7 +1,7 @@
 //! What keeps one request's session state from reaching the next request on
-//! the same connection: a reset queued as the connection goes back to its
-//! pool, and, for a request abandoned mid-query, a cancel on the server and
-//! the connection closed.
+//! the same connection: a reset queued as a connection that may carry some
+//! (see [`super::dirt`]) goes back to its pool, and, for a request abandoned
+//! mid-query, a cancel on the server and the connection closed.
 //!
 //! The reset is sent without waiting for its answer. tokio-postgres runs a
 //! connection's requests in order, so whatever the next request sends is
@@ -18,8 +18,8 @@ use std::future::Future;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio_postgres::error::SqlState;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, CancelToken, Client, Connection};
 
 use super::socket::DrainingStream;
@@ -35,7 +35,9 @@ pub(super) fn queue_reset(client: &Client) {
     for sql in RESET {
         // The first poll sends the request; dropping the future then only
         // discards its answer, which the connection reads and throws away.
-        let sent = std::pin::pin!(client.batch_execute(sql)).as_mut().poll(&mut cx);
+        let sent = std::pin::pin!(client.batch_execute(sql))
+            .as_mut()
+            .poll(&mut cx);
         if let Poll::Ready(Err(_)) = sent {
             return;
         }
