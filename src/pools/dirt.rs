@@ -185,27 +185,44 @@ fn skip_then_header(left: usize) -> State {
 
 /// Whether a Query's or Parse's body (for Parse, the statement's name comes
 /// first: a word of ours, `s<n>`, or empty) holds a word that may leave state.
+/// One pass, no copy: it runs on every statement.
 fn may_leave_state(text: &[u8]) -> bool {
-    text.split(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'$'))
-        .filter(|w| !w.is_empty() && w.len() <= 32)
-        .any(|word| {
-            let mut lower = [0u8; 32];
-            let lower = &mut lower[..word.len()];
-            lower.copy_from_slice(word);
-            lower.make_ascii_lowercase();
-            matches!(
-                &*lower,
-                b"begin"
-                    | b"start"
-                    | b"set"
-                    | b"set_config"
-                    | b"prepare"
-                    | b"declare"
-                    | b"listen"
-                    | b"call"
-                    | b"do"
-            ) || lower.windows(8).any(|w| w == b"advisory")
-        })
+    let in_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
+    let mut i = 0;
+    while i < text.len() {
+        if !in_word(text[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < text.len() && in_word(text[i]) {
+            i += 1;
+        }
+        if marks(&text[start..i]) {
+            return true;
+        }
+    }
+    false
+}
+
+fn marks(word: &[u8]) -> bool {
+    const WORDS: [&[u8]; 9] = [
+        b"do",
+        b"set",
+        b"call",
+        b"begin",
+        b"start",
+        b"listen",
+        b"prepare",
+        b"declare",
+        b"set_config",
+    ];
+    if word.len() >= 8 && word.windows(8).any(|w| w.eq_ignore_ascii_case(b"advisory")) {
+        return true;
+    }
+    WORDS
+        .iter()
+        .any(|w| w.len() == word.len() && w.eq_ignore_ascii_case(word))
 }
 
 /// A TLS connector whose streams are read like the socket is: the text is
