@@ -88,7 +88,10 @@ async fn reconcile_gives_a_tenant_made_before_limits_its_plans_and_is_idempotent
         .batch_execute(&format!("ALTER ROLE \"{role}\" RESET ALL"))
         .await
         .unwrap();
-    assert_eq!(shown(&fleet, &slug).await, ["0", "0", "-1"].map(String::from));
+    assert_eq!(
+        shown(&fleet, &slug).await,
+        ["0", "0", "-1"].map(String::from)
+    );
 
     let report = fleet.p().reconcile(false).await.unwrap();
     let ours: Vec<_> = report.iter().filter(|r| r.slug == slug).collect();
