@@ -39,27 +39,64 @@ impl TenantConn {
         }
     }
 
-    /// Closes a connection whose request ended while it may have been
-    /// running a query, after asking the server to cancel that query. Not
-    /// reused: a cancel that arrived late would hit the next request's
-    /// statements instead. Its budget slot frees once the backend has gone,
-    /// which it does as soon as the cancel has stopped the query.
-    fn abandon(&self, client: TenantClient) {
+    /// Resets a connection a statement may have left state in, then puts it
+    /// back in its pool and gives its lane back: the next request waits for
+    /// the clean connection rather than getting a dirty one. One that
+    /// cannot be reset (a broken connection, or one still busy with
+    /// something its request left running) is cancelled and closed.
+    fn reset_then_return(&self, object: Object<TenantManager>) {
+        let pool = self.pool.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            drop(Object::take(object));
+            release(&pool);
             return;
         };
-        let manager = self.pool.pool.manager();
-        let (config, timeout) = (manager.config.clone(), manager.connect_timeout);
-        let (slug, server) = (manager.slug.clone(), manager.server.name.clone());
-        let token = client.client.cancel_token();
-        metrics::counter!("bulkhead_queries_abandoned_total", "server" => server.clone())
-            .increment(1);
         runtime.spawn(async move {
-            if let Err(detail) = session::cancel(&config, &token, timeout).await {
-                tracing::warn!(tenant = %slug, %server, %detail, "could not cancel an abandoned request's query");
+            match tokio::time::timeout(session::RESET_TIMEOUT, session::reset(&object.client)).await
+            {
+                Ok(Ok(())) => drop(object),
+                outcome => {
+                    let detail = match outcome {
+                        Ok(Err(e)) => crate::pg::describe(&e),
+                        _ => "timed out".to_string(),
+                    };
+                    tracing::warn!(tenant = %pool.pool.manager().slug, %detail, "a connection that could not be reset is closed");
+                    abandon(&pool, Object::take(object));
+                }
             }
-            drop(client);
+            release(&pool);
         });
+    }
+}
+
+/// Closes a connection whose request ended while it may have been running a
+/// query, after asking the server to cancel that query. Not reused: a
+/// cancel that arrived late would hit the next request's statements
+/// instead. Its budget slot frees once the backend has gone, which it does
+/// as soon as the cancel has stopped the query.
+fn abandon(pool: &TenantPool, client: TenantClient) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let manager = pool.pool.manager();
+    let (config, timeout) = (manager.config.clone(), manager.connect_timeout);
+    let (slug, server) = (manager.slug.clone(), manager.server.name.clone());
+    let token = client.client.cancel_token();
+    metrics::counter!("bulkhead_queries_abandoned_total", "server" => server.clone()).increment(1);
+    runtime.spawn(async move {
+        if let Err(detail) = session::cancel(&config, &token, timeout).await {
+            tracing::warn!(tenant = %slug, %server, %detail, "could not cancel an abandoned request's query");
+        }
+        drop(client);
+    });
+}
+
+/// Gives a connection's lane back once the connection is back in its pool
+/// (or gone), and hands a budget slot to anyone waiting for one.
+fn release(pool: &TenantPool) {
+    pool.lanes.leave();
+    if pool.server.has_waiters() {
+        pool.server.reclaim_one();
     }
 }
 
@@ -79,19 +116,16 @@ impl DerefMut for TenantConn {
 
 impl Drop for TenantConn {
     fn drop(&mut self) {
-        if let Some(object) = self.object.take() {
-            if self.in_request && !request::polling() {
-                self.abandon(Object::take(object));
-            } else {
-                if object.dirt.take() {
-                    session::queue_reset(&object.client);
-                }
-                drop(object);
-            }
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        if self.in_request && !request::polling() {
+            abandon(&self.pool, Object::take(object));
+        } else if object.dirt.take() {
+            return self.reset_then_return(object);
+        } else {
+            drop(object);
         }
-        self.pool.lanes.leave();
-        if self.pool.server.has_waiters() {
-            self.pool.server.reclaim_one();
-        }
+        release(&self.pool);
     }
 }

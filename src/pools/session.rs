@@ -1,12 +1,11 @@
 //! What keeps one request's session state from reaching the next request on
-//! the same connection: a reset queued as a connection that may carry some
-//! (see [`super::dirt`]) goes back to its pool, and, for a request abandoned
-//! mid-query, a cancel on the server and the connection closed.
+//! the same connection: a reset of a connection that may carry some (see
+//! [`super::dirt`]) before it goes back to its pool, and, for a request
+//! abandoned mid-query, a cancel on the server and the connection closed.
 //!
-//! The reset is sent without waiting for its answer. tokio-postgres runs a
-//! connection's requests in order, so whatever the next request sends is
-//! run by the server after the reset, on a clean session: the reset costs
-//! no round trip, only the server's time to run it. `ROLLBACK` first (an
+//! The connection goes back to its pool (and its lane to the next request)
+//! once the server has answered the reset; one that cannot be reset in
+//! time is cancelled and closed, never reused. `ROLLBACK` first (an
 //! open or failed transaction; `DISCARD ALL` refuses to run inside one), then
 //! `DISCARD ALL`: `SET` variables back to their defaults (start-up options,
 //! hence the pinned `search_path`, are those defaults), advisory locks,
@@ -15,7 +14,7 @@
 //! transaction, inside which `DISCARD ALL` refuses to run too.
 
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -25,23 +24,23 @@ use tokio_postgres::{AsyncMessage, CancelToken, Client, Connection};
 use super::socket::DrainingStream;
 use crate::pg::PgConfig;
 
-const RESET: [&str; 2] = ["ROLLBACK", "DISCARD ALL"];
+/// Longest a reset may take before its connection is given up on: it
+/// waits behind anything its request left running unawaited.
+pub(super) const RESET_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Queues the reset on `client`'s connection without waiting for it. A
-/// reset that fails means a broken connection, which fails the next user's
-/// first statement too and is dropped by the pool's recycle check.
-pub(super) fn queue_reset(client: &Client) {
-    let mut cx = Context::from_waker(Waker::noop());
-    for sql in RESET {
-        // The first poll sends the request; dropping the future then only
-        // discards its answer, which the connection reads and throws away.
-        let sent = std::pin::pin!(client.batch_execute(sql))
+/// Resets the session: `ROLLBACK` sent without waiting, then `DISCARD ALL`
+/// awaited. The server runs them in order, so `DISCARD ALL`'s success means
+/// both ran: one round trip, and an answer that says the session is clean.
+pub(super) async fn reset(client: &Client) -> Result<(), tokio_postgres::Error> {
+    {
+        // The first poll sends it; its answer is read and thrown away by
+        // the connection (a broken connection fails `DISCARD ALL` as well).
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = std::pin::pin!(client.batch_execute("ROLLBACK"))
             .as_mut()
             .poll(&mut cx);
-        if let Poll::Ready(Err(_)) = sent {
-            return;
-        }
     }
+    client.batch_execute("DISCARD ALL").await
 }
 
 /// Cancels whatever the connection of `token` is running, over a new socket

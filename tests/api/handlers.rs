@@ -28,6 +28,15 @@ async fn run(Db(db): Db, sql: String) -> Result<&'static str, (StatusCode, Strin
     Ok("done")
 }
 
+/// Starts the body's SQL, gives up waiting for it after 200 ms and returns
+/// as if done: the statement keeps running on the connection, unawaited.
+async fn walk_away(Db(db): Db, sql: String) -> &'static str {
+    tokio::select! {
+        _ = db.batch_execute(&sql) => "finished",
+        _ = tokio::time::sleep(Duration::from_millis(200)) => "walked away",
+    }
+}
+
 /// What the connection's session carries. Its text holds none of the words
 /// that mark a connection for a reset (`advis' || 'ory`): it leaves the
 /// connection as it found it.
@@ -84,6 +93,7 @@ impl Setup {
         let token = fleet.token(&slug, "member").await;
         let router = Router::new()
             .route("/t/run", post(run))
+            .route("/t/walk-away", post(walk_away))
             .route("/t/session", get(session))
             .with_state(server.state.clone());
         let app = bulkhead::http::with_envelope_limit(router, limit);
@@ -339,4 +349,15 @@ where
         }
         assert!(Instant::now() < deadline, "the query never started");
     }
+}
+
+#[tokio::test]
+async fn a_connection_still_busy_when_its_handler_returns_is_closed_not_reused() {
+    let t = Setup::new(Mode::Database).await;
+    let before = t.session().await;
+    let (status, body) = t.call("POST", "/t/walk-away", SLEEP).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "walked away"));
+    // Its reset waits behind the sleep, runs out of time, and the
+    // connection is cancelled and closed instead of going back dirty.
+    cancelled_and_slot_freed(&t, Instant::now(), &before).await;
 }
