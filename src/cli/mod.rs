@@ -68,7 +68,8 @@ pub enum Command {
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
     /// Finish (or with --rollback, undo) every tenant stuck half-way through
-    /// creation or deletion, e.g. after a crash.
+    /// creation or deletion, e.g. after a crash; give every runtime role its
+    /// plan's session limits.
     Reconcile(reconcile::ReconcileArgs),
 }
 

@@ -1,6 +1,7 @@
 //! `bulkhead reconcile`: finish (or roll back) every tenant stuck half-way
 //! through creation or deletion, and finish renaming tenants whose roles,
-//! databases or schemas still carry slug-derived names.
+//! databases or schemas still carry slug-derived names, and give runtime
+//! roles whose session limits differ from their plan's that plan's.
 
 use clap::Args;
 
@@ -24,7 +25,7 @@ pub async fn reconcile(app: &Bulkhead, args: ReconcileArgs) -> CliResult {
     }
     if report.is_empty() {
         println!(
-            "nothing to reconcile: no tenant is stuck in provisioning or deleting, none awaits its rename"
+            "nothing to reconcile: no tenant is stuck in provisioning or deleting, none awaits its rename, every runtime role has its plan's session limits"
         );
         return Ok(());
     }

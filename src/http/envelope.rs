@@ -1,7 +1,9 @@
 //! What wraps every request, as one layer: a request id (the caller's own
 //! `x-request-id`, else a new one) in its span and on its response, a tracing
 //! span (`tenant` is recorded in it once resolved), a time limit (504), and
-//! the response counted by status.
+//! the response counted by status. A request past its limit (or whose client
+//! went away) is dropped, and with it any query its handler was running: its
+//! tenant connection cancels the query on the server.
 //!
 //! One hand-written layer rather than four from tower-http: each of those
 //! wraps the request in a future of its own, and `route_overhead` measured
@@ -124,7 +126,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        let mut response = match this.inner.poll(cx) {
+        // Marks the handler's poll: a tenant connection dropped outside one
+        // was dropped with its request unfinished (see `pools::request`).
+        let polled = {
+            let _handler = crate::pools::HandlerPoll::enter();
+            this.inner.poll(cx)
+        };
+        let mut response = match polled {
             Poll::Ready(result) => result?,
             Poll::Pending => {
                 ready!(this.deadline.poll(cx));

@@ -47,8 +47,14 @@ pub fn app(state: AppState, product: &crate::app::Product) -> Envelope<Router> {
 /// every route's service once more per request.
 #[doc(hidden)]
 pub fn with_envelope(router: Router) -> Envelope<Router> {
+    with_envelope_limit(router, envelope::REQUEST_TIMEOUT)
+}
+
+/// [`with_envelope`] with another time limit than 30 s (tests).
+#[doc(hidden)]
+pub fn with_envelope_limit(router: Router, limit: std::time::Duration) -> Envelope<Router> {
     use tower::Layer;
-    envelope::EnvelopeLayer::new(envelope::REQUEST_TIMEOUT).layer(router)
+    envelope::EnvelopeLayer::new(limit).layer(router)
 }
 
 /// The metrics router, for its own listener.

@@ -177,6 +177,46 @@ impl PgConfig {
         let Ok(tls) = MakeTlsConnect::<S>::make_tls_connect(&mut make, host);
         self.config.connect_raw(stream, tls).await
     }
+
+    /// [`Self::connect_raw`], with the TLS connector passed through `wrap`
+    /// (which sees the stream above the TLS, where the protocol is plain).
+    pub(crate) async fn connect_raw_wrapped<S, W>(
+        &self,
+        stream: S,
+        host: &str,
+        wrap: impl FnOnce(<MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect) -> W,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<S, W::Stream>,
+        ),
+        tokio_postgres::Error,
+    >
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        W: tokio_postgres::tls::TlsConnect<S>,
+    {
+        let mut make = self.tls.0.clone();
+        let Ok(tls) = MakeTlsConnect::<S>::make_tls_connect(&mut make, host);
+        self.config.connect_raw(stream, wrap(tls)).await
+    }
+
+    /// Asks the server to cancel what the connection of `token` is running,
+    /// over a socket already open to `host`, with the same TLS as a
+    /// connection (a cancel request carries the backend's secret key).
+    pub(crate) async fn cancel_raw<S>(
+        &self,
+        token: &tokio_postgres::CancelToken,
+        stream: S,
+        host: &str,
+    ) -> Result<(), tokio_postgres::Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut make = self.tls.0.clone();
+        let Ok(tls) = MakeTlsConnect::<S>::make_tls_connect(&mut make, host);
+        token.cancel_query_raw(stream, tls).await
+    }
 }
 
 impl std::ops::Deref for PgConfig {

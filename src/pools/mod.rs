@@ -5,7 +5,10 @@
 
 mod budget;
 mod conn;
+mod dirt;
 mod lanes;
+mod request;
+mod session;
 mod socket;
 
 use std::collections::HashMap;
@@ -18,6 +21,7 @@ use moka::future::Cache;
 
 pub use budget::ServerBudget;
 pub use conn::TenantConn;
+pub(crate) use request::HandlerPoll;
 
 use crate::control::{ControlError, ControlPlane, TenantId};
 use crate::pg::PgConfig;
@@ -150,6 +154,8 @@ pub struct TenantManager {
 /// opened in its place is never refused for "too many clients".
 pub struct TenantClient {
     client: tokio_postgres::Client,
+    /// Whether a statement since the last reset may have left session state.
+    dirt: Arc<dirt::Dirt>,
 }
 
 impl managed::Manager for TenantManager {
@@ -171,21 +177,24 @@ impl managed::Manager for TenantManager {
             server: self.server.name.clone(),
             detail,
         };
+        let dirt = Arc::new(dirt::Dirt::default());
         let connecting = async {
             let (stream, host) =
                 socket::DrainingStream::connect(&self.config, self.connect_timeout)
                     .await
                     .map_err(|e| unavailable(e.to_string()))?;
+            let stream = stream.scanned_by(dirt::Scan::new(dirt.clone(), true));
             self.config
-                .connect_raw(stream, &host)
+                .connect_raw_wrapped(stream, &host, |tls| dirt::Tapped::new(tls, dirt.clone()))
                 .await
                 .map_err(|e| unavailable(crate::pg::describe(&e)))
         };
         let (client, connection) = tokio::time::timeout(self.connect_timeout, connecting)
             .await
             .map_err(|_| unavailable("connection timed out".into()))??;
+        let slug = self.slug.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            session::drive(connection, &slug).await;
             drop(slot);
         });
         metrics::counter!("bulkhead_connections_opened_total", "server" => self.server.name.clone())
@@ -197,7 +206,9 @@ impl managed::Manager for TenantManager {
         self.server.record_connect(cost);
         metrics::histogram!("bulkhead_connect_seconds", "server" => self.server.name.clone())
             .record(cost.as_secs_f64());
-        Ok(TenantClient { client })
+        // The identity check is not a request's: nothing to reset.
+        dirt.take();
+        Ok(TenantClient { client, dirt })
     }
 
     async fn recycle(&self, obj: &mut TenantClient, _: &Metrics) -> RecycleResult<PoolError> {

@@ -22,6 +22,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 pub(super) struct DrainingStream {
     inner: Box<dyn Io>,
     draining: bool,
+    /// Reads the statements written, while they are plain text.
+    scan: Option<super::dirt::Scan>,
 }
 
 impl DrainingStream {
@@ -59,6 +61,7 @@ impl DrainingStream {
                     let stream = Self {
                         inner,
                         draining: false,
+                        scan: None,
                     };
                     return Ok((stream, name));
                 }
@@ -67,6 +70,14 @@ impl DrainingStream {
             }
         }
         Err(last)
+    }
+}
+
+impl DrainingStream {
+    /// Has `scan` read what is written from now on.
+    pub(super) fn scanned_by(mut self, scan: super::dirt::Scan) -> Self {
+        self.scan = Some(scan);
+        self
     }
 }
 
@@ -86,7 +97,12 @@ impl AsyncWrite for DrainingStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let (Poll::Ready(Ok(n)), Some(scan)) = (&written, &mut this.scan) {
+            scan.wrote(&buf[..*n]);
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -213,7 +213,8 @@ impl Provisioner {
         }
         self.set_credentials(&client, tenant, tenant.credential_generation)
             .await
-            .map_err(&err)
+            .map_err(&err)?;
+        self.set_limits(&client, tenant).await.map_err(&err)
     }
 
     /// Sets the runtime role's attributes and the verifier of its password at `generation`.

@@ -337,7 +337,8 @@ impl Provisioner {
     /// Finishes every tenant stuck half-way through creation or deletion; with
     /// `rollback`, stuck creations are undone instead (and their slug freed).
     /// Then renames the objects of tenants still named from their slug (see
-    /// `rename.rs`).
+    /// `rename.rs`), and gives every tenant's runtime role its plan's
+    /// session limits where they differ (see `limits.rs`).
     pub async fn reconcile(&self, rollback: bool) -> Result<Vec<Reconciled>, ProvisionError> {
         let mut report = Vec::new();
         for server in self.control.servers().await? {
@@ -397,6 +398,7 @@ impl Provisioner {
             report.push(Reconciled { slug, was, outcome });
         }
         self.rename_slug_named(&mut report).await?;
+        self.reconcile_limits(&mut report).await?;
         Ok(report)
     }
 }

@@ -1,11 +1,13 @@
 //! The provisioner: creates, verifies, suspends, rotates and deletes tenants.
 //! Every change is a state machine of idempotent steps recorded in the control
 //! plane *before* they act, so a crash anywhere is finished by running the same
-//! command again or `bulkhead reconcile`.
+//! command again or `bulkhead reconcile`. Every runtime role carries its
+//! plan's session limits (see [`SessionLimits`]).
 
 mod admin;
 mod create;
 mod delete;
+mod limits;
 mod rename;
 mod servers;
 mod sql;
@@ -17,6 +19,7 @@ pub use admin::admin_config;
 pub(crate) use admin::{connect_to, connect_with_options};
 pub use create::CreateOutcome;
 pub use delete::{Reconciled, RolePrivileges};
+pub use limits::SessionLimits;
 pub use rename::RENAMED;
 pub use servers::AddServer;
 pub(crate) use template::wait_for_no_sessions;

@@ -3,6 +3,8 @@
 pub const OWNER_ROLE: &str = include_str!("../../provisioning/owner_role.sql");
 pub const RUNTIME_ROLE: &str = include_str!("../../provisioning/runtime_role.sql");
 pub const RUNTIME_CREDENTIALS: &str = include_str!("../../provisioning/runtime_credentials.sql");
+pub const RUNTIME_LIMITS: &str = include_str!("../../provisioning/runtime_limits.sql");
+pub const ROLE_SETTINGS: &str = include_str!("../../provisioning/role_settings.sql");
 pub const TEMPLATE_OWNER: &str = include_str!("../../provisioning/template_owner.sql");
 pub const TEMPLATE_CREATE: &str = include_str!("../../provisioning/template_create.sql");
 pub const TEMPLATE_LOCKDOWN: &str = include_str!("../../provisioning/template_lockdown.sql");

@@ -2,12 +2,15 @@
 //! booted, one link): the request path and its isolation (`serve`), people
 //! and sessions (`people`), every route as every role (`rbac`), the edges of
 //! the HTTP layer tried as an attacker would (`edges`), the control plane away
-//! (`outage`), and a tenant server stopped under load (`tenant_outage`).
+//! (`outage`), a tenant server stopped under load (`tenant_outage`), what a
+//! team's own handler cannot break (`handlers`), and a product of its own on
+//! the public API (`notes`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod edges;
+mod handlers;
 mod notes;
 mod outage;
 mod people;

@@ -2,7 +2,8 @@
 //! booted, one link): provisioning and its state machine (`provision`), the
 //! isolation contract tried as a hostile tenant (`hostile`), lockstep fleet
 //! migrations (`fleet`), SCRAM verifiers as PostgreSQL checks them (`scram`),
-//! TLS to tenant servers (`tls`) and the `bulkhead` binary itself (`cli`).
+//! TLS to tenant servers (`tls`), runtime roles' session limits (`limits`)
+//! and the `bulkhead` binary itself (`cli`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -10,6 +11,7 @@ mod common;
 mod cli;
 mod fleet;
 mod hostile;
+mod limits;
 mod provision;
 mod scram;
 mod tls;

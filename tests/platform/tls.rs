@@ -239,6 +239,40 @@ async fn verify_full_with_the_servers_ca_carries_tenants_from_provisioning_to_re
         backends.iter().all(|(_, _, ssl)| *ssl),
         "unencrypted backends: {backends:?}"
     );
+
+    // The statements are read above the TLS: a read leaves its connection
+    // as it was, a write that took an advisory lock has it reset.
+    let role = fleet.tenant_row(&db).await.runtime_role().to_string();
+    let last = || async {
+        let row = tls
+            .admin()
+            .await
+            .query_one(
+                "SELECT query FROM pg_stat_activity WHERE usename = $1",
+                &[&role],
+            )
+            .await
+            .unwrap();
+        row.get::<_, String>(0)
+    };
+    assert!(last().await.contains("FROM projects"), "{}", last().await);
+    let token = fleet.token(&db, "admin").await;
+    let host = format!("{db}.localhost");
+    let body = serde_json::json!({"name": "over tls"});
+    let r = http(
+        server.addr,
+        "POST",
+        &host,
+        "/api/projects",
+        Some(&token),
+        Some(body),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    eventually("the reset after the write", || async {
+        last().await == "DISCARD ALL"
+    })
+    .await;
     server.stop().await.unwrap();
 }
 
