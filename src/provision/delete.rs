@@ -427,15 +427,10 @@ impl Provisioner {
         &self,
         server: &str,
     ) -> Result<Vec<RolePrivileges>, ProvisionError> {
-        let server = self
-            .control
-            .server(server)
-            .await?
-            .ok_or_else(|| ProvisionError::UnknownServer(server.to_string()))?;
-        let client = self.admin.get(&server).await?;
+        let client = self.admin_of(server).await?;
         let rows = client.query(sql::PRIVILEGE_AUDIT, &[]).await.map_err(|e| {
             ProvisionError::ServerUnreachable {
-                server: server.name.clone(),
+                server: server.to_string(),
                 detail: crate::pg::describe(&e),
             }
         })?;

@@ -135,18 +135,13 @@ impl Provisioner {
         tenants: &[Tenant],
         report: &mut Vec<Reconciled>,
     ) -> Result<(), ProvisionError> {
-        let server = self
-            .control
-            .server(server)
-            .await?
-            .ok_or_else(|| ProvisionError::UnknownServer(server.to_string()))?;
-        let client = self.admin.get(&server).await?;
+        let client = self.admin_of(server).await?;
         let roles: Vec<&str> = tenants.iter().map(Tenant::runtime_role).collect();
         let rows = client
             .query(sql::ROLE_SETTINGS, &[&roles])
             .await
             .map_err(|e| ProvisionError::ServerUnreachable {
-                server: server.name.clone(),
+                server: server.to_string(),
                 detail: crate::pg::describe(&e),
             })?;
         let settings: HashMap<String, Vec<String>> = rows

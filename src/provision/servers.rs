@@ -83,13 +83,21 @@ impl Provisioner {
 
     /// Takes PUBLIC's CONNECT and TEMP away on every database of a server.
     pub async fn lockdown_server(&self, name: &str) -> Result<(), ProvisionError> {
+        let client = self.admin_of(name).await?;
+        lockdown(&client, name).await
+    }
+
+    /// An admin connection to the `postgres` database of server `name`.
+    pub(crate) async fn admin_of(
+        &self,
+        name: &str,
+    ) -> Result<deadpool_postgres::Object, ProvisionError> {
         let server = self
             .control
             .server(name)
             .await?
             .ok_or_else(|| ProvisionError::UnknownServer(name.to_string()))?;
-        let client = self.admin.get(&server).await?;
-        lockdown(&client, name).await
+        self.admin.get(&server).await
     }
 
     /// Stops placing new tenants on a server; its tenants stay where they are.
