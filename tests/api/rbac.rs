@@ -1,5 +1,5 @@
 //! Access control over HTTP: every route, as every role, against the
-//! permission table as the README documents it (written out here); members
+//! permission table as docs/api.md documents it (written out here); members
 //! and the last-owner rule; plan limits; the audit log.
 
 use crate::common::{TestFleet, http, request, serve};
@@ -120,7 +120,7 @@ const ROLES: [&str; 4] = ["owner", "admin", "member", "viewer"];
 const Y: bool = true;
 const N: bool = false;
 
-/// Who may call each route, written out from the README's route table and
+/// Who may call each route, written out from docs/api.md's route table and
 /// its roles-and-permissions table (not from `Role::allows`, so a change to
 /// the code's table that contradicts the documentation fails here), with
 /// what an allowed call answers: method, path, [owner, admin, member,
@@ -164,7 +164,7 @@ const DOCUMENTED: &[(&str, &str, [bool; 4], u16)] = &[
     ("GET", "/api/audit", [Y, Y, N, N], 200),
 ];
 
-/// The routes the README documents as public.
+/// The routes docs/api.md documents as public.
 const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
