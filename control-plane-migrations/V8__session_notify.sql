@@ -2,7 +2,8 @@
 -- while the control plane is away): whatever ends a session or changes what
 -- it may do drops the cached entries at once, by NOTIFY on the channel the
 -- routing caches already listen on.
---   session:<sha-256 hex>       a session ended (log-out, pruned, cascaded)
+--   session:<sha-256 hex>:<tenant id>
+--                               a session ended (log-out, pruned, cascaded)
 --                               or its times moved back
 --   member:<tenant id>:<user>   a membership's role changed or it ended
 --   user:<user id>              a user renamed or deleted
@@ -12,7 +13,8 @@
 CREATE FUNCTION bulkhead_notify_people() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'sessions' THEN
-        PERFORM pg_notify('bulkhead_routing', 'session:' || encode(OLD.id_hash, 'hex'));
+        PERFORM pg_notify('bulkhead_routing',
+            'session:' || encode(OLD.id_hash, 'hex') || ':' || OLD.tenant_id::text);
     ELSIF TG_TABLE_NAME = 'memberships' THEN
         PERFORM pg_notify('bulkhead_routing',
             'member:' || OLD.tenant_id::text || ':' || OLD.user_id::text);

@@ -126,7 +126,7 @@ pub struct LiveSession {
 /// its last use is also recorded), and while the control plane is away the
 /// sessions known before keep working for its stale window. Log-out, the
 /// end of a membership, a role change or a user's deletion drop cached
-/// entries at once, on every instance, by NOTIFY (`session:<hash>`,
+/// entries at once, on every instance, by NOTIFY (`session:<hash>:<tenant>`,
 /// `member:<tenant>:<user>`, `user:<id>`).
 pub struct SessionCache {
     control: ControlPlane,
@@ -202,11 +202,9 @@ impl SessionCache {
         });
     }
 
-    /// Drops one cached session (log-out).
-    pub fn forget(&self, hash: [u8; 32]) {
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |(h, _), _| *h == hash);
+    /// Drops one cached session (log-out): its key, not a scan.
+    pub async fn forget(&self, hash: [u8; 32], tenant: TenantId) {
+        self.cache.invalidate(&(hash, tenant)).await;
     }
 }
 
@@ -218,10 +216,10 @@ impl Invalidate for SessionCache {
         };
         let mut parts = payload.split(':');
         match (parts.next(), parts.next(), parts.next()) {
-            (Some("session"), Some(hex), None) => {
+            (Some("session"), Some(hex), Some(tenant)) => {
                 let mut hash = [0u8; 32];
-                if hex::decode_to_slice(hex, &mut hash).is_ok() {
-                    self.forget(hash);
+                if let (Ok(()), Ok(t)) = (hex::decode_to_slice(hex, &mut hash), tenant.parse()) {
+                    self.forget(hash, TenantId(t)).await;
                 }
             }
             (Some("member"), Some(tenant), Some(user)) => {

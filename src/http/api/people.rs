@@ -290,7 +290,10 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
         .session()
         .ok_or_else(|| ApiError::BadRequest("log-out ends a session; this is a token".into()))?;
     state.control.delete_session(&session.session_hash).await?;
-    state.session_cache.forget(session.session_hash);
+    state
+        .session_cache
+        .forget(session.session_hash, caller.tenant.id)
+        .await;
     Ok((
         StatusCode::NO_CONTENT,
         [(SET_COOKIE, sessions::clear_cookie(&state.sessions))],
