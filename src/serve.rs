@@ -189,9 +189,11 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         }
         None => None,
     };
-    background.spawn(publish_fleet_gauges(p.control().clone()));
+    // Through this process's health-aware handle: while the control plane
+    // is away they fail at once instead of each waiting out a connect.
+    background.spawn(publish_fleet_gauges(state.control.clone()));
     background.spawn(prune_expired(
-        p.control().clone(),
+        state.control.clone(),
         settings.sessions.clone(),
     ));
     let (tx, rx) = oneshot::channel::<()>();
