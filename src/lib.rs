@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod config;
 #[doc(hidden)]
