@@ -51,6 +51,8 @@ pub struct ServeSettings {
     /// How long the caches stand in for the control plane while it cannot
     /// be reached (`0`: not at all); see [`crate::control::Health`].
     pub stale_for: Duration,
+    /// Stripe billing: keys, grace period, how often to re-read Stripe.
+    pub billing: crate::billing::BillingSettings,
 }
 
 impl ServeSettings {
@@ -72,6 +74,7 @@ impl ServeSettings {
             http: crate::http::HttpLimits::default(),
             hashing: crate::auth::Hashing::default(),
             stale_for: Duration::from_secs(300),
+            billing: crate::billing::BillingSettings::default(),
         }
     }
 }
@@ -150,6 +153,16 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
             session_cache.clone(),
         )),
     ));
+    let billing = Arc::new(
+        crate::billing::Billing::new(
+            settings.billing.clone(),
+            control.clone(),
+            app.provisioner.clone(),
+            pools.clone(),
+        )
+        .map_err(std::io::Error::other)?,
+    );
+    background.spawn(billing.clone().run());
     let state = crate::http::AppState(Arc::new(crate::http::App {
         control,
         provisioner: app.provisioner.clone(),
@@ -173,6 +186,7 @@ pub async fn start(app: &Bulkhead, settings: &ServeSettings) -> std::io::Result<
         versions: 1..=p.schema().latest(),
         trusted_proxies: settings.trusted_proxies.clone(),
         hashing: settings.hashing.clone(),
+        billing,
     }));
     let tcp = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = tcp.local_addr()?;

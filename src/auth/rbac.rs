@@ -51,13 +51,15 @@ impl Permission {
     pub const AUDIT_READ: Permission = Permission::new("audit.read", MANAGERS);
     /// Create, list and revoke API tokens (owners, admins).
     pub const TOKEN_MANAGE: Permission = Permission::new("token.manage", MANAGERS);
+    /// See the tenant's plan, subscription and usage (owners, admins).
+    pub const BILLING_READ: Permission = Permission::new("billing.read", MANAGERS);
     /// Manage the tenant's subscription (owners).
     pub const BILLING_MANAGE: Permission = Permission::new("billing.manage", OWNERS);
     /// Delete the tenant (owners).
     pub const TENANT_DELETE: Permission = Permission::new("tenant.delete", OWNERS);
 
     /// The platform's own permissions.
-    pub const PLATFORM: [Permission; 11] = [
+    pub const PLATFORM: [Permission; 12] = [
         Self::PROJECT_READ,
         Self::PROJECT_WRITE,
         Self::MEMBER_READ,
@@ -67,6 +69,7 @@ impl Permission {
         Self::SETTINGS_WRITE,
         Self::AUDIT_READ,
         Self::TOKEN_MANAGE,
+        Self::BILLING_READ,
         Self::BILLING_MANAGE,
         Self::TENANT_DELETE,
     ];
@@ -175,6 +178,7 @@ pub mod perm {
         SettingsWrite = SETTINGS_WRITE,
         AuditRead = AUDIT_READ,
         TokenManage = TOKEN_MANAGE,
+        BillingRead = BILLING_READ,
         BillingManage = BILLING_MANAGE,
         TenantDelete = TENANT_DELETE,
     );

@@ -3,8 +3,11 @@
 
 use super::{CliError, CliResult};
 use crate::app::Bulkhead;
+use crate::billing::StripeSettings;
+use crate::billing::standin::{StandIn, StandInSettings};
 use crate::control::{Mode, Plan};
 use crate::provision::{CreateOutcome, CreateRequest};
+use crate::secret::Secret;
 
 /// `dev`'s serve settings: `serve`'s options with dev's defaults (loopback,
 /// `localhost`, cookies without `Secure`: dev serves plain HTTP).
@@ -99,9 +102,72 @@ pub async fn dev(
         println!("metrics: {at} is taken, /metrics is off (set BULKHEAD_METRICS_LISTEN)");
         settings.metrics_listen = None;
     }
+    // No Stripe key: billing talks to the stand-in, in this process.
+    let _standin = if settings.billing.stripe.is_none() {
+        let (standin, stripe) = start_standin(&settings).await?;
+        println!(
+            "billing: TEST MODE, no real payments: a Stripe stand-in at {} (checkout pages there; \
+             set BULKHEAD_STRIPE_SECRET_KEY for Stripe's own test mode)",
+            standin.base_url()
+        );
+        settings.billing.stripe = Some(stripe);
+        Some(standin)
+    } else {
+        println!(
+            "billing: Stripe ({})",
+            if args.serve.billing.stripe_api_base.is_some() {
+                "at --stripe-api-base"
+            } else {
+                "api.stripe.com"
+            }
+        );
+        None
+    };
     println!("\nserving on http://{} (Ctrl-C to stop)", settings.listen);
     super::serve::serve(app, &settings).await
 }
+
+/// The Stripe stand-in for `dev`: on a free loopback port, sending its
+/// webhooks to this server's apex host, with keys made for this run.
+async fn start_standin(
+    settings: &crate::serve::ServeSettings,
+) -> Result<(StandIn, StripeSettings), CliError> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let key = format!("sk_test_dev_{:016x}", rng.random::<u64>());
+    let webhook_secret = format!("whsec_dev_{:032x}", rng.random::<u128>());
+    let port = settings.listen.port();
+    let host = format!("{}:{port}", settings.base_domain);
+    let target = if settings.listen.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    } else {
+        settings.listen
+    };
+    let standin = StandIn::start(StandInSettings {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        secret_key: key.clone(),
+        webhook_url: format!("http://{target}/webhooks/stripe"),
+        webhook_host: Some(host),
+        webhook_secret: webhook_secret.clone(),
+        prices: vec![DEV_PRICE.into()],
+    })
+    .await
+    .map_err(|source| CliError::Serve {
+        what: "cannot start the Stripe stand-in".into(),
+        source,
+    })?;
+    let stripe = StripeSettings {
+        secret_key: Secret::new(key),
+        webhook_secret: Some(Secret::new(webhook_secret)),
+        price_pro: DEV_PRICE.into(),
+        api_base: Some(standin.base_url()),
+        test_mode: true,
+    };
+    Ok((standin, stripe))
+}
+
+/// The pro plan's price at the stand-in.
+const DEV_PRICE: &str = "price_bulkhead_pro_dev";
 
 /// The product's demo data (see [`crate::app::Builder::demo`]), written as
 /// the tenant.

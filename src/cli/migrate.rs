@@ -75,7 +75,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => n * 1000,
         "m" => n * 60_000,
         "h" => n * 3_600_000,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+        "d" => n * 86_400_000,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use ms, s, m, h or d)"
+            ));
+        }
     };
     if millis == 0 {
         return Err("a timeout must be greater than zero".into());

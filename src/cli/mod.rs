@@ -1,6 +1,7 @@
 //! The `bulkhead` command line. `main.rs` only calls [`run`], so tests drive
 //! exactly what the binary runs.
 
+mod billing;
 mod dev;
 mod migrate;
 mod output;
@@ -71,6 +72,9 @@ pub enum Command {
     /// creation or deletion, e.g. after a crash; give every runtime role its
     /// plan's session limits.
     Reconcile(reconcile::ReconcileArgs),
+    /// Stripe billing: repair the subscriptions and plans from Stripe.
+    #[command(subcommand)]
+    Billing(billing::BillingCommand),
 }
 
 /// No `Debug`: it holds `ServeArgs` (see above).
@@ -228,6 +232,10 @@ pub async fn run(cli: Cli, product: &crate::app::Builder) -> CliResult {
         Command::Reconcile(args) => {
             let app = product.open(&cli.global).await?;
             reconcile::reconcile(&app, args).await
+        }
+        Command::Billing(cmd) => {
+            let app = product.open(&cli.global).await?;
+            billing::run(&app, cmd).await
         }
     }
 }

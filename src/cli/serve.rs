@@ -49,6 +49,8 @@ pub struct ServeArgs {
     /// 503 at once.
     #[arg(long, env = "BULKHEAD_STALE_FOR", default_value = "5m", value_parser = parse_duration_or_zero)]
     pub stale_for: Duration,
+    #[command(flatten)]
+    pub billing: super::billing::BillingArgs,
     /// Connections one tenant may hold at once.
     #[arg(long, env = "BULKHEAD_POOL_PER_TENANT", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -163,6 +165,7 @@ impl ServeArgs {
             ));
         }
         settings.stale_for = self.stale_for;
+        settings.billing = self.billing.settings()?;
         settings.smtp_relay = self.smtp_relay.clone();
         settings.smtp_ca_file = self.smtp_ca_file.clone();
         settings.mail_from = self.mail_from.clone();

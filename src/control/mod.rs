@@ -3,6 +3,7 @@
 
 mod attempts;
 mod audit;
+mod billing;
 mod domains;
 mod email;
 mod health;
@@ -23,6 +24,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 pub use attempts::{Admission, Attempt, AttemptKind};
 pub use audit::AuditEntry;
+pub use billing::{
+    Effect, EventStamp, PlanChange, Recorded, SubscriptionRecord, SubscriptionRow, SyncChange,
+};
 pub use domains::Domain;
 pub use email::{Email, EmailError};
 pub use health::{Health, Stamped, State as HealthState, keep_for};

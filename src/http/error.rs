@@ -42,6 +42,19 @@ pub enum ApiError {
     /// log-in, anything not already in this process's caches).
     #[error("the control plane is unavailable; try again shortly")]
     ControlPlaneUnavailable,
+    /// 503 `billing_disabled`: this instance has no Stripe key configured.
+    #[error("billing is not set up on this instance (no Stripe key is configured)")]
+    BillingDisabled,
+    /// 503 `billing_unavailable` with `Retry-After`: Stripe could not be
+    /// reached; nothing was half-made, retry.
+    #[error("the payment provider could not be reached; nothing was changed, try again shortly")]
+    BillingUnavailable,
+    /// 502 `billing_error`: Stripe refused what was asked of it (its message).
+    #[error("the payment provider refused the request: {0}")]
+    BillingRefused(String),
+    /// 409 `conflict`: the request does not fit the resource's state.
+    #[error("{0}")]
+    Conflict(String),
     /// Wrong e-mail, wrong password, or not a member of this tenant: one answer.
     #[error("wrong e-mail or password")]
     InvalidCredentials,
@@ -168,6 +181,12 @@ impl ApiError {
             ApiError::ControlPlaneUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "control_plane_unavailable")
             }
+            ApiError::BillingDisabled => (StatusCode::SERVICE_UNAVAILABLE, "billing_disabled"),
+            ApiError::BillingUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "billing_unavailable")
+            }
+            ApiError::BillingRefused(_) => (StatusCode::BAD_GATEWAY, "billing_error"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),

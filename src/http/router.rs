@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{audit, invitations, members, people, settings, tokens};
+use super::api::{audit, billing, invitations, members, people, settings, tokens};
 use super::error::ApiError;
 use super::ops;
 use super::state::AppState;
@@ -203,6 +203,22 @@ fn platform() -> Routes {
             Requires(Permission::AUDIT_READ),
             audit::list_audit,
         )
+        .get(
+            "/api/billing",
+            Requires(Permission::BILLING_READ),
+            billing::get_billing,
+        )
+        .post(
+            "/api/billing/checkout",
+            Requires(Permission::BILLING_MANAGE),
+            billing::checkout,
+        )
+        .post(
+            "/api/billing/portal",
+            Requires(Permission::BILLING_MANAGE),
+            billing::portal,
+        )
+        .post("/webhooks/stripe", Public, billing::stripe_webhook)
 }
 
 /// `routes`, and for anything else the one error shape: 404 for a path

@@ -32,6 +32,8 @@ pub struct App {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The bound on password hashes at once (log-in, sign-up, invitations).
     pub hashing: crate::auth::Hashing,
+    /// Stripe billing (disabled without a key).
+    pub billing: Arc<crate::billing::Billing>,
 }
 
 /// The state every route is served with: what a product's routes are

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod billing;
 mod edges;
 mod handlers;
 mod notes;

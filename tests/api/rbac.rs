@@ -162,6 +162,12 @@ const DOCUMENTED: &[(&str, &str, [bool; 4], u16)] = &[
     ("DELETE", "/api/tokens/{id}", [Y, Y, N, N], 204),
     // audit.read
     ("GET", "/api/audit", [Y, Y, N, N], 200),
+    // billing.read
+    ("GET", "/api/billing", [Y, Y, N, N], 200),
+    // billing.manage (served here without a Stripe key: past the
+    // permission, 503 billing_disabled)
+    ("POST", "/api/billing/checkout", [Y, N, N, N], 503),
+    ("POST", "/api/billing/portal", [Y, N, N, N], 503),
 ];
 
 /// The routes docs/api.md documents as public.
@@ -173,6 +179,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/signup"),
     ("POST", "/api/login"),
     ("POST", "/api/invitations/accept"),
+    ("POST", "/webhooks/stripe"),
 ];
 
 /// The routes that end the caller's own session or membership: each call

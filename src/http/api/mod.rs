@@ -4,6 +4,8 @@
 #[doc(hidden)]
 pub mod audit;
 #[doc(hidden)]
+pub mod billing;
+#[doc(hidden)]
 pub mod invitations;
 #[doc(hidden)]
 pub mod members;

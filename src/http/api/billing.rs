@@ -1,0 +1,200 @@
+//! `/api/billing` (the tenant's plan, subscription and usage; Checkout to
+//! upgrade, the Billing Portal to manage) and `/webhooks/stripe` (on the
+//! apex host: Stripe telling us what happened). The work is
+//! [`crate::billing`]'s; this is HTTP around it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::record;
+use crate::auth::perm;
+use crate::billing::stripe::StripeError;
+use crate::billing::{BillingError, WebhookOutcome};
+use crate::control::Plan;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Can, Db, host};
+use crate::http::input::Json;
+use crate::http::state::AppState;
+use crate::routing::Route;
+
+impl From<BillingError> for ApiError {
+    fn from(e: BillingError) -> Self {
+        match e {
+            BillingError::Disabled => ApiError::BillingDisabled,
+            BillingError::Stripe(StripeError::Unreachable(why)) => {
+                tracing::warn!(%why, "billing: Stripe unreachable");
+                ApiError::BillingUnavailable
+            }
+            BillingError::Stripe(StripeError::Refused { status, message }) => {
+                tracing::error!(status, %message, "billing: Stripe refused a request");
+                ApiError::BillingRefused(message)
+            }
+            BillingError::Control(e) => e.into(),
+            BillingError::Settings(why) => ApiError::Internal(why),
+        }
+    }
+}
+
+fn usage(used: i64, plan: Plan, limit: fn(Plan) -> Option<i64>) -> Value {
+    json!({"used": used, "limit": limit(plan), "free_limit": limit(Plan::Free)})
+}
+
+/// `GET /api/billing`: the plan, the subscription (status, renewal or
+/// cancellation date, the end of a past-due grace period) and usage
+/// against the limits, today's and the free plan's.
+pub async fn get_billing(
+    State(state): State<AppState>,
+    Can(caller, _): Can<perm::BillingRead>,
+    Db(db): Db,
+) -> ApiResult<Json<Value>> {
+    let tenant = &caller.tenant;
+    let subscriptions = state.control.billing_subscriptions(tenant.id).await?;
+    let projects: i64 = db
+        .query_one("SELECT count(*) FROM projects", &[])
+        .await?
+        .get(0);
+    let members = state.control.seats_taken(tenant.id).await?;
+    // The one that decides the plan: a live one before an ended one.
+    let current = subscriptions
+        .iter()
+        .find(|s| s.status != "canceled")
+        .or(subscriptions.first());
+    let grace = state.billing.settings().grace;
+    let grace_ends_at = current
+        .and_then(|s| s.past_due_since)
+        .map(|since| since + grace);
+    let (renews_at, cancels_at) = match current {
+        Some(s) if s.status == "canceled" => (None, None),
+        Some(s) if s.cancel_at_period_end => (None, s.current_period_end),
+        Some(s) => (s.current_period_end, s.cancel_at),
+        None => (None, None),
+    };
+    let rfc = |t: Option<OffsetDateTime>| {
+        t.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+    };
+    let mode = match state.billing.settings().stripe.as_ref() {
+        None => "disabled",
+        Some(s) if s.test_mode => "test",
+        Some(_) => "live",
+    };
+    Ok(Json(json!({
+        "plan": tenant.plan,
+        "billing": mode,
+        "subscription": current,
+        "renews_at": rfc(renews_at),
+        "cancels_at": rfc(cancels_at),
+        "grace_ends_at": rfc(grace_ends_at),
+        "usage": {
+            "projects": usage(projects, tenant.plan, Plan::max_projects),
+            "members": usage(members, tenant.plan, Plan::max_members),
+        },
+    })))
+}
+
+/// `POST /api/billing/checkout`: the URL of a Stripe Checkout page selling
+/// pro to this tenant; Stripe sends the payer back to `/billing` on the
+/// tenant's own host. 409 while a subscription is live (the portal manages
+/// it).
+pub async fn checkout(
+    State(state): State<AppState>,
+    Can(caller, _): Can<perm::BillingManage>,
+    Db(mut db): Db,
+    parts: axum::http::request::Parts,
+) -> ApiResult<Json<Value>> {
+    let tenant = &caller.tenant;
+    if !state.billing.enabled() {
+        return Err(ApiError::BillingDisabled);
+    }
+    let live = state
+        .control
+        .billing_subscriptions(tenant.id)
+        .await?
+        .into_iter()
+        .find(|s| matches!(s.status.as_str(), "active" | "trialing" | "past_due"));
+    if let Some(live) = live {
+        return Err(ApiError::Conflict(format!(
+            "this organisation already has a {} subscription; manage it in the billing portal",
+            live.status
+        )));
+    }
+    let back_to = format!(
+        "{}/billing",
+        state.tenant_url(&tenant.slug, crate::http::extract::authority(&parts).ok())
+    );
+    let url = state
+        .billing
+        .checkout(tenant.id, tenant.slug.as_str(), &back_to)
+        .await?;
+    record(
+        &mut db,
+        &caller,
+        "billing.checkout_started",
+        "billing",
+        "checkout",
+        json!({}),
+    )
+    .await?;
+    Ok(Json(json!({ "url": url })))
+}
+
+/// `POST /api/billing/portal`: the URL of the tenant's Stripe Billing
+/// Portal (change card, cancel, invoices). 409 before any checkout.
+pub async fn portal(
+    State(state): State<AppState>,
+    Can(caller, _): Can<perm::BillingManage>,
+    parts: axum::http::request::Parts,
+) -> ApiResult<Json<Value>> {
+    let tenant = &caller.tenant;
+    let back_to = format!(
+        "{}/billing",
+        state.tenant_url(&tenant.slug, crate::http::extract::authority(&parts).ok())
+    );
+    match state.billing.portal(tenant.id, &back_to).await? {
+        Some(url) => Ok(Json(json!({ "url": url }))),
+        None => Err(ApiError::Conflict(
+            "this organisation has no subscription yet; start one with checkout".into(),
+        )),
+    }
+}
+
+/// `POST /webhooks/stripe`, on the apex host only: the body exactly as
+/// sent, checked against `Stripe-Signature`. 400 for a bad signature or a
+/// stale timestamp (nothing recorded); 200 for everything signed, applied
+/// or not (so Stripe stops retrying); 503 while Stripe or the control plane
+/// cannot be reached (Stripe retries).
+pub async fn stripe_webhook(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let on = host(&parts)?;
+    if !matches!(state.resolver.resolve(&on).await?, Route::Apex) {
+        return Err(ApiError::NotFound);
+    }
+    let body = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let said = match state.billing.webhook(body, signature).await? {
+        WebhookOutcome::Rejected(why) => {
+            return Err(ApiError::BadRequest(format!(
+                "webhook signature refused: {why}"
+            )));
+        }
+        WebhookOutcome::Unreadable => "ignored",
+        WebhookOutcome::Duplicate => "duplicate",
+        WebhookOutcome::Recorded(outcome) => outcome,
+    };
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "received": true, "outcome": said })),
+    ))
+}
