@@ -222,27 +222,30 @@ impl ControlPlane {
     ) -> Result<Recorded, ControlError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let fresh = tx
-            .execute(
-                "INSERT INTO billing_events (id, type, created, outcome) VALUES ($1, $2, $3, 'ignored')
-                 ON CONFLICT (id) DO NOTHING",
-                &[&event.id, &event.type_, &event.created],
+        // The event goes in first (a duplicate waits here for the first to
+        // commit, then finds it), with the tenant billed as the customer
+        // its state names: one round trip for both.
+        let customer = match effect {
+            Effect::State { state, .. } => Some(state.customer.as_str()),
+            Effect::Ignore { .. } => None,
+        };
+        let Some(fresh) = tx
+            .query_opt(
+                "INSERT INTO billing_events (id, type, created, outcome, tenant_id)
+                 VALUES ($1, $2, $3, 'ignored',
+                         (SELECT tenant_id FROM billing_customers WHERE customer_id = $4))
+                 ON CONFLICT (id) DO NOTHING RETURNING tenant_id",
+                &[&event.id, &event.type_, &event.created, &customer],
             )
-            .await?;
-        if fresh == 0 {
+            .await?
+        else {
             return Ok(Recorded::Duplicate);
-        }
+        };
+        let owner: Option<uuid::Uuid> = fresh.get(0);
         let (outcome, tenant, change, detail) = match effect {
             Effect::Ignore { tenant, why } => ("ignored", tenant, None, why.to_string()),
             Effect::State { state, settled } => {
-                let owner = tx
-                    .query_opt(
-                        "SELECT tenant_id FROM billing_customers WHERE customer_id = $1",
-                        &[&state.customer],
-                    )
-                    .await?
-                    .map(|r| TenantId(r.get(0)));
-                let Some(tenant) = owner else {
+                let Some(tenant) = owner.map(TenantId) else {
                     let why = format!("no tenant is billed as customer {}", state.customer);
                     record_outcome(&tx, event.id, "ignored", None, &why).await?;
                     tx.commit().await?;
@@ -252,7 +255,6 @@ impl ControlPlane {
                         change: None,
                     });
                 };
-                lock_tenant(&tx, tenant).await?;
                 match apply_state(&tx, tenant, state, event.created, settled).await? {
                     Applying::Tie => return Ok(Recorded::Tie),
                     Applying::Stale(why) => ("stale", Some(tenant), None, why),
@@ -428,17 +430,22 @@ async fn apply_state(
     created: i64,
     settled: bool,
 ) -> Result<Applying, ControlError> {
-    let held = tx
+    // The tenant's row locked (every change to its billing takes it, so
+    // two never interleave) and the subscription read, in one round trip.
+    let row = tx
         .query_opt(
-            "SELECT tenant_id, status, applied_created FROM billing_subscriptions
-              WHERE id = $1 FOR UPDATE",
-            &[&state.id],
+            "WITH t AS (SELECT id FROM tenants WHERE id = $1 FOR UPDATE)
+             SELECT s.tenant_id, s.status, s.applied_created
+               FROM t LEFT JOIN billing_subscriptions s ON s.id = $2",
+            &[&tenant.0, &state.id],
         )
-        .await?;
+        .await?
+        .ok_or_else(|| ControlError::Corrupt(format!("tenant {tenant} is billed but gone")))?;
+    let held: Option<(uuid::Uuid, String, i64)> = row
+        .get::<_, Option<uuid::Uuid>>(0)
+        .map(|owner| (owner, row.get(1), row.get(2)));
     let before = match held {
-        Some(row) => {
-            let (owner, status, applied): (uuid::Uuid, String, i64) =
-                (row.get(0), row.get(1), row.get(2));
+        Some((owner, status, applied)) => {
             if owner != tenant.0 {
                 return Ok(Applying::Stale(format!(
                     "subscription {} belongs to another tenant",
