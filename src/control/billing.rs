@@ -413,9 +413,14 @@ enum Applying {
     Tie,
 }
 
+/// Locks the tenant's row against other billing changes. `NO KEY UPDATE`,
+/// the lock `UPDATE tenants SET plan` takes anyway: a plain `FOR UPDATE`
+/// would wait on the `KEY SHARE` lock every transaction that recorded an
+/// event naming the tenant already holds (its foreign key), and two such
+/// transactions would deadlock.
 async fn lock_tenant(tx: &Transaction<'_>, tenant: TenantId) -> Result<(), ControlError> {
     tx.execute(
-        "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE",
+        "SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
         &[&tenant.0],
     )
     .await?;
@@ -431,10 +436,11 @@ async fn apply_state(
     settled: bool,
 ) -> Result<Applying, ControlError> {
     // The tenant's row locked (every change to its billing takes it, so
-    // two never interleave) and the subscription read, in one round trip.
+    // two never interleave; `NO KEY UPDATE`, see `lock_tenant`) and the
+    // subscription read, in one round trip.
     let row = tx
         .query_opt(
-            "WITH t AS (SELECT id FROM tenants WHERE id = $1 FOR UPDATE)
+            "WITH t AS (SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE)
              SELECT s.tenant_id, s.status, s.applied_created
                FROM t LEFT JOIN billing_subscriptions s ON s.id = $2",
             &[&tenant.0, &state.id],

@@ -390,6 +390,39 @@ async fn the_same_event_five_times_at_once_changes_the_plan_once() {
 }
 
 #[tokio::test]
+async fn many_events_of_one_tenant_at_once_each_land_and_the_newest_wins() {
+    let b = Billed::start(|_| {}).await;
+    let (_, owner) = b.tenant("burst").await;
+    let sub = b.subscribe(&owner).await;
+    b.wait_for_plan(&owner, "pro").await;
+    b.stripe.set_delivery(Delivery::Hold);
+    for status in [
+        "past_due", "active", "unpaid", "active", "past_due", "unpaid",
+    ] {
+        b.stripe.set_status(&sub, status).await;
+    }
+    let updates: Vec<SentEvent> = b
+        .stripe
+        .take_held()
+        .into_iter()
+        .filter(|e| e.type_ == "customer.subscription.updated")
+        .collect();
+    assert_eq!(updates.len(), 6);
+    // All at once, each twice: every transaction locks the same tenant.
+    let statuses =
+        futures::future::join_all(updates.iter().map(|e| b.stripe.deliver(&e.payload, 2))).await;
+    assert!(statuses.iter().flatten().all(|s| *s == 200), "{statuses:?}");
+    let control = b.fleet.p().control();
+    let tenant = b.tenant_id(&owner).await;
+    assert_eq!(
+        control.billing_subscriptions(tenant).await.unwrap()[0].status,
+        "unpaid"
+    );
+    b.wait_for_plan(&owner, "free").await;
+    b.server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn events_out_of_order_never_move_a_subscription_back() {
     let b = Billed::start(|_| {}).await;
     let control = b.fleet.p().control();
