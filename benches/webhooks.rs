@@ -2,7 +2,7 @@
 //! clients deliver `customer.subscription.updated` events for N billed
 //! tenants to `POST /webhooks/stripe`, each event twice (half the
 //! deliveries are duplicates, shuffled, so some arrive at once), freshly
-//! signed, as Stripe would. An eighth of the events move a tenant between
+//! signed, as Stripe would. A quarter of the events move a tenant between
 //! plans (`unpaid` ↔ `active`); the rest change only the subscription
 //! (`past_due` ↔ `active`, within the grace period).
 //!

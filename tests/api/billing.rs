@@ -337,6 +337,23 @@ async fn webhooks_with_a_bad_signature_or_a_stale_timestamp_are_refused_and_not_
         .await;
     assert_eq!(tenant_host.status, 404);
 
+    // Signed right but of a type billing does not act on, or of a shape
+    // that does not parse: 200 (or Stripe retries it for days), no change.
+    let other = b.stripe.make_event(
+        "customer.discount.created",
+        json!({"id": "di_x", "object": "discount"}),
+        now,
+    );
+    let r = b.stripe.deliver(&other.payload, 1).await;
+    assert_eq!(r, vec![200]);
+    let garbled = b.stripe.make_event(
+        "customer.subscription.updated",
+        json!({"id": "sub_x", "object": "subscription", "status": 42}),
+        now,
+    );
+    assert_eq!(b.stripe.deliver(&garbled.payload, 1).await, vec![200]);
+    assert_eq!(b.plan(&owner).await, "free");
+
     // Signed right: accepted.
     assert_eq!(b.stripe.deliver(&event.payload, 1).await, vec![200]);
     assert_eq!(
