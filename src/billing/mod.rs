@@ -40,6 +40,10 @@ pub use sync::SyncReport;
 
 use self::stripe::{Stripe, StripeError};
 
+/// How long a received event's id is kept: Stripe retries a delivery for
+/// three days, so a duplicate never comes later than that.
+pub const EVENTS_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// How long a past-due subscription keeps its tenant on pro by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -212,16 +216,28 @@ impl Billing {
 
     /// The periodic work of `serve`: every `sweep_every`, end the grace
     /// periods that ran out and give pending plan changes to their tenants;
-    /// every `sync_every`, re-read every subscription from Stripe. Runs
-    /// until the task is dropped.
+    /// every `sync_every`, re-read every subscription from Stripe; every
+    /// hour, forget events older than [`EVENTS_KEPT`]. Runs until the task
+    /// is dropped.
     pub async fn run(self: Arc<Self>) {
         let mut sweep =
             tokio::time::interval(self.settings.sweep_every.max(Duration::from_millis(100)));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let syncing = self.enabled() && !self.settings.sync_every.is_zero();
         let mut next_sync = tokio::time::Instant::now() + self.settings.sync_every;
+        let mut next_prune = tokio::time::Instant::now();
         loop {
             sweep.tick().await;
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune = tokio::time::Instant::now() + Duration::from_secs(3600);
+                match self.control.prune_billing_events(EVENTS_KEPT).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "billing: forgot old webhook events"),
+                    Err(e) => {
+                        tracing::warn!(error = %crate::report::chain(&e), "billing: could not prune old events")
+                    }
+                }
+            }
             if let Err(e) = self.sweep().await {
                 tracing::warn!(error = %crate::report::chain(&e), "billing: could not end grace periods");
             }

@@ -394,6 +394,19 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Forgets events received more than `older_than` ago: Stripe retries a
+    /// delivery for three days, so an id that old never comes again.
+    pub async fn prune_billing_events(&self, older_than: Duration) -> Result<u64, ControlError> {
+        Ok(self
+            .client()
+            .await?
+            .execute(
+                "DELETE FROM billing_events WHERE received_at < now() - $1::text::interval",
+                &[&interval(older_than)],
+            )
+            .await?)
+    }
+
     /// How a recorded event came out (for tests and operators).
     pub async fn billing_event_outcome(&self, id: &str) -> Result<Option<String>, ControlError> {
         let row = self

@@ -698,3 +698,36 @@ async fn without_a_stripe_key_billing_says_disabled_and_the_rest_works() {
     assert_eq!(add_project(&owner, "works").await, 201);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn event_ids_are_forgotten_after_thirty_days_not_before() {
+    let b = Billed::start(|_| {}).await;
+    let (_, owner) = b.tenant("prune").await;
+    b.subscribe(&owner).await;
+    let events = b.stripe.events();
+    let (old, young) = (&events[0], &events[1]);
+    let db = crate::common::connect(&crate::common::pg().url(&b.fleet.control_db()))
+        .await
+        .unwrap();
+    db.execute(
+        "UPDATE billing_events SET received_at = now() - interval '31 days' WHERE id = $1",
+        &[&old.id],
+    )
+    .await
+    .unwrap();
+    let control = b.fleet.p().control();
+    let pruned = control
+        .prune_billing_events(bulkhead::billing::EVENTS_KEPT)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1, "only the old one");
+    assert_eq!(control.billing_event_outcome(&old.id).await.unwrap(), None);
+    assert!(
+        control
+            .billing_event_outcome(&young.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    b.server.stop().await.unwrap();
+}
