@@ -159,15 +159,16 @@ impl Billing {
         detail["change"] = change.id.to_string().into();
         db.execute(
             "INSERT INTO audit_log (at, actor_label, action, object_type, object_id, detail)
-             SELECT $1, $2, 'billing.plan_changed', 'plan', $3, $4
+             SELECT $1, $2, $6, 'plan', $3, $4
               WHERE NOT EXISTS (SELECT 1 FROM audit_log
-                                 WHERE action = 'billing.plan_changed' AND detail->>'change' = $5)",
+                                 WHERE action LIKE 'billing.%' AND detail->>'change' = $5)",
             &[
                 &change.at,
                 &change.actor,
                 &change.to.as_str(),
                 &detail,
                 &change.id.to_string(),
+                &change.action,
             ],
         )
         .await?;

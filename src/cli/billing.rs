@@ -189,3 +189,155 @@ async fn sync(app: &Bulkhead, args: SyncArgs) -> CliResult {
         ))
     }
 }
+
+/// `bulkhead tenant comp`: pro without a subscription, until a time.
+#[derive(Args, Debug)]
+pub struct CompArgs {
+    /// The tenant's slug.
+    pub slug: String,
+    /// Pro through this day (UTC: `2027-01-31` lasts until 2027-02-01
+    /// 00:00 UTC) or until this time (RFC 3339). It ends by itself; the
+    /// plan then returns to what billing says.
+    #[arg(long)]
+    pub until: String,
+    /// Why (kept in the platform's audit log and shown in the tenant's).
+    #[arg(long)]
+    pub reason: String,
+    /// As `serve`'s: whether a past-due subscription still counts.
+    #[arg(long, env = "BULKHEAD_BILLING_GRACE", default_value = "7d", value_parser = parse_duration_or_zero)]
+    pub billing_grace: Duration,
+}
+
+/// `bulkhead tenant uncomp`: end a comp now.
+#[derive(Args, Debug)]
+pub struct UncompArgs {
+    /// The tenant's slug.
+    pub slug: String,
+    /// Why (kept in the platform's audit log and shown in the tenant's).
+    #[arg(long)]
+    pub reason: String,
+    /// As `serve`'s: whether a past-due subscription still counts.
+    #[arg(long, env = "BULKHEAD_BILLING_GRACE", default_value = "7d", value_parser = parse_duration_or_zero)]
+    pub billing_grace: Duration,
+}
+
+/// `--until`: a day (through its end, UTC) or an RFC 3339 time, in the future.
+fn parse_until(text: &str) -> Result<time::OffsetDateTime, CliError> {
+    use time::format_description::well_known::Rfc3339;
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let until = match time::Date::parse(text.trim(), &day) {
+        Ok(date) => date
+            .next_day()
+            .ok_or_else(|| CliError::Usage(format!("--until `{text}` is too far")))?
+            .midnight()
+            .assume_utc(),
+        Err(_) => time::OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| {
+            CliError::Usage(format!(
+                "--until `{text}`: give a day (2027-01-31) or a time (2027-01-31T18:00:00Z)"
+            ))
+        })?,
+    };
+    if until <= time::OffsetDateTime::now_utc() {
+        return Err(CliError::Usage(format!("--until `{text}` is in the past")));
+    }
+    Ok(until)
+}
+
+fn reason(text: &str) -> Result<&str, CliError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > 500 {
+        return Err(CliError::Usage("--reason must be 1-500 characters".into()));
+    }
+    Ok(text)
+}
+
+/// Billing for a CLI command that only settles plans (no Stripe): gives
+/// what it changed to the tenant at once (limits, audit log).
+async fn tell_tenant(app: &Bulkhead, grace: Duration, tenant: crate::control::TenantId) {
+    let p = &app.provisioner;
+    let control = p.control().clone();
+    let pools = crate::pools::PoolRouter::new(
+        control.clone(),
+        p.secret().clone(),
+        crate::pools::PoolSettings::default(),
+    );
+    let settings = BillingSettings {
+        grace,
+        ..BillingSettings::default()
+    };
+    if let Ok(billing) = Billing::new(settings, control, p.clone(), pools.clone()) {
+        billing.deliver(Some(tenant)).await;
+    }
+    pools.close_all().await;
+}
+
+pub async fn comp(app: &Bulkhead, args: CompArgs) -> CliResult {
+    let tenant = super::tenant::live_tenant(app, &args.slug).await?;
+    let until = parse_until(&args.until)?;
+    let why = reason(&args.reason)?;
+    let by = format!("platform:{}", crate::app::os_user());
+    let control = app.provisioner.control();
+    let fail = |e: crate::control::ControlError| CliError::Provision(e.into());
+    let change = control
+        .grant_comp(tenant.id, until, why, &by, args.billing_grace)
+        .await
+        .map_err(fail)?;
+    let until_text = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    control
+        .audit(
+            &by,
+            "tenant.comp",
+            Some(tenant.id),
+            serde_json::json!({"until": until_text, "reason": why}),
+        )
+        .await
+        .map_err(fail)?;
+    tell_tenant(app, args.billing_grace, tenant.id).await;
+    let moved = if change.is_some() {
+        format!(" (was {})", tenant.plan)
+    } else {
+        String::new()
+    };
+    println!(
+        "tenant `{}` is on pro until {until_text}{moved}",
+        tenant.slug
+    );
+    Ok(())
+}
+
+pub async fn uncomp(app: &Bulkhead, args: UncompArgs) -> CliResult {
+    let tenant = super::tenant::live_tenant(app, &args.slug).await?;
+    let why = reason(&args.reason)?;
+    let by = format!("platform:{}", crate::app::os_user());
+    let control = app.provisioner.control();
+    let fail = |e: crate::control::ControlError| CliError::Provision(e.into());
+    if !control
+        .end_comp(tenant.id, why, &by, args.billing_grace)
+        .await
+        .map_err(fail)?
+    {
+        return Err(CliError::Exit(
+            1,
+            format!("tenant `{}` has no comp", tenant.slug),
+        ));
+    }
+    control
+        .audit(
+            &by,
+            "tenant.uncomp",
+            Some(tenant.id),
+            serde_json::json!({"reason": why}),
+        )
+        .await
+        .map_err(fail)?;
+    tell_tenant(app, args.billing_grace, tenant.id).await;
+    let now = control
+        .tenant(tenant.id)
+        .await
+        .map_err(fail)?
+        .map_or(tenant.plan, |t| t.plan);
+    println!("tenant `{}`: comp ended, plan {now}", tenant.slug);
+    Ok(())
+}

@@ -46,6 +46,12 @@ pub enum TenantCommand {
     RotateCredentials { slug: String },
     /// Print the runtime connection URL of a tenant (contains its password; audited).
     ConnectUrl { slug: String },
+    /// Give pro without a subscription until a date ("comp"), with a
+    /// reason; it ends by itself. Audited, and shown in the tenant's own
+    /// audit log and billing page.
+    Comp(super::billing::CompArgs),
+    /// End a tenant's comp now; its plan returns to what billing says.
+    Uncomp(super::billing::UncompArgs),
     /// Custom domains: add, verify, remove, list.
     #[command(subcommand)]
     Domain(DomainCommand),
@@ -104,6 +110,8 @@ pub struct CreateArgs {
 pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
     let p = &app.provisioner;
     match cmd {
+        TenantCommand::Comp(args) => super::billing::comp(app, args).await,
+        TenantCommand::Uncomp(args) => super::billing::uncomp(app, args).await,
         TenantCommand::Create(args) => {
             let request = CreateRequest {
                 slug: args.slug,

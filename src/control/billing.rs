@@ -89,7 +89,8 @@ pub enum Recorded {
     },
 }
 
-/// A plan change billing made, waiting to be given to the tenant.
+/// A plan change billing made (or another billing notice), waiting to be
+/// given to the tenant.
 #[derive(Debug, Clone)]
 pub struct PlanChange {
     pub id: i64,
@@ -99,6 +100,9 @@ pub struct PlanChange {
     pub to: Plan,
     pub detail: serde_json::Value,
     pub at: OffsetDateTime,
+    /// The tenant audit log's action: `billing.plan_changed`,
+    /// `billing.comp_granted`, `billing.comp_ended`.
+    pub action: String,
 }
 
 /// What `billing sync` changed for one tenant.
@@ -312,35 +316,142 @@ impl ControlPlane {
         Ok(changed)
     }
 
-    /// Moves to free every billed tenant whose only claim to pro is a
-    /// subscription past due for longer than `grace`. Returns the changes.
+    /// Settles the plan of every tenant on pro whose grace period (a
+    /// subscription past due for longer than `grace`) or comp has run out:
+    /// free, unless something else keeps it on pro. An ended comp is
+    /// forgotten, and told to the tenant. Returns the plan changes made.
     pub async fn end_billing_grace(&self, grace: Duration) -> Result<Vec<i64>, ControlError> {
-        let due: Vec<TenantId> = self
+        let due: Vec<(TenantId, bool)> = self
             .client()
             .await?
             .query(
-                "SELECT DISTINCT s.tenant_id FROM billing_subscriptions s
+                "SELECT s.tenant_id, false FROM billing_subscriptions s
                    JOIN tenants t ON t.id = s.tenant_id
                   WHERE s.status = 'past_due' AND t.plan = 'pro'
-                    AND s.past_due_since + $1::text::interval <= now()",
+                    AND s.past_due_since + $1::text::interval <= now()
+                 UNION
+                 SELECT tenant_id, true FROM billing_comps WHERE until <= now()",
                 &[&interval(grace)],
             )
             .await?
             .iter()
-            .map(|r| TenantId(r.get(0)))
+            .map(|r| (TenantId(r.get(0)), r.get(1)))
             .collect();
         let mut changes = Vec::new();
-        for tenant in due {
+        for (tenant, comp) in due {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_tenant(&tx, tenant).await?;
-            let detail = serde_json::json!({"reason": "payment grace period ended"});
-            if let Some(id) = settle_plan(&tx, tenant, grace, "billing", detail).await? {
-                changes.push(id);
+            let reason = if comp {
+                let ended = tx
+                    .query_opt(
+                        "DELETE FROM billing_comps WHERE tenant_id = $1 AND until <= now()
+                         RETURNING until",
+                        &[&tenant.0],
+                    )
+                    .await?;
+                match ended {
+                    // Another process ended it first.
+                    None => {
+                        tx.commit().await?;
+                        continue;
+                    }
+                    Some(row) => {
+                        let until: OffsetDateTime = row.get(0);
+                        serde_json::json!({"reason": "comp ended", "comp_until": until.unix_timestamp()})
+                    }
+                }
+            } else {
+                serde_json::json!({"reason": "payment grace period ended"})
+            };
+            let change = settle_plan(&tx, tenant, grace, "billing", reason.clone()).await?;
+            if comp {
+                notice(
+                    &tx,
+                    tenant,
+                    change,
+                    "billing",
+                    "billing.comp_ended",
+                    &reason,
+                )
+                .await?;
             }
+            changes.extend(change);
             tx.commit().await?;
         }
         Ok(changes)
+    }
+
+    /// Gives `tenant` pro until `until` (replacing any comp it had), and
+    /// settles its plan. Tells the tenant either way. Returns the plan
+    /// change made, if it moved.
+    pub async fn grant_comp(
+        &self,
+        tenant: TenantId,
+        until: OffsetDateTime,
+        reason: &str,
+        by: &str,
+        grace: Duration,
+    ) -> Result<Option<i64>, ControlError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_tenant(&tx, tenant).await?;
+        tx.execute(
+            "INSERT INTO billing_comps (tenant_id, until, reason, granted_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id) DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason,
+                    granted_by = EXCLUDED.granted_by, granted_at = now()",
+            &[&tenant.0, &until, &reason, &by],
+        )
+        .await?;
+        let detail =
+            serde_json::json!({"reason": reason, "comp_until": until.unix_timestamp(), "by": by});
+        let change = settle_plan(&tx, tenant, grace, by, detail.clone()).await?;
+        notice(&tx, tenant, change, by, "billing.comp_granted", &detail).await?;
+        tx.commit().await?;
+        Ok(change)
+    }
+
+    /// Ends a tenant's comp now (false: it had none), and settles its plan.
+    pub async fn end_comp(
+        &self,
+        tenant: TenantId,
+        reason: &str,
+        by: &str,
+        grace: Duration,
+    ) -> Result<bool, ControlError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_tenant(&tx, tenant).await?;
+        let ended = tx
+            .execute(
+                "DELETE FROM billing_comps WHERE tenant_id = $1",
+                &[&tenant.0],
+            )
+            .await?;
+        if ended == 0 {
+            return Ok(false);
+        }
+        let detail = serde_json::json!({"reason": reason, "by": by});
+        let change = settle_plan(&tx, tenant, grace, by, detail.clone()).await?;
+        notice(&tx, tenant, change, by, "billing.comp_ended", &detail).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A tenant's comp: until when, and why.
+    pub async fn comp_of(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<(OffsetDateTime, String)>, ControlError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT until, reason FROM billing_comps WHERE tenant_id = $1 AND until > now()",
+                &[&tenant.0],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     /// Plan changes not yet given to their tenants (of one tenant, or all),
@@ -360,7 +471,7 @@ impl ControlPlane {
                                   AND (claimed_until IS NULL OR claimed_until < now())
                                   AND ($1::uuid IS NULL OR tenant_id = $1)
                                 ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED)
-                  RETURNING id, tenant_id, actor, from_plan, to_plan, detail, at",
+                  RETURNING id, tenant_id, actor, from_plan, to_plan, detail, at, action",
                 &[&only.map(|t| t.0)],
             )
             .await?;
@@ -375,6 +486,7 @@ impl ControlPlane {
                     to: plan_of(r.get(4))?,
                     detail: r.get(5),
                     at: r.get(6),
+                    action: r.get(7),
                 })
             })
             .collect::<Result<Vec<_>, ControlError>>()?;
@@ -528,9 +640,10 @@ async fn apply_state(
     Ok(Applying::Done(before))
 }
 
-/// Sets the (locked) tenant's plan to what its subscriptions say: pro while
-/// one is active or trialing, or past due within `grace`; else free. A move
-/// is recorded as a plan change (its id returned) for the tenant to be told.
+/// Sets the (locked) tenant's plan to what billing says: pro while a comp
+/// lasts or a subscription is active or trialing, or past due within
+/// `grace`; else free. A move is recorded as a plan change (its id
+/// returned) for the tenant to be told.
 async fn settle_plan(
     tx: &Transaction<'_>,
     tenant: TenantId,
@@ -544,8 +657,9 @@ async fn settle_plan(
                     coalesce(bool_or(s.status IN ('active', 'trialing')
                                      OR (s.status = 'past_due'
                                          AND s.past_due_since + $2::text::interval > now())), false)
+                    OR EXISTS (SELECT 1 FROM billing_comps c WHERE c.tenant_id = t.id AND c.until > now())
                FROM tenants t LEFT JOIN billing_subscriptions s ON s.tenant_id = t.id
-              WHERE t.id = $1 GROUP BY t.plan",
+              WHERE t.id = $1 GROUP BY t.id, t.plan",
             &[&tenant.0, &interval(grace)],
         )
         .await?;
@@ -568,6 +682,34 @@ async fn settle_plan(
         .await?
         .get(0);
     Ok(Some(id))
+}
+
+/// A billing notice for the tenant's audit log, through the same outbox as
+/// plan changes: one row per action, so if the action moved the plan
+/// (`change`), that change's row is named for the action instead.
+async fn notice(
+    tx: &Transaction<'_>,
+    tenant: TenantId,
+    change: Option<i64>,
+    actor: &str,
+    action: &str,
+    detail: &serde_json::Value,
+) -> Result<(), ControlError> {
+    if let Some(id) = change {
+        tx.execute(
+            "UPDATE billing_plan_changes SET action = $2 WHERE id = $1",
+            &[&id, &action],
+        )
+        .await?;
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO billing_plan_changes (tenant_id, actor, from_plan, to_plan, detail, action)
+         SELECT id, $2, plan, plan, $3, $4 FROM tenants WHERE id = $1",
+        &[&tenant.0, &actor, detail, &action],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn plan_change_plans(tx: &Transaction<'_>, id: i64) -> Result<(Plan, Plan), ControlError> {

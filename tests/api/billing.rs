@@ -731,3 +731,150 @@ async fn event_ids_are_forgotten_after_thirty_days_not_before() {
     );
     b.server.stop().await.unwrap();
 }
+
+/// `bulkhead tenant <args…>`, run off this runtime's thread.
+async fn tenant_cli(b: &Billed, args: &[&str]) -> std::process::Output {
+    let mut cmd = b.fleet.cli();
+    cmd.arg("tenant").args(args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("run bulkhead"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_comp_lifts_the_limits_until_its_date_then_billing_decides_again() {
+    let b = Billed::start(|_| {}).await;
+    let (slug, owner) = b.tenant("comp").await;
+    for n in 1..=3 {
+        assert_eq!(add_project(&owner, &format!("p{n}")).await, 201);
+    }
+    assert_eq!(add_project(&owner, "p4").await, 402);
+    let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(1)).date();
+    let out = tenant_cli(
+        &b,
+        &[
+            "comp",
+            &slug,
+            "--until",
+            &tomorrow.to_string(),
+            "--reason",
+            "launch partner",
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("is on pro until") && stdout.contains("(was free)"),
+        "{stdout}"
+    );
+    b.wait_for_plan(&owner, "pro").await;
+    assert_eq!(add_project(&owner, "p4").await, 201, "limits lifted");
+    let billing = owner.get("/api/billing").await.json();
+    assert_eq!(billing["plan_source"], "comp");
+    assert!(
+        billing["comp_until"]
+            .as_str()
+            .unwrap()
+            .starts_with(&(tomorrow.next_day().unwrap()).to_string()),
+        "{billing}"
+    );
+
+    // One row in each audit log: the platform's, by the OS user, and the
+    // tenant's own (delivered by the CLI itself).
+    let tenant = b.tenant_id(&owner).await;
+    let platform = b
+        .fleet
+        .p()
+        .control()
+        .audit_entries(Some(tenant), 50)
+        .await
+        .unwrap();
+    let comps: Vec<_> = platform
+        .iter()
+        .filter(|e| e.action == "tenant.comp")
+        .collect();
+    assert_eq!(comps.len(), 1);
+    assert!(comps[0].actor.starts_with("platform:"), "{:?}", comps[0]);
+    assert_eq!(comps[0].detail["reason"], "launch partner");
+    let db = b.fleet.as_tenant(&slug).await;
+    let rows = db
+        .query(
+            "SELECT actor_label, detail->>'reason' FROM audit_log WHERE action = 'billing.comp_granted'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].get::<_, String>(0).starts_with("platform:"));
+    assert_eq!(rows[0].get::<_, String>(1), "launch partner");
+
+    // Past the date (the control plane's clock, moved): free again, data kept.
+    let control_db = crate::common::connect(&crate::common::pg().url(&b.fleet.control_db()))
+        .await
+        .unwrap();
+    control_db
+        .execute(
+            "UPDATE billing_comps SET until = now() - interval '1 second' WHERE tenant_id = $1",
+            &[&tenant.0],
+        )
+        .await
+        .unwrap();
+    b.wait_for_plan(&owner, "free").await;
+    assert_eq!(add_project(&owner, "p5").await, 402);
+    assert_eq!(
+        owner.get("/api/projects").await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    eventually("the comp's end in the tenant's audit log", || async {
+        db.query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'billing.comp_ended'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+
+    // A comp over a paid subscription: when it ends, billing says pro.
+    b.subscribe(&owner).await;
+    b.wait_for_plan(&owner, "pro").await;
+    let out = tenant_cli(
+        &b,
+        &[
+            "comp",
+            &slug,
+            "--until",
+            &tomorrow.to_string(),
+            "--reason",
+            "goodwill",
+        ],
+    )
+    .await;
+    assert!(out.status.success());
+    let out = tenant_cli(&b, &["uncomp", &slug, "--reason", "goodwill over"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(b.plan(&owner).await, "pro", "the subscription still pays");
+    let again = tenant_cli(&b, &["uncomp", &slug, "--reason", "twice"]).await;
+    assert_eq!(again.status.code(), Some(1));
+    let past = tenant_cli(
+        &b,
+        &["comp", &slug, "--until", "2001-01-01", "--reason", "x"],
+    )
+    .await;
+    assert_eq!(past.status.code(), Some(2), "a date in the past is refused");
+    b.server.stop().await.unwrap();
+}

@@ -42,9 +42,10 @@ fn usage(used: i64, plan: Plan, limit: fn(Plan) -> Option<i64>) -> Value {
     json!({"used": used, "limit": limit(plan), "free_limit": limit(Plan::Free)})
 }
 
-/// `GET /api/billing`: the plan, the subscription (status, renewal or
-/// cancellation date, the end of a past-due grace period) and usage
-/// against the limits, today's and the free plan's.
+/// `GET /api/billing`: the plan and what gives it (`stripe`, `comp` until
+/// a date, `manual`), the subscription (status, renewal or cancellation
+/// date, the end of a past-due grace period) and usage against the
+/// limits, today's and the free plan's.
 pub async fn get_billing(
     State(state): State<AppState>,
     Can(caller, _): Can<perm::BillingRead>,
@@ -78,6 +79,15 @@ pub async fn get_billing(
                 .ok()
         })
     };
+    let comp = state.control.comp_of(tenant.id).await?;
+    let source = match (&comp, current) {
+        (Some(_), _) => Some("comp"),
+        (None, Some(s)) if matches!(s.status.as_str(), "active" | "trialing" | "past_due") => {
+            Some("stripe")
+        }
+        (None, _) if tenant.plan == Plan::Pro => Some("manual"),
+        _ => None,
+    };
     let mode = match state.billing.settings().stripe.as_ref() {
         None => "disabled",
         Some(s) if s.test_mode => "test",
@@ -85,6 +95,8 @@ pub async fn get_billing(
     };
     Ok(Json(json!({
         "plan": tenant.plan,
+        "plan_source": source,
+        "comp_until": rfc(comp.map(|(until, _)| until)),
         "billing": mode,
         "subscription": current,
         "renews_at": rfc(renews_at),
