@@ -11,6 +11,7 @@ mod invitations;
 mod lock;
 mod members;
 mod model;
+mod operators;
 mod role;
 mod runs;
 mod servers;
@@ -35,6 +36,10 @@ pub use lock::{FLEET_LOCK_GRACE, FleetLock, TenantLock};
 pub use members::{MemberChange, MemberRow};
 pub use model::{
     Mode, PgName, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId,
+};
+pub use operators::{
+    ENROLMENT_TTL, NewOperatorSession, OPERATOR_SESSION_IDLE, OPERATOR_SESSION_LIFETIME, Operator,
+    OperatorRole, OperatorSecrets, OperatorSessionRow,
 };
 pub use role::Role;
 pub use runs::{Run, RunCounts, RunFailure, RunTenant, VersionCount, VersionDrift};
