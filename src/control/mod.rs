@@ -11,6 +11,7 @@ mod invitations;
 mod lock;
 mod members;
 mod model;
+mod operator_sessions;
 mod operators;
 mod role;
 mod runs;
@@ -37,10 +38,10 @@ pub use members::{MemberChange, MemberRow};
 pub use model::{
     Mode, PgName, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId,
 };
-pub use operators::{
-    ENROLMENT_TTL, NewOperatorSession, OPERATOR_SESSION_IDLE, OPERATOR_SESSION_LIFETIME, Operator,
-    OperatorRole, OperatorSecrets, OperatorSessionRow,
+pub use operator_sessions::{
+    NewOperatorSession, OPERATOR_SESSION_IDLE, OPERATOR_SESSION_LIFETIME, OperatorSessionRow,
 };
+pub use operators::{ENROLMENT_TTL, Operator, OperatorRole, OperatorSecrets};
 pub use role::Role;
 pub use runs::{Run, RunCounts, RunFailure, RunTenant, VersionCount, VersionDrift};
 pub use servers::{NewServer, Server};
