@@ -101,6 +101,17 @@ impl MasterSecret {
         Secret::new(hex::encode(mac.finalize().into_bytes()))
     }
 
+    /// An operator's TOTP secret (RFC 6238, 160 bits) for the seed its row
+    /// keeps: the control plane alone does not give it, and a new seed
+    /// (`operator reset-mfa`) voids the old one.
+    pub fn operator_totp_secret(&self, seed: &[u8]) -> Secret<Vec<u8>> {
+        let mut mac =
+            HmacSha256::new_from_slice(self.0.expose()).expect("HMAC accepts keys of any length");
+        mac.update(b"bulkhead operator totp secret v1\0");
+        mac.update(seed);
+        Secret::new(mac.finalize().into_bytes()[..20].to_vec())
+    }
+
     /// The CSRF token of a session: bound to it, unguessable without both the
     /// session's cookie value and this secret, never stored.
     pub fn csrf_token(&self, session: &str) -> String {

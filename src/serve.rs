@@ -273,6 +273,9 @@ async fn prune_expired(control: crate::control::ControlPlane, sessions: SessionS
                 tracing::warn!(error = %crate::report::chain(&e), "pruning expired sessions failed")
             }
         }
+        if let Err(e) = control.prune_operator_sessions().await {
+            tracing::warn!(error = %crate::report::chain(&e), "pruning operator sessions failed");
+        }
     }
 }
 

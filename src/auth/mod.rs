@@ -3,6 +3,8 @@
 
 mod hashing;
 #[doc(hidden)]
+pub mod operators;
+#[doc(hidden)]
 pub mod passwords;
 pub mod rbac;
 #[doc(hidden)]

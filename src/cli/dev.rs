@@ -61,6 +61,7 @@ pub async fn dev(
         let (_, token) = crate::auth::Tokens::create(control, tenant.id, "admin", "dev").await?;
         tokens.push((slug, mode, token));
     }
+    let operator = demo_operator(app).await?;
     if let Some(cluster) = &app.cluster {
         println!(
             "embedded PostgreSQL {} on 127.0.0.1:{} (data in {})",
@@ -87,6 +88,16 @@ pub async fn dev(
             app.product.demo().path
         );
     }
+    println!(
+        "\nadmin (operator {DEV_OPERATOR}, password `{DEV_OPERATOR_PASSWORD}`; dev only): \
+         http://admin.{base}:{port}"
+    );
+    println!("  TOTP secret {} ({})", operator.0, operator.1);
+    println!(
+        "  log in: POST http://admin.{base}:{port}/api/admin/login \
+         {{\"email\", \"password\", \"totp\"}} (totp: the app's code, or `oathtool --totp -b {}`)",
+        operator.0
+    );
     if args.no_serve {
         return Ok(());
     }
@@ -164,6 +175,72 @@ async fn start_standin(
         test_mode: true,
     };
     Ok((standin, stripe))
+}
+
+/// The demo operator of `dev`, and its password (dev only: printed).
+const DEV_OPERATOR: &str = "ops@bulkhead.localhost";
+const DEV_OPERATOR_PASSWORD: &str = "dev operator passphrase";
+
+/// The demo operator (admin), enrolled with [`DEV_OPERATOR_PASSWORD`]: made
+/// on the first run, kept (with its TOTP secret) on the next ones. Its
+/// TOTP secret in base32 and as an `otpauth://` URI.
+async fn demo_operator(app: &Bulkhead) -> Result<(String, String), CliError> {
+    use crate::auth::{operators, passwords, sessions};
+    use crate::control::{Email, OperatorRole};
+    let control = app.provisioner.control();
+    let map = |e: crate::control::ControlError| CliError::Provision(e.into());
+    let email = Email::parse(DEV_OPERATOR).map_err(|e| CliError::Other(e.to_string()))?;
+    let enrolled = |s: &Option<crate::control::OperatorSecrets>| {
+        s.as_ref()
+            .is_some_and(|s| s.operator.enrolled_at.is_some() && s.operator.disabled_at.is_none())
+    };
+    let mut found = control.operator_secrets(&email).await.map_err(map)?;
+    if !enrolled(&found) {
+        let token = operators::new_enrolment_token();
+        let hash = sessions::hash(&token);
+        let op = match &found {
+            None => control
+                .insert_operator(&email, OperatorRole::Admin, &hash)
+                .await
+                .map_err(map)?,
+            Some(_) => {
+                control.enable_operator(&email).await.map_err(map)?;
+                control
+                    .reset_operator_mfa(&email, &hash)
+                    .await
+                    .map_err(map)?
+            }
+        }
+        .ok_or_else(|| CliError::Other("the demo operator could not be made".into()))?;
+        let password = passwords::hash(DEV_OPERATOR_PASSWORD);
+        let codes: Vec<[u8; 32]> = operators::new_recovery_codes()
+            .iter()
+            .map(|c| operators::recovery_hash(c))
+            .collect();
+        control
+            .begin_enrolment(&hash, &password, &operators::new_seed(), &codes)
+            .await
+            .map_err(map)?;
+        control.complete_enrolment(op.id, 0).await.map_err(map)?;
+        control
+            .audit(
+                &app.provisioner.settings().actor,
+                "operator.create",
+                None,
+                serde_json::json!({"operator": op.id, "email": op.email, "role": op.role, "dev": true}),
+            )
+            .await
+            .map_err(map)?;
+        found = control.operator_secrets(&email).await.map_err(map)?;
+    }
+    let seed = found
+        .and_then(|f| f.totp_seed)
+        .ok_or_else(|| CliError::Other("the demo operator has no TOTP secret".into()))?;
+    let secret = app.provisioner.secret().operator_totp_secret(&seed);
+    Ok((
+        operators::base32_secret(&secret),
+        operators::otpauth_uri(&secret, DEV_OPERATOR),
+    ))
 }
 
 /// The pro plan's price at the stand-in.

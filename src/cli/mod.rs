@@ -4,6 +4,7 @@
 mod billing;
 mod dev;
 mod migrate;
+mod operator;
 mod output;
 mod reconcile;
 mod serve;
@@ -75,6 +76,10 @@ pub enum Command {
     /// Stripe billing: repair the subscriptions and plans from Stripe.
     #[command(subcommand)]
     Billing(billing::BillingCommand),
+    /// Platform operators (the vendor's staff, on admin.<base domain>):
+    /// create, list, disable, reset their second factor.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
 }
 
 /// No `Debug`: it holds `ServeArgs` (see above).
@@ -236,6 +241,10 @@ pub async fn run(cli: Cli, product: &crate::app::Builder) -> CliResult {
         Command::Billing(cmd) => {
             let app = product.open(&cli.global).await?;
             billing::run(&app, cmd).await
+        }
+        Command::Operator(cmd) => {
+            let app = product.open(&cli.global).await?;
+            operator::run(&app, cmd).await
         }
     }
 }

@@ -13,6 +13,8 @@ pub enum AttemptKind {
     Login,
     Invitation,
     Signup,
+    /// An operator's log-in or enrolment step on the admin host.
+    OperatorLogin,
 }
 
 impl AttemptKind {
@@ -21,6 +23,7 @@ impl AttemptKind {
             AttemptKind::Login => "login",
             AttemptKind::Invitation => "invitation",
             AttemptKind::Signup => "signup",
+            AttemptKind::OperatorLogin => "operator_login",
         }
     }
 
@@ -32,6 +35,7 @@ impl AttemptKind {
             AttemptKind::Login => 741_5100,
             AttemptKind::Invitation => 741_5110,
             AttemptKind::Signup => 741_5120,
+            AttemptKind::OperatorLogin => 741_5130,
         };
         base + i32::from(by_email)
     }

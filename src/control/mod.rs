@@ -11,6 +11,8 @@ mod invitations;
 mod lock;
 mod members;
 mod model;
+mod operator_sessions;
+mod operators;
 mod role;
 mod runs;
 mod servers;
@@ -36,6 +38,10 @@ pub use members::{MemberChange, MemberRow};
 pub use model::{
     Mode, PgName, Plan, RESERVED_SLUGS, ServerState, Slug, SlugError, Status, Step, TenantId,
 };
+pub use operator_sessions::{
+    NewOperatorSession, OPERATOR_SESSION_IDLE, OPERATOR_SESSION_LIFETIME, OperatorSessionRow,
+};
+pub use operators::{ENROLMENT_TTL, Operator, OperatorRole, OperatorSecrets};
 pub use role::Role;
 pub use runs::{Run, RunCounts, RunFailure, RunTenant, VersionCount, VersionDrift};
 pub use servers::{NewServer, Server};

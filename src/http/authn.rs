@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for Caller {
         } else if let Some(value) = sessions::presented(&parts.headers) {
             let user = session_user(state, &tenant, value).await?;
             if !is_safe(&parts.method) {
-                check_csrf(parts, &user)?;
+                check_csrf(parts, &user.csrf_token)?;
             }
             Principal::Session(Arc::new(user))
         } else {
@@ -131,7 +131,7 @@ fn memoisable(parts: &Parts) -> bool {
         && parts.headers.get_all(HOST).iter().nth(1).is_none()
 }
 
-fn is_safe(method: &Method) -> bool {
+pub(super) fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
@@ -161,13 +161,13 @@ async fn session_user(
 
 /// Cookie-authenticated writes: the session's CSRF token in `X-CSRF-Token`,
 /// and an `Origin` (or else `Referer`), when sent, naming this very host.
-fn check_csrf(parts: &Parts, user: &SessionUser) -> Result<(), ApiError> {
+pub(super) fn check_csrf(parts: &Parts, expected: &str) -> Result<(), ApiError> {
     let presented = parts
         .headers
         .get(sessions::CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !sessions::same_token(presented, &user.csrf_token) {
+    if !sessions::same_token(presented, expected) {
         return Err(ApiError::Csrf);
     }
     let source = parts

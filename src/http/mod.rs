@@ -19,6 +19,7 @@ mod listener;
 pub use listener::HttpLimits;
 #[doc(hidden)]
 pub use listener::serve;
+mod operator;
 mod ops;
 mod peer;
 #[doc(hidden)]

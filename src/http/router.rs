@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{audit, billing, invitations, members, people, settings, tokens};
+use super::api::{admin, audit, billing, invitations, members, people, settings, tokens};
 use super::error::ApiError;
 use super::ops;
 use super::state::AppState;
@@ -219,6 +219,14 @@ fn platform() -> Routes {
             billing::portal,
         )
         .post("/webhooks/stripe", Public, billing::stripe_webhook)
+        // The admin host's: public as far as tenant roles go; the
+        // handlers answer 404 on any other host and take an operator
+        // session (OperatorCaller), never a tenant's, where they need one.
+        .post("/api/admin/enrol", Public, admin::enrol)
+        .post("/api/admin/enrol/confirm", Public, admin::confirm_enrolment)
+        .post("/api/admin/login", Public, admin::login)
+        .post("/api/admin/logout", Public, admin::logout)
+        .get("/api/admin/me", Public, admin::me)
 }
 
 /// `routes`, and for anything else the one error shape: 404 for a path

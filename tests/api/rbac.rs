@@ -180,6 +180,13 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/login"),
     ("POST", "/api/invitations/accept"),
     ("POST", "/webhooks/stripe"),
+    // admin host only (404 elsewhere); an operator session, never a
+    // tenant's, where they need one (tests/api/operators.rs)
+    ("POST", "/api/admin/enrol"),
+    ("POST", "/api/admin/enrol/confirm"),
+    ("POST", "/api/admin/login"),
+    ("POST", "/api/admin/logout"),
+    ("GET", "/api/admin/me"),
 ];
 
 /// The routes that end the caller's own session or membership: each call

@@ -273,7 +273,9 @@ async fn every_option_but_one_shot_switches_has_its_environment_variable_in_help
         "{commands} commands, {options} options"
     );
     // Only switches that change what one invocation does have none (and the
-    // values that name what one invocation acts on): set for
+    // values that name what one invocation acts on: `operator create
+    // --role` among them, as an environment that made every new operator
+    // an admin would be a trap): set for
     // a whole environment, BULKHEAD_ROLLBACK would turn every `reconcile`
     // into an undo.
     without_env.sort();
@@ -282,6 +284,7 @@ async fn every_option_but_one_shot_switches_has_its_environment_variable_in_help
         [
             "billing sync --tenant",
             "dev --no-serve",
+            "operator create --role",
             "reconcile --rollback",
             "server add --if-not-exists",
             "tenant comp --reason",

@@ -2,6 +2,8 @@
 //! caller's tenant through its extractors.
 
 #[doc(hidden)]
+pub mod admin;
+#[doc(hidden)]
 pub mod audit;
 #[doc(hidden)]
 pub mod billing;

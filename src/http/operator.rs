@@ -1,0 +1,63 @@
+//! Operator authentication on the admin host: the `bh_operator` cookie of
+//! a live operator session makes the request's [`OperatorCaller`]; writes
+//! need its CSRF token as tenant cookie writes do. Nothing else counts
+//! here — a tenant's session cookie or API token is no operator — and on
+//! any host but admin.<base> the admin routes are 404.
+
+use std::net::IpAddr;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::authn::{check_csrf, is_safe};
+use super::error::ApiError;
+use super::gate::{client_ip, host};
+use super::state::AppState;
+use crate::auth::{operators, sessions};
+use crate::control::Operator;
+use crate::routing::Route;
+
+/// An operator logged in on the admin host.
+#[derive(Clone, Debug)]
+pub struct OperatorCaller {
+    pub operator: Operator,
+    /// What the control plane keeps of the cookie.
+    pub session_hash: [u8; 32],
+    /// What the session's writes must carry in `X-CSRF-Token`.
+    pub csrf_token: String,
+    pub ip: Option<IpAddr>,
+}
+
+/// 404 unless the request is for admin.<base>: the admin routes do not
+/// exist anywhere else.
+pub async fn admin_host(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    match state.resolver.resolve(&host(parts)?).await? {
+        Route::Admin => Ok(()),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+impl FromRequestParts<AppState> for OperatorCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        admin_host(parts, state).await?;
+        let value = operators::presented(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let hash = sessions::hash(value);
+        let row = state
+            .control
+            .touch_operator_session(&hash)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let csrf_token = state.secret.csrf_token(value);
+        if !is_safe(&parts.method) {
+            check_csrf(parts, &csrf_token)?;
+        }
+        Ok(OperatorCaller {
+            operator: row.operator,
+            session_hash: hash,
+            csrf_token,
+            ip: client_ip(parts, state),
+        })
+    }
+}
