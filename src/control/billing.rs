@@ -560,21 +560,20 @@ async fn apply_state(
     created: i64,
     settled: bool,
 ) -> Result<Applying, ControlError> {
-    // The tenant's row locked (every change to its billing takes it, so
-    // two never interleave; `NO KEY UPDATE`, see `lock_tenant`) and the
-    // subscription read, in one round trip.
-    let row = tx
+    // The tenant's row locked first (every change to its billing takes it,
+    // so two never interleave), then the subscription read by a statement
+    // of its own: under READ COMMITTED a statement that waited for the
+    // lock still reads other tables as of its start, before the
+    // transaction it waited for committed, so one statement doing both
+    // would read the state that transaction replaced.
+    lock_tenant(tx, tenant).await?;
+    let held: Option<(uuid::Uuid, String, i64)> = tx
         .query_opt(
-            "WITH t AS (SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE)
-             SELECT s.tenant_id, s.status, s.applied_created
-               FROM t LEFT JOIN billing_subscriptions s ON s.id = $2",
-            &[&tenant.0, &state.id],
+            "SELECT tenant_id, status, applied_created FROM billing_subscriptions WHERE id = $1",
+            &[&state.id],
         )
         .await?
-        .ok_or_else(|| ControlError::Corrupt(format!("tenant {tenant} is billed but gone")))?;
-    let held: Option<(uuid::Uuid, String, i64)> = row
-        .get::<_, Option<uuid::Uuid>>(0)
-        .map(|owner| (owner, row.get(1), row.get(2)));
+        .map(|row| (row.get(0), row.get(1), row.get(2)));
     let before = match held {
         Some((owner, status, applied)) => {
             if owner != tenant.0 {
