@@ -271,11 +271,19 @@ async fn tell_tenant(app: &Bulkhead, grace: Duration, tenant: crate::control::Te
     pools.close_all().await;
 }
 
+/// Who a CLI action is by: `platform:<OS user>` in the tenant's audit log
+/// (the vendor's staff), `cli:<OS user>` in the platform's (as every CLI
+/// action).
+fn actors() -> (String, String) {
+    let user = crate::app::os_user();
+    (format!("platform:{user}"), format!("cli:{user}"))
+}
+
 pub async fn comp(app: &Bulkhead, args: CompArgs) -> CliResult {
     let tenant = super::tenant::live_tenant(app, &args.slug).await?;
     let until = parse_until(&args.until)?;
     let why = reason(&args.reason)?;
-    let by = format!("platform:{}", crate::app::os_user());
+    let (by, actor) = actors();
     let control = app.provisioner.control();
     let fail = |e: crate::control::ControlError| CliError::Provision(e.into());
     let change = control
@@ -287,7 +295,7 @@ pub async fn comp(app: &Bulkhead, args: CompArgs) -> CliResult {
         .unwrap_or_default();
     control
         .audit(
-            &by,
+            &actor,
             "tenant.comp",
             Some(tenant.id),
             serde_json::json!({"until": until_text, "reason": why}),
@@ -310,7 +318,7 @@ pub async fn comp(app: &Bulkhead, args: CompArgs) -> CliResult {
 pub async fn uncomp(app: &Bulkhead, args: UncompArgs) -> CliResult {
     let tenant = super::tenant::live_tenant(app, &args.slug).await?;
     let why = reason(&args.reason)?;
-    let by = format!("platform:{}", crate::app::os_user());
+    let (by, actor) = actors();
     let control = app.provisioner.control();
     let fail = |e: crate::control::ControlError| CliError::Provision(e.into());
     if !control
@@ -325,7 +333,7 @@ pub async fn uncomp(app: &Bulkhead, args: UncompArgs) -> CliResult {
     }
     control
         .audit(
-            &by,
+            &actor,
             "tenant.uncomp",
             Some(tenant.id),
             serde_json::json!({"reason": why}),

@@ -800,7 +800,7 @@ async fn a_comp_lifts_the_limits_until_its_date_then_billing_decides_again() {
         .filter(|e| e.action == "tenant.comp")
         .collect();
     assert_eq!(comps.len(), 1);
-    assert!(comps[0].actor.starts_with("platform:"), "{:?}", comps[0]);
+    assert!(comps[0].actor.starts_with("cli:"), "{:?}", comps[0]);
     assert_eq!(comps[0].detail["reason"], "launch partner");
     let db = b.fleet.as_tenant(&slug).await;
     let rows = db
