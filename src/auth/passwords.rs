@@ -155,6 +155,19 @@ pub fn needs_rehash(stored: &str) -> bool {
     }
 }
 
+/// Whether `password` matches `stored`, in the same time whether or not
+/// there is a stored hash (an unknown e-mail): a log-in's answer never
+/// tells whether the account exists.
+pub fn verify_or_burn(password: &str, stored: Option<&str>) -> bool {
+    match stored {
+        Some(stored) => verify(password, stored),
+        None => {
+            burn_equivalent_time(password);
+            false
+        }
+    }
+}
+
 /// Work equal to one verification, for log-ins of unknown e-mails: the
 /// answer takes as long as for a wrong password.
 pub fn burn_equivalent_time(password: &str) {

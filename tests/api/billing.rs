@@ -172,6 +172,13 @@ async fn cancel_in_portal(portal_url: &str) {
     assert_eq!(r.status(), 303);
 }
 
+/// Back on free with four projects: nothing lost, nothing more allowed.
+async fn free_again_with_four_projects(owner: &HttpClient) {
+    assert_eq!(add_project(owner, "p5").await, 402);
+    let listed = owner.get("/api/projects").await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 4, "{listed}");
+}
+
 async fn add_project(client: &HttpClient, name: &str) -> u16 {
     client
         .post("/api/projects", json!({ "name": name }))
@@ -582,14 +589,7 @@ async fn a_failed_payment_keeps_pro_through_the_grace_period_then_free() {
     .await
     .unwrap();
     b.wait_for_plan(&owner, "free").await;
-    assert_eq!(add_project(&owner, "p5").await, 402);
-    assert_eq!(
-        owner.get("/api/projects").await.json()["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
+    free_again_with_four_projects(&owner).await;
     b.server.stop().await.unwrap();
 }
 
@@ -826,14 +826,7 @@ async fn a_comp_lifts_the_limits_until_its_date_then_billing_decides_again() {
         .await
         .unwrap();
     b.wait_for_plan(&owner, "free").await;
-    assert_eq!(add_project(&owner, "p5").await, 402);
-    assert_eq!(
-        owner.get("/api/projects").await.json()["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
+    free_again_with_four_projects(&owner).await;
     eventually("the comp's end in the tenant's audit log", || async {
         db.query_one(
             "SELECT count(*) FROM audit_log WHERE action = 'billing.comp_ended'",

@@ -181,12 +181,8 @@ pub async fn login(
     let found = state.control.operator_secrets(&email).await?;
     let password = req.password.clone();
     let stored = found.as_ref().and_then(|f| f.password_hash.clone());
-    let password_ok = hash_for(&state, attempt, move || match stored {
-        Some(stored) => passwords::verify(&password, &stored),
-        None => {
-            passwords::burn_equivalent_time(&password);
-            false
-        }
+    let password_ok = hash_for(&state, attempt, move || {
+        passwords::verify_or_burn(&password, stored.as_deref())
     })
     .await?;
     let eligible = found.as_ref().is_some_and(|f| {

@@ -224,12 +224,8 @@ pub async fn login(
     let user = state.control.user_by_email(&email).await?;
     let password = req.password.clone();
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok = hash_for(&state, attempt, move || match stored {
-        Some(stored) => passwords::verify(&password, &stored),
-        None => {
-            passwords::burn_equivalent_time(&password);
-            false
-        }
+    let password_ok = hash_for(&state, attempt, move || {
+        passwords::verify_or_burn(&password, stored.as_deref())
     })
     .await?;
     let member = match (&user, password_ok) {
