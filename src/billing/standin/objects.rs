@@ -87,7 +87,7 @@ pub(super) fn checkout_session(parts: &SessionParts<'_>) -> Value {
         "invoice": null, "livemode": false, "locale": null, "metadata": parts.metadata,
         "mode": "subscription", "payment_intent": null, "payment_method_types": ["card"],
         "payment_status": "unpaid", "shipping_options": [], "status": "open",
-        "subscription": null, "success_url": parts.success_url, "ui_mode": "hosted",
+        "subscription": null, "success_url": parts.success_url, "ui_mode": "hosted_page",
         "url": parts.url,
     })
 }
