@@ -2,6 +2,7 @@
 //! each bound to exactly one tenant, and the roles they carry.
 
 mod hashing;
+pub mod operator_rbac;
 #[doc(hidden)]
 pub mod operators;
 #[doc(hidden)]
@@ -13,6 +14,7 @@ mod tokens;
 
 #[doc(hidden)]
 pub use hashing::{Hashing, HashingError};
+pub use operator_rbac::{OperatorPerm, OperatorPermission, operator_perm};
 pub use rbac::{Perm, Permission, perm};
 #[doc(hidden)]
 pub use sessions::{SessionCache, SessionSettings};

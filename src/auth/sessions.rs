@@ -208,6 +208,14 @@ impl SessionCache {
         });
     }
 
+    /// Drops every cached session on `tenant` (an operator ended them all),
+    /// as the delete trigger's NOTIFY makes every instance do.
+    pub fn forget_tenant(&self, tenant: TenantId) {
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |(_, t), _| *t == tenant);
+    }
+
     /// Drops one cached session (log-out): its key, not a scan.
     pub async fn forget(&self, hash: [u8; 32], tenant: TenantId) {
         self.cache.invalidate(&(hash, tenant)).await;

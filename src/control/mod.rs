@@ -1,6 +1,7 @@
 //! The control plane: the one database that knows every server, tenant and
 //! domain. Migrated from `control-plane-migrations/` on every start.
 
+mod admin;
 mod attempts;
 mod audit;
 mod billing;
@@ -24,6 +25,7 @@ mod users;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
+pub use admin::{AuditFilter, AuditRow};
 pub use attempts::{Admission, Attempt, AttemptKind};
 pub use audit::AuditEntry;
 pub use billing::{

@@ -26,7 +26,7 @@ mod peer;
 pub use peer::Peer;
 mod router;
 pub(crate) use router::specs as router_specs;
-pub use router::{Access, RouteSpec, Routes, routes};
+pub use router::{Access, OperatorRouteSpec, RouteSpec, Routes, operator_routes, routes};
 mod state;
 
 use axum::Router;

@@ -13,7 +13,7 @@ use super::authn::{check_csrf, is_safe};
 use super::error::ApiError;
 use super::gate::{client_ip, host};
 use super::state::AppState;
-use crate::auth::{operators, sessions};
+use crate::auth::{OperatorPerm, operators, sessions};
 use crate::control::Operator;
 use crate::routing::Route;
 
@@ -59,5 +59,21 @@ impl FromRequestParts<AppState> for OperatorCaller {
             csrf_token,
             ip: client_ip(parts, state),
         })
+    }
+}
+
+/// An operator whose role holds `P` (see [`crate::auth::operator_rbac`]):
+/// 403 for one whose role does not, before anything is read or changed.
+pub struct OperatorCan<P: OperatorPerm>(pub OperatorCaller, pub std::marker::PhantomData<P>);
+
+impl<P: OperatorPerm> FromRequestParts<AppState> for OperatorCan<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = OperatorCaller::from_request_parts(parts, state).await?;
+        if !P::PERMISSION.allows(caller.operator.role) {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(OperatorCan(caller, std::marker::PhantomData))
     }
 }

@@ -7,11 +7,14 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
-use super::api::{admin, audit, billing, invitations, members, people, settings, tokens};
+use super::api::{
+    admin, admin_actions, admin_tenants, audit, billing, invitations, members, people, settings,
+    tokens,
+};
 use super::error::ApiError;
 use super::ops;
 use super::state::AppState;
-use crate::auth::Permission;
+use crate::auth::{OperatorPermission, Permission};
 
 /// What a route requires of its caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +38,18 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
+/// An admin route (admin.<base> only) and the operator permission it
+/// needs: what the operator permission matrix test walks.
+#[derive(Clone, Debug)]
+pub struct OperatorRouteSpec {
+    /// Its method.
+    pub method: Method,
+    /// With `{name}` placeholders, as axum writes them.
+    pub path: &'static str,
+    /// What the operator's role must hold.
+    pub permission: OperatorPermission,
+}
+
 /// Routes being assembled, each with what it requires of its caller: a
 /// product's handlers take the extractors of [`crate::http::extract`]
 /// (`Db`, `Can<P>`, `Caller`) and answer [`crate::http::ApiResult`].
@@ -45,6 +60,7 @@ pub struct RouteSpec {
 pub struct Routes {
     router: Router<AppState>,
     specs: Vec<RouteSpec>,
+    operator_specs: Vec<OperatorRouteSpec>,
 }
 
 impl Routes {
@@ -111,7 +127,26 @@ impl Routes {
         Self {
             router: Router::new(),
             specs: Vec::new(),
+            operator_specs: Vec::new(),
         }
+    }
+
+    /// An admin route: outside the tenant roles (listed `Public` for them),
+    /// needing `permission` of an operator, which the handler's
+    /// `OperatorCan<P>` enforces.
+    fn operator(
+        mut self,
+        method: Method,
+        path: &'static str,
+        permission: OperatorPermission,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.operator_specs.push(OperatorRouteSpec {
+            method: method.clone(),
+            path,
+            permission,
+        });
+        self.at(method, path, Access::Public, handler)
     }
 
     /// What every route requires, in the order they were added.
@@ -227,6 +262,75 @@ fn platform() -> Routes {
         .post("/api/admin/login", Public, admin::login)
         .post("/api/admin/logout", Public, admin::logout)
         .get("/api/admin/me", Public, admin::me)
+        .operator_routes()
+}
+
+impl Routes {
+    /// The admin API, each route with its operator permission.
+    fn operator_routes(self) -> Self {
+        const READ: OperatorPermission = OperatorPermission::ADMIN_READ;
+        const WRITE: OperatorPermission = OperatorPermission::ADMIN_WRITE;
+        const TENANT: &str = "/api/admin/tenants/{slug}";
+        self.operator(
+            Method::GET,
+            "/api/admin/tenants",
+            READ,
+            get(admin_tenants::search_tenants),
+        )
+        .operator(Method::GET, TENANT, READ, get(admin_tenants::get_tenant))
+        .operator(
+            Method::POST,
+            "/api/admin/tenants/{slug}/suspend",
+            WRITE,
+            post(admin_actions::suspend_tenant),
+        )
+        .operator(
+            Method::POST,
+            "/api/admin/tenants/{slug}/reinstate",
+            WRITE,
+            post(admin_actions::reinstate_tenant),
+        )
+        .operator(
+            Method::POST,
+            "/api/admin/tenants/{slug}/comp",
+            WRITE,
+            post(admin_actions::comp_tenant).delete(admin_actions::end_comp),
+        )
+        .operator_spec_only(Method::DELETE, "/api/admin/tenants/{slug}/comp", WRITE)
+        .operator(
+            Method::POST,
+            "/api/admin/tenants/{slug}/end-sessions",
+            WRITE,
+            post(admin_actions::end_sessions),
+        )
+        .operator(
+            Method::GET,
+            "/api/admin/audit",
+            READ,
+            get(admin_tenants::list_platform_audit),
+        )
+    }
+
+    /// A second method on a path `operator` already routed (axum takes
+    /// one method router per path).
+    fn operator_spec_only(
+        mut self,
+        method: Method,
+        path: &'static str,
+        permission: OperatorPermission,
+    ) -> Self {
+        self.operator_specs.push(OperatorRouteSpec {
+            method: method.clone(),
+            path,
+            permission,
+        });
+        self.specs.push(RouteSpec {
+            method,
+            path,
+            access: Access::Public,
+        });
+        self
+    }
 }
 
 /// `routes`, and for anything else the one error shape: 404 for a path
@@ -255,6 +359,11 @@ pub(crate) fn all(product: &crate::app::Product) -> Routes {
 /// Every route of `product` (the platform's included) with what it requires.
 pub(crate) fn specs(product: &crate::app::Product) -> Vec<RouteSpec> {
     all(product).specs
+}
+
+/// Every admin route with the operator permission it needs.
+pub fn operator_routes() -> Vec<OperatorRouteSpec> {
+    platform().operator_specs
 }
 
 /// Every route of the reference application with what it requires.

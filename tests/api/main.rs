@@ -1,7 +1,7 @@
 //! The HTTP API against real PostgreSQL, as one test binary (one cluster
 //! booted, one link): the request path and its isolation (`serve`), people
 //! and sessions (`people`), platform operators on the admin host
-//! (`operators`), every route as every role (`rbac`), the edges of
+//! (`operators`) and the admin API they use (`admin`), every route as every role (`rbac`), the edges of
 //! the HTTP layer tried as an attacker would (`edges`), the control plane away
 //! (`outage`), a tenant server stopped under load (`tenant_outage`), what a
 //! team's own handler cannot break (`handlers`), and a product of its own on
@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
 mod billing;
 mod edges;
 mod handlers;

@@ -12,8 +12,8 @@ use bulkhead::control::{Email, OperatorRole};
 use serde_json::{Value, json};
 use totp_rs::Totp;
 
-const ADMIN: &str = "admin.localhost";
-const PASSWORD: &str = "operator passphrase 1";
+pub(crate) const ADMIN: &str = "admin.localhost";
+pub(crate) const PASSWORD: &str = "operator passphrase 1";
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -25,7 +25,7 @@ fn unix_now() -> u64 {
 /// The code of the step `offset` steps from now. A code of the current
 /// step or a later one is accepted for its whole step and the next (one
 /// step of skew), so a test is not at the mercy of a step ending.
-fn code(uri: &str, offset: i64) -> String {
+pub(crate) fn code(uri: &str, offset: i64) -> String {
     let totp = Totp::from_url(uri).expect("an otpauth URI");
     let t = unix_now() as i64 + offset * 30;
     totp.generate(t as u64).to_string()
@@ -41,7 +41,7 @@ fn wrong_code(uri: &str) -> String {
 }
 
 /// The operator cookie a reply set, as `bh_operator=<value>`.
-fn cookie(reply: &Reply) -> String {
+pub(crate) fn cookie(reply: &Reply) -> String {
     let set = reply
         .headers
         .get("set-cookie")
@@ -58,7 +58,7 @@ fn cookie(reply: &Reply) -> String {
 }
 
 /// An operator, not enrolled: its enrolment token.
-async fn operator(fleet: &TestFleet, email: &str, role: OperatorRole) -> String {
+pub(crate) async fn operator(fleet: &TestFleet, email: &str, role: OperatorRole) -> String {
     let token = bulkhead::secret::random_hex(32);
     fleet
         .p()
@@ -72,7 +72,7 @@ async fn operator(fleet: &TestFleet, email: &str, role: OperatorRole) -> String 
 
 /// Enrols with `token` and confirms with the current code: the otpauth URI
 /// and the recovery codes.
-async fn enrol(admin: &HttpClient, token: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrol(admin: &HttpClient, token: &str) -> (String, Vec<String>) {
     let r = admin
         .post(
             "/api/admin/enrol",
@@ -100,7 +100,7 @@ async fn enrol(admin: &HttpClient, token: &str) -> (String, Vec<String>) {
     (uri, codes)
 }
 
-async fn login(admin: &HttpClient, email: &str, password: &str, factor: Value) -> Reply {
+pub(crate) async fn login(admin: &HttpClient, email: &str, password: &str, factor: Value) -> Reply {
     let mut body = json!({"email": email, "password": password});
     body.as_object_mut()
         .unwrap()

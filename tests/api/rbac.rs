@@ -187,6 +187,16 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/admin/login"),
     ("POST", "/api/admin/logout"),
     ("GET", "/api/admin/me"),
+    // the admin API: an operator permission each, walked by
+    // tests/api/admin.rs from `bulkhead::http::operator_routes()`
+    ("GET", "/api/admin/tenants"),
+    ("GET", "/api/admin/tenants/{slug}"),
+    ("POST", "/api/admin/tenants/{slug}/suspend"),
+    ("POST", "/api/admin/tenants/{slug}/reinstate"),
+    ("POST", "/api/admin/tenants/{slug}/comp"),
+    ("DELETE", "/api/admin/tenants/{slug}/comp"),
+    ("POST", "/api/admin/tenants/{slug}/end-sessions"),
+    ("GET", "/api/admin/audit"),
 ];
 
 /// The routes that end the caller's own session or membership: each call

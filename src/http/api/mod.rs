@@ -4,6 +4,10 @@
 #[doc(hidden)]
 pub mod admin;
 #[doc(hidden)]
+pub mod admin_actions;
+#[doc(hidden)]
+pub mod admin_tenants;
+#[doc(hidden)]
 pub mod audit;
 #[doc(hidden)]
 pub mod billing;

@@ -1,0 +1,241 @@
+//! The admin API's actions on a tenant (admin.<base> only, `admin.write`,
+//! with the operator's CSRF token): suspend, reinstate, comp pro until a
+//! date, end a comp, end every session. Each needs a reason (1-500
+//! characters), checked before anything changes, and leaves one row in the
+//! platform audit log (actor `operator:<email>`, the client address) and one
+//! in the tenant's own (actor `platform:<email>`).
+
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::admin_tenants::tenant_named;
+use crate::auth::operator_perm::AdminWrite;
+use crate::control::{Status, Tenant};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::input::Json;
+use crate::http::operator::{OperatorCaller, OperatorCan};
+use crate::http::state::AppState;
+use crate::routing::TenantEntry;
+
+/// `{"reason": "..."}`.
+#[derive(Debug, Deserialize)]
+pub struct ReasonRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `{"until": "2027-01-31" | RFC 3339, "reason": "..."}`.
+#[derive(Debug, Deserialize)]
+pub struct CompRequest {
+    #[serde(default)]
+    pub until: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The reason, trimmed: 1-500 characters, or 422.
+fn reason(text: Option<&str>) -> ApiResult<String> {
+    let text = text.unwrap_or("").trim();
+    if text.is_empty() || text.chars().count() > 500 {
+        return Err(ApiError::field("reason", "must be 1-500 characters"));
+    }
+    Ok(text.to_string())
+}
+
+/// A day (through its end, UTC) or an RFC 3339 time, in the future.
+fn until(text: Option<&str>) -> ApiResult<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let text = text.unwrap_or("").trim();
+    let bad = || ApiError::field("until", "give a future day (2027-01-31) or RFC 3339 time");
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let at = match time::Date::parse(text, &day) {
+        Ok(date) => date.next_day().ok_or_else(bad)?.midnight().assume_utc(),
+        Err(_) => OffsetDateTime::parse(text, &Rfc3339).map_err(|_| bad())?,
+    };
+    if at <= OffsetDateTime::now_utc() {
+        return Err(bad());
+    }
+    Ok(at)
+}
+
+/// Writes the action into the platform audit log.
+async fn platform_audit(
+    state: &AppState,
+    op: &OperatorCaller,
+    action: &str,
+    tenant: &Tenant,
+    mut detail: Value,
+) -> ApiResult<()> {
+    detail["ip"] = op.ip.map(|i| i.to_string()).into();
+    detail["slug"] = tenant.slug.as_str().into();
+    state
+        .control
+        .audit(
+            &format!("operator:{}", op.operator.email),
+            action,
+            Some(tenant.id),
+            detail,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Writes the action into the tenant's own audit log, over a tenant
+/// connection (the tenant's owners see it in `GET /api/audit`).
+async fn tenant_audit(
+    state: &AppState,
+    op: &OperatorCaller,
+    action: &str,
+    tenant: &Tenant,
+    detail: Value,
+) -> ApiResult<()> {
+    let entry = TenantEntry::from_tenant(tenant, &state.provisioner.settings().shared_db);
+    let pool = state.pools.pool(&entry).await?;
+    let db = state.pools.connect_to(&entry, &pool).await?;
+    db.execute(
+        "INSERT INTO audit_log (actor_label, action, object_type, object_id, detail, client_ip)
+         VALUES ($1, $2, 'tenant', $3, $4, $5)",
+        &[
+            &format!("platform:{}", op.operator.email),
+            &action,
+            &tenant.slug.as_str(),
+            &detail,
+            &op.ip,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Both audit rows of an action on a tenant, with the reason.
+async fn audited(
+    state: &AppState,
+    op: &OperatorCaller,
+    action: &str,
+    tenant: &Tenant,
+    detail: Value,
+) -> ApiResult<()> {
+    platform_audit(state, op, action, tenant, detail.clone()).await?;
+    tenant_audit(state, op, action, tenant, detail).await
+}
+
+/// `POST /api/admin/tenants/{slug}/suspend`: its hosts answer 403
+/// `tenant_suspended` until it is reinstated.
+pub async fn suspend_tenant(
+    State(state): State<AppState>,
+    OperatorCan(op, _): OperatorCan<AdminWrite>,
+    Path(slug): Path<String>,
+    Json(req): Json<ReasonRequest>,
+) -> ApiResult<Json<Value>> {
+    let why = reason(req.reason.as_deref())?;
+    let t = tenant_named(&state, &slug).await?;
+    if t.status != Status::Active {
+        return Err(ApiError::Conflict(format!("the tenant is {}", t.status)));
+    }
+    // Not the provisioner's suspend: its own audit row would make two.
+    state
+        .control
+        .set_status(t.id, Status::Suspended, None)
+        .await?;
+    let t = tenant_named(&state, &slug).await?;
+    audited(&state, &op, "tenant.suspend", &t, json!({"reason": why})).await?;
+    Ok(Json(json!({"slug": t.slug, "status": t.status})))
+}
+
+/// `POST /api/admin/tenants/{slug}/reinstate`: serves a suspended tenant
+/// again.
+pub async fn reinstate_tenant(
+    State(state): State<AppState>,
+    OperatorCan(op, _): OperatorCan<AdminWrite>,
+    Path(slug): Path<String>,
+    Json(req): Json<ReasonRequest>,
+) -> ApiResult<Json<Value>> {
+    let why = reason(req.reason.as_deref())?;
+    let t = tenant_named(&state, &slug).await?;
+    if t.status != Status::Suspended {
+        return Err(ApiError::Conflict(format!("the tenant is {}", t.status)));
+    }
+    // Not the provisioner's resume: its own audit row would make two.
+    state.control.set_status(t.id, Status::Active, None).await?;
+    let t = tenant_named(&state, &slug).await?;
+    audited(&state, &op, "tenant.reinstate", &t, json!({"reason": why})).await?;
+    Ok(Json(json!({"slug": t.slug, "status": t.status})))
+}
+
+/// `POST /api/admin/tenants/{slug}/comp`: pro until a date, ending by
+/// itself. The plan change reaches the tenant at once (limits, and the
+/// row in its audit log billing writes for every plan change).
+pub async fn comp_tenant(
+    State(state): State<AppState>,
+    OperatorCan(op, _): OperatorCan<AdminWrite>,
+    Path(slug): Path<String>,
+    Json(req): Json<CompRequest>,
+) -> ApiResult<Json<Value>> {
+    let why = reason(req.reason.as_deref())?;
+    let until = until(req.until.as_deref())?;
+    let t = tenant_named(&state, &slug).await?;
+    let by = format!("platform:{}", op.operator.email);
+    let grace = state.billing.settings().grace;
+    state
+        .control
+        .grant_comp(t.id, until, &why, &by, grace)
+        .await?;
+    let until_text = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    platform_audit(
+        &state,
+        &op,
+        "tenant.comp",
+        &t,
+        json!({"until": until_text, "reason": why}),
+    )
+    .await?;
+    state.billing.deliver(Some(t.id)).await;
+    Ok(Json(json!({"slug": t.slug, "comp_until": until_text})))
+}
+
+/// `DELETE /api/admin/tenants/{slug}/comp`: ends a comp now; the plan
+/// returns to what billing says. 409 without one.
+pub async fn end_comp(
+    State(state): State<AppState>,
+    OperatorCan(op, _): OperatorCan<AdminWrite>,
+    Path(slug): Path<String>,
+    Json(req): Json<ReasonRequest>,
+) -> ApiResult<Json<Value>> {
+    let why = reason(req.reason.as_deref())?;
+    let t = tenant_named(&state, &slug).await?;
+    let by = format!("platform:{}", op.operator.email);
+    let grace = state.billing.settings().grace;
+    if !state.control.end_comp(t.id, &why, &by, grace).await? {
+        return Err(ApiError::Conflict("the tenant has no comp".into()));
+    }
+    platform_audit(&state, &op, "tenant.uncomp", &t, json!({"reason": why})).await?;
+    state.billing.deliver(Some(t.id)).await;
+    Ok(Json(json!({"slug": t.slug, "comp_until": null})))
+}
+
+/// `POST /api/admin/tenants/{slug}/end-sessions`: logs every user out of
+/// the tenant (API tokens are untouched).
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    OperatorCan(op, _): OperatorCan<AdminWrite>,
+    Path(slug): Path<String>,
+    Json(req): Json<ReasonRequest>,
+) -> ApiResult<Json<Value>> {
+    let why = reason(req.reason.as_deref())?;
+    let t = tenant_named(&state, &slug).await?;
+    let ended = state.control.delete_tenant_sessions(t.id).await?;
+    state.session_cache.forget_tenant(t.id);
+    audited(
+        &state,
+        &op,
+        "tenant.end_sessions",
+        &t,
+        json!({"reason": why, "ended": ended}),
+    )
+    .await?;
+    Ok(Json(json!({"slug": t.slug, "ended": ended})))
+}
