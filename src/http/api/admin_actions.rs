@@ -130,18 +130,16 @@ pub async fn suspend_tenant(
     Json(req): Json<ReasonRequest>,
 ) -> ApiResult<Json<Value>> {
     let why = reason(req.reason.as_deref())?;
-    let t = tenant_named(&state, &slug).await?;
-    if t.status != Status::Active {
-        return Err(ApiError::Conflict(format!("the tenant is {}", t.status)));
-    }
-    // Not the provisioner's suspend: its own audit row would make two.
-    state
-        .control
-        .set_status(t.id, Status::Suspended, None)
-        .await?;
-    let t = tenant_named(&state, &slug).await?;
-    audited(&state, &op, "tenant.suspend", &t, json!({"reason": why})).await?;
-    Ok(Json(json!({"slug": t.slug, "status": t.status})))
+    move_status(
+        &state,
+        &op,
+        &slug,
+        Status::Active,
+        Status::Suspended,
+        "tenant.suspend",
+        &why,
+    )
+    .await
 }
 
 /// `POST /api/admin/tenants/{slug}/reinstate`: serves a suspended tenant
@@ -153,14 +151,37 @@ pub async fn reinstate_tenant(
     Json(req): Json<ReasonRequest>,
 ) -> ApiResult<Json<Value>> {
     let why = reason(req.reason.as_deref())?;
-    let t = tenant_named(&state, &slug).await?;
-    if t.status != Status::Suspended {
+    move_status(
+        &state,
+        &op,
+        &slug,
+        Status::Suspended,
+        Status::Active,
+        "tenant.reinstate",
+        &why,
+    )
+    .await
+}
+
+/// Suspend and reinstate: the tenant must be `from` (else 409); it becomes
+/// `to`, audited once. Not the provisioner's suspend/resume: their own
+/// audit row would make two.
+async fn move_status(
+    state: &AppState,
+    op: &crate::http::operator::OperatorCaller,
+    slug: &str,
+    from: Status,
+    to: Status,
+    action: &str,
+    why: &str,
+) -> ApiResult<Json<Value>> {
+    let t = tenant_named(state, slug).await?;
+    if t.status != from {
         return Err(ApiError::Conflict(format!("the tenant is {}", t.status)));
     }
-    // Not the provisioner's resume: its own audit row would make two.
-    state.control.set_status(t.id, Status::Active, None).await?;
-    let t = tenant_named(&state, &slug).await?;
-    audited(&state, &op, "tenant.reinstate", &t, json!({"reason": why})).await?;
+    state.control.set_status(t.id, to, None).await?;
+    let t = tenant_named(state, slug).await?;
+    audited(state, op, action, &t, json!({"reason": why})).await?;
     Ok(Json(json!({"slug": t.slug, "status": t.status})))
 }
 
