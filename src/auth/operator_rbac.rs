@@ -22,8 +22,22 @@ impl OperatorPermission {
     /// Suspend, reinstate, comp, end sessions (admin only).
     pub const ADMIN_WRITE: OperatorPermission = OperatorPermission::new("admin.write", &[Admin]);
 
+    /// Ask for break-glass access to a tenant's data, use one's own live
+    /// grant, end it (support and admin; read-write access is for admins
+    /// only, and needs a second one's approval).
+    pub const ACCESS_REQUEST: OperatorPermission =
+        OperatorPermission::new("access.request", &[Support, Admin]);
+    /// Approve another operator's read-write access (admin only).
+    pub const ACCESS_APPROVE: OperatorPermission =
+        OperatorPermission::new("access.approve", &[Admin]);
+
     /// Every operator permission.
-    pub const ALL: [OperatorPermission; 2] = [Self::ADMIN_READ, Self::ADMIN_WRITE];
+    pub const ALL: [OperatorPermission; 4] = [
+        Self::ADMIN_READ,
+        Self::ADMIN_WRITE,
+        Self::ACCESS_REQUEST,
+        Self::ACCESS_APPROVE,
+    ];
 
     const fn new(name: &'static str, roles: &'static [OperatorRole]) -> Self {
         Self { name, roles }
@@ -71,6 +85,18 @@ pub mod operator_perm {
     pub struct AdminWrite;
     impl OperatorPerm for AdminWrite {
         const PERMISSION: OperatorPermission = OperatorPermission::ADMIN_WRITE;
+    }
+
+    /// `OperatorCan<AccessRequest>`: [`OperatorPermission::ACCESS_REQUEST`].
+    pub struct AccessRequest;
+    impl OperatorPerm for AccessRequest {
+        const PERMISSION: OperatorPermission = OperatorPermission::ACCESS_REQUEST;
+    }
+
+    /// `OperatorCan<AccessApprove>`: [`OperatorPermission::ACCESS_APPROVE`].
+    pub struct AccessApprove;
+    impl OperatorPerm for AccessApprove {
+        const PERMISSION: OperatorPermission = OperatorPermission::ACCESS_APPROVE;
     }
 }
 

@@ -57,9 +57,13 @@ impl Permission {
     pub const BILLING_MANAGE: Permission = Permission::new("billing.manage", OWNERS);
     /// Delete the tenant (owners).
     pub const TENANT_DELETE: Permission = Permission::new("tenant.delete", OWNERS);
+    /// Set the rule for the vendor's staff seeing the tenant's data, and
+    /// approve, deny or end their access (owners). Reading the rule and
+    /// the grants takes `audit.read`.
+    pub const SUPPORT_ACCESS_MANAGE: Permission = Permission::new("support_access.manage", OWNERS);
 
     /// The platform's own permissions.
-    pub const PLATFORM: [Permission; 12] = [
+    pub const PLATFORM: [Permission; 13] = [
         Self::PROJECT_READ,
         Self::PROJECT_WRITE,
         Self::MEMBER_READ,
@@ -72,6 +76,7 @@ impl Permission {
         Self::BILLING_READ,
         Self::BILLING_MANAGE,
         Self::TENANT_DELETE,
+        Self::SUPPORT_ACCESS_MANAGE,
     ];
 
     /// A permission named `name` (`area.verb`), held by `roles`.
@@ -181,6 +186,7 @@ pub mod perm {
         BillingRead = BILLING_READ,
         BillingManage = BILLING_MANAGE,
         TenantDelete = TENANT_DELETE,
+        SupportAccessManage = SUPPORT_ACCESS_MANAGE,
     );
 }
 

@@ -1,6 +1,7 @@
 //! The control plane: the one database that knows every server, tenant and
 //! domain. Migrated from `control-plane-migrations/` on every start.
 
+mod access;
 mod admin;
 mod attempts;
 mod audit;
@@ -25,6 +26,7 @@ mod users;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
+pub use access::{AccessGrant, AccessMode, GrantEnd, GrantRequest, SupportPolicy};
 pub use admin::{AuditFilter, AuditRow};
 pub use attempts::{Admission, Attempt, AttemptKind};
 pub use audit::AuditEntry;

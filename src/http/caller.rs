@@ -42,6 +42,28 @@ pub enum Principal {
     Token(Arc<TokenInfo>),
     /// A person's session on this tenant.
     Session(Arc<SessionUser>),
+    /// BREAK-GLASS: one of the vendor's operators under a live access
+    /// grant, through the admin host's view of this tenant (see
+    /// `http::break_glass`). Its requests are served over the connection
+    /// the grant opened (read-only unless the grant is read-write), and
+    /// each is in the tenant's own audit log.
+    BreakGlass(Arc<BreakGlassOperator>),
+}
+
+/// An operator seeing a tenant's data under a grant.
+#[derive(Debug)]
+pub struct BreakGlassOperator {
+    /// The operator's id (not a user of any tenant).
+    pub operator_id: Uuid,
+    /// The operator's e-mail address.
+    pub email: String,
+    /// The grant the request is served under.
+    pub grant_id: Uuid,
+    /// The reason the grant was asked for.
+    pub reason: String,
+    /// What the grant lets it do: `viewer` (read-only) or `member`
+    /// (read-write).
+    pub role: Role,
 }
 
 /// A person logged in to this tenant.
@@ -67,6 +89,7 @@ impl Caller {
         match &self.principal {
             Principal::Token(t) => t.role,
             Principal::Session(s) => s.role,
+            Principal::BreakGlass(o) => o.role,
         }
     }
 
@@ -75,6 +98,7 @@ impl Caller {
         match &self.principal {
             Principal::Token(t) => format!("token:{}", t.name),
             Principal::Session(s) => format!("user:{}", s.email),
+            Principal::BreakGlass(o) => format!("platform:{}", o.email),
         }
     }
 
@@ -83,6 +107,7 @@ impl Caller {
         match &self.principal {
             Principal::Token(t) => t.id,
             Principal::Session(s) => s.user_id,
+            Principal::BreakGlass(o) => o.operator_id,
         }
     }
 
@@ -90,7 +115,7 @@ impl Caller {
     pub fn session(&self) -> Option<&SessionUser> {
         match &self.principal {
             Principal::Session(s) => Some(s),
-            Principal::Token(_) => None,
+            Principal::Token(_) | Principal::BreakGlass(_) => None,
         }
     }
 

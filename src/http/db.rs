@@ -5,7 +5,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use super::caller::Caller;
+use super::caller::{Caller, Principal};
 use super::error::ApiError;
 use super::peer::peer;
 use super::state::AppState;
@@ -20,6 +20,12 @@ impl FromRequestParts<AppState> for Db {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // Never a connection for an unauthenticated request.
         let caller = Caller::from_request_parts(parts, state).await?;
+        // An operator's request under a grant: only the connection the
+        // grant opened (audited, read-only unless read-write), never one
+        // of the pool's own.
+        if matches!(caller.principal, Principal::BreakGlass(_)) {
+            return super::break_glass::connection(parts).map(Db);
+        }
         let tenant = &caller.tenant;
         let peer = peer(parts);
         if let Some(pool) = peer.and_then(|p| p.recall_pool(tenant)) {

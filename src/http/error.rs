@@ -52,6 +52,16 @@ pub enum ApiError {
     /// 502 `billing_error`: Stripe refused what was asked of it (its message).
     #[error("the payment provider refused the request: {0}")]
     BillingRefused(String),
+    /// 403 for break-glass access: `code` says why (`no_access_grant`: no
+    /// live grant; `support_access_never`: the tenant allows none;
+    /// `read_only_grant`: a write under a read-only grant).
+    #[error("{message}")]
+    AccessRefused {
+        /// The error's code.
+        code: &'static str,
+        /// What the operator is told.
+        message: String,
+    },
     /// 409 `conflict`: the request does not fit the resource's state.
     #[error("{0}")]
     Conflict(String),
@@ -186,6 +196,7 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "billing_unavailable")
             }
             ApiError::BillingRefused(_) => (StatusCode::BAD_GATEWAY, "billing_error"),
+            ApiError::AccessRefused { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),

@@ -5,7 +5,7 @@
 //! modules: host, tenant and gate; then the caller; then the connection.
 
 pub use super::authn::Can;
-pub use super::caller::{Caller, CallerData, Principal, SessionUser};
+pub use super::caller::{BreakGlassOperator, Caller, CallerData, Principal, SessionUser};
 pub use super::db::Db;
 pub use super::gate::{ClientIp, Tenant, authority, host};
 /// The connection [`Db`] holds (see its docs).

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod authn;
+pub mod break_glass;
 mod caller;
 mod client_ip;
 mod db;

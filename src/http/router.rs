@@ -8,9 +8,10 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
 use super::api::{
-    admin, admin_actions, admin_tenants, audit, billing, invitations, members, people, settings,
-    tokens,
+    admin, admin_access, admin_actions, admin_tenants, audit, billing, invitations, members,
+    people, settings, support_access, tokens,
 };
+use super::break_glass;
 use super::error::ApiError;
 use super::ops;
 use super::state::AppState;
@@ -59,6 +60,9 @@ pub struct OperatorRouteSpec {
 /// tenant connection is opened.
 pub struct Routes {
     router: Router<AppState>,
+    /// The routes that require a permission, again: what an operator's
+    /// break-glass view of a tenant serves (see `http::break_glass`).
+    views: Router<AppState>,
     specs: Vec<RouteSpec>,
     operator_specs: Vec<OperatorRouteSpec>,
 }
@@ -72,6 +76,9 @@ impl Routes {
         access: Access,
         handler: MethodRouter<AppState>,
     ) -> Self {
+        if let Access::Requires(_) = access {
+            self.views = self.views.route(path, handler.clone());
+        }
         self.router = self.router.route(path, handler);
         self.specs.push(RouteSpec {
             method,
@@ -126,6 +133,7 @@ impl Routes {
     fn new() -> Self {
         Self {
             router: Router::new(),
+            views: Router::new(),
             specs: Vec::new(),
             operator_specs: Vec::new(),
         }
@@ -254,6 +262,31 @@ fn platform() -> Routes {
             billing::portal,
         )
         .post("/webhooks/stripe", Public, billing::stripe_webhook)
+        .get(
+            "/api/support-access",
+            Requires(Permission::AUDIT_READ),
+            support_access::get_support_access,
+        )
+        .patch(
+            "/api/support-access",
+            Requires(Permission::SUPPORT_ACCESS_MANAGE),
+            support_access::set_policy,
+        )
+        .post(
+            "/api/support-access/grants/{id}/approve",
+            Requires(Permission::SUPPORT_ACCESS_MANAGE),
+            support_access::approve,
+        )
+        .post(
+            "/api/support-access/grants/{id}/deny",
+            Requires(Permission::SUPPORT_ACCESS_MANAGE),
+            support_access::deny,
+        )
+        .post(
+            "/api/support-access/grants/{id}/revoke",
+            Requires(Permission::SUPPORT_ACCESS_MANAGE),
+            support_access::revoke,
+        )
         // The admin host's: public as far as tenant roles go; the
         // handlers answer 404 on any other host and take an operator
         // session (OperatorCaller), never a tenant's, where they need one.
@@ -309,6 +342,41 @@ impl Routes {
             READ,
             get(admin_tenants::list_platform_audit),
         )
+        .break_glass_routes()
+    }
+
+    /// Break-glass: access grants, and the view of a tenant under one
+    /// (its handler is added by [`router`], which has the views to serve).
+    fn break_glass_routes(self) -> Self {
+        const ASK: OperatorPermission = OperatorPermission::ACCESS_REQUEST;
+        self.operator(
+            Method::POST,
+            "/api/admin/tenants/{slug}/access",
+            ASK,
+            post(admin_access::request_access),
+        )
+        .operator(
+            Method::GET,
+            "/api/admin/access",
+            OperatorPermission::ADMIN_READ,
+            get(admin_access::list_grants),
+        )
+        .operator(
+            Method::POST,
+            "/api/admin/access/{grant}/approve",
+            OperatorPermission::ACCESS_APPROVE,
+            post(admin_access::approve_grant),
+        )
+        .operator(
+            Method::POST,
+            "/api/admin/access/{grant}/revoke",
+            ASK,
+            post(admin_access::revoke_grant),
+        )
+        .operator_spec_only(Method::GET, break_glass::VIEW, ASK)
+        .operator_spec_only(Method::POST, break_glass::VIEW, ASK)
+        .operator_spec_only(Method::PATCH, break_glass::VIEW, ASK)
+        .operator_spec_only(Method::DELETE, break_glass::VIEW, ASK)
     }
 
     /// A second method on a path `operator` already routed (axum takes
@@ -336,8 +404,19 @@ impl Routes {
 /// `routes`, and for anything else the one error shape: 404 for a path
 /// that is not a route, 405 (with `Allow`) for a method a path does not take.
 pub(crate) fn router(routes: Routes, state: AppState) -> Router {
+    let views = routes
+        .views
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
     routes
         .router
+        .route(
+            break_glass::VIEW,
+            axum::routing::any(move |s, op, path, request| {
+                break_glass::view(views.clone(), s, op, path, request)
+            }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -168,6 +168,27 @@ const DOCUMENTED: &[(&str, &str, [bool; 4], u16)] = &[
     // permission, 503 billing_disabled)
     ("POST", "/api/billing/checkout", [Y, N, N, N], 503),
     ("POST", "/api/billing/portal", [Y, N, N, N], 503),
+    // audit.read / support_access.manage
+    ("GET", "/api/support-access", [Y, Y, N, N], 200),
+    ("PATCH", "/api/support-access", [Y, N, N, N], 200),
+    (
+        "POST",
+        "/api/support-access/grants/{id}/approve",
+        [Y, N, N, N],
+        200,
+    ),
+    (
+        "POST",
+        "/api/support-access/grants/{id}/deny",
+        [Y, N, N, N],
+        200,
+    ),
+    (
+        "POST",
+        "/api/support-access/grants/{id}/revoke",
+        [Y, N, N, N],
+        200,
+    ),
 ];
 
 /// The routes docs/api.md documents as public.
@@ -197,6 +218,14 @@ const PUBLIC: &[(&str, &str)] = &[
     ("DELETE", "/api/admin/tenants/{slug}/comp"),
     ("POST", "/api/admin/tenants/{slug}/end-sessions"),
     ("GET", "/api/admin/audit"),
+    ("POST", "/api/admin/tenants/{slug}/access"),
+    ("GET", "/api/admin/access"),
+    ("POST", "/api/admin/access/{grant}/approve"),
+    ("POST", "/api/admin/access/{grant}/revoke"),
+    ("GET", "/api/admin/tenants/{slug}/view/{*path}"),
+    ("POST", "/api/admin/tenants/{slug}/view/{*path}"),
+    ("PATCH", "/api/admin/tenants/{slug}/view/{*path}"),
+    ("DELETE", "/api/admin/tenants/{slug}/view/{*path}"),
 ];
 
 /// The routes that end the caller's own session or membership: each call
@@ -214,6 +243,8 @@ enum Kind {
     Member,
     Invitation,
     Token,
+    /// A break-glass grant waiting for an owner's approval.
+    Grant,
 }
 
 impl Kind {
@@ -228,6 +259,8 @@ impl Kind {
                 Kind::Invitation
             } else if path.starts_with("/api/tokens/") {
                 Kind::Token
+            } else if path.starts_with("/api/support-access/grants/") {
+                Kind::Grant
             } else {
                 assert!(path.starts_with("/api/projects/"), "{path}");
                 Kind::Project
@@ -298,9 +331,39 @@ impl Fixtures<'_> {
                 let made = self.owner_creates("/api/tokens", body).await;
                 made["id"].as_str().map(str::to_string)
             }
+            Kind::Grant => {
+                use bulkhead::control::{AccessMode, Email, GrantRequest, OperatorRole};
+                let control = self.fleet.p().control();
+                let tenant = self.fleet.tenant_row(self.slug).await.id;
+                let policy = bulkhead::control::SupportPolicy::AskFirst;
+                control
+                    .set_support_policy(tenant, policy, "test")
+                    .await
+                    .unwrap();
+                let email = Email::parse(&format!("op{n}-{}@example.com", self.fleet.id)).unwrap();
+                let token = bulkhead::auth::sessions::hash(&bulkhead::secret::random_hex(16));
+                let operator = control
+                    .insert_operator(&email, OperatorRole::Support, &token)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let asked = GrantRequest {
+                    tenant,
+                    operator: operator.id,
+                    mode: AccessMode::ReadOnly,
+                    reason: "the walk needs a grant to act on",
+                    minutes: 15,
+                };
+                let grant = control.request_grant(&asked).await.unwrap().unwrap();
+                assert_eq!(grant.state, "awaiting_owner");
+                Some(grant.id.to_string())
+            }
         };
         let id = id.unwrap_or_else(|| panic!("{kind:?} fixture without an id"));
-        if matches!(kind, Kind::Member | Kind::Invitation | Kind::Token) {
+        if matches!(
+            kind,
+            Kind::Member | Kind::Invitation | Kind::Token | Kind::Grant
+        ) {
             assert!(id.parse::<uuid::Uuid>().is_ok(), "{kind:?} id {id}");
         }
         id
@@ -319,6 +382,7 @@ fn walk_body(method: &str, path: &str, n: usize, fleet_id: &str) -> Option<Value
             json!({"email": format!("walked{n}-{fleet_id}@example.com"), "role": "viewer"})
         }
         ("PATCH", "/api/settings") => json!({"week_start": "sunday"}),
+        ("PATCH", "/api/support-access") => json!({"policy": "ask_first"}),
         ("POST", "/api/tokens") => json!({"name": format!("walked {n}"), "role": "viewer"}),
         _ => return None,
     })
@@ -403,7 +467,8 @@ async fn every_route_as_every_role_answers_as_the_readme_documents() {
     let mut walked = 0;
     for (method, route, allowed, status) in DOCUMENTED {
         let kind = Kind::of(route);
-        let deletes = *method == "DELETE";
+        // Each call that ends or decides a grant needs one still waiting.
+        let deletes = *method == "DELETE" || matches!(kind, Some(Kind::Grant));
         let mut target = match kind {
             Some(kind) if deletes => Some(fixtures.make(kind).await),
             Some(kind) => Some(standing_id(kind)),
@@ -467,6 +532,10 @@ async fn every_route_as_every_role_answers_as_the_readme_documents() {
         "settings.update",
         "token.create",
         "token.revoke",
+        "support_access.policy",
+        "support_access.approved",
+        "support_access.denied",
+        "support_access.revoked",
     ] {
         let e = entries
             .iter()

@@ -16,7 +16,7 @@ use crate::http::state::AppState;
 use crate::routing::TenantEntry;
 
 /// The live (not deleted) tenant `slug`, or 404.
-pub(super) async fn tenant_named(state: &AppState, slug: &str) -> ApiResult<Tenant> {
+pub(crate) async fn tenant_named(state: &AppState, slug: &str) -> ApiResult<Tenant> {
     let slug = Slug::parse(slug).map_err(|_| ApiError::NotFound)?;
     state
         .control

@@ -4,6 +4,8 @@
 #[doc(hidden)]
 pub mod admin;
 #[doc(hidden)]
+pub mod admin_access;
+#[doc(hidden)]
 pub mod admin_actions;
 #[doc(hidden)]
 pub mod admin_tenants;
@@ -19,6 +21,8 @@ pub mod members;
 pub mod people;
 #[doc(hidden)]
 pub mod settings;
+#[doc(hidden)]
+pub mod support_access;
 #[doc(hidden)]
 pub mod tokens;
 

@@ -331,5 +331,10 @@ pub async fn me(caller: Caller) -> Json<serde_json::Value> {
             "role": t.role,
             "token": {"id": t.id, "name": t.name},
         }),
+        crate::http::extract::Principal::BreakGlass(o) => json!({
+            "tenant": tenant,
+            "role": o.role,
+            "operator": {"id": o.operator_id, "email": o.email, "grant": o.grant_id},
+        }),
     })
 }
