@@ -46,6 +46,25 @@ pub fn otpauth_uri(secret: &Secret<Vec<u8>>, account: &str) -> String {
         .expect("an account name without `:` makes a valid URI")
 }
 
+/// `uri` (an `otpauth://` URI) as a QR code an authenticator app scans:
+/// an SVG document (`svg`), or text for a terminal, two rows per line.
+pub fn qr_code(uri: &str, svg: bool) -> String {
+    use qrcode::render::{svg as svg_render, unicode};
+    let Ok(code) = qrcode::QrCode::new(uri.as_bytes()) else {
+        return String::new();
+    };
+    if svg {
+        code.render::<svg_render::Color<'_>>()
+            .min_dimensions(200, 200)
+            .build()
+    } else {
+        code.render::<unicode::Dense1x2>()
+            .dark_color(unicode::Dense1x2::Light)
+            .light_color(unicode::Dense1x2::Dark)
+            .build()
+    }
+}
+
 /// The base32 secret, as an app takes it typed in (dev prints it).
 pub fn base32_secret(secret: &Secret<Vec<u8>>) -> String {
     totp_rs::Secret::from(secret.expose().clone()).to_base32()
@@ -138,6 +157,22 @@ mod tests {
     fn secret() -> Secret<Vec<u8>> {
         // RFC 6238's SHA-1 test key.
         Secret::new(b"12345678901234567890".to_vec())
+    }
+
+    #[test]
+    fn the_enrolment_uri_renders_as_a_square_qr_code() {
+        let uri = otpauth_uri(&secret(), "ops@example.com");
+        let svg = qr_code(&uri, true);
+        assert!(svg.starts_with("<?xml") && svg.ends_with("</svg>"), "{svg}");
+        // Text: two modules per character row, every row as wide.
+        let text = qr_code(&uri, false);
+        let rows: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
+        assert!(rows.len() >= 12, "{text}");
+        assert!(rows.iter().all(|w| *w == rows[0]), "{rows:?}");
+        assert!(
+            rows[0] >= 2 * rows.len() - 2 && rows[0] <= 2 * rows.len() + 1,
+            "{rows:?}"
+        );
     }
 
     #[test]

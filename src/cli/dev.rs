@@ -94,6 +94,10 @@ pub async fn dev(
     );
     println!("  TOTP secret {} ({})", operator.0, operator.1);
     println!(
+        "  or scan it:\n{}",
+        crate::auth::operators::qr_code(&operator.1, false)
+    );
+    println!(
         "  log in: POST http://admin.{base}:{port}/api/admin/login \
          {{\"email\", \"password\", \"totp\"}} (totp: the app's code, or `oathtool --totp -b {}`)",
         operator.0

@@ -344,18 +344,8 @@ impl ControlPlane {
                       AND g.needs_operator AND g.operator_approved_at IS NULL))
               RETURNING g.id"
         );
-        let client = self.client().await?;
-        let updated = client
-            .query_opt(&sql, &[&id, &tenant.map(|t| t.0), &owner, &operator])
-            .await?;
-        match updated {
-            Some(_) => Ok(client
-                .query_opt(&select("g.id = $1"), &[&id])
-                .await?
-                .as_ref()
-                .map(grant)),
-            None => Ok(None),
-        }
+        self.changed(&sql, &[&id, &tenant.map(|t| t.0), &owner, &operator], id)
+            .await
     }
 
     /// Ends a grant early: `denied` (only one that has not begun) or
@@ -378,18 +368,24 @@ impl ControlPlane {
                 AND g.ended_at IS NULL AND {when}
               RETURNING g.id"
         );
+        self.changed(&sql, &[&id, &tenant.map(|t| t.0), &by, &how], id)
+            .await
+    }
+
+    /// Runs `update` (`… RETURNING g.id`) on grant `id`: the grant as it
+    /// is after it, or `None` when it changed nothing.
+    async fn changed(
+        &self,
+        update: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        id: Uuid,
+    ) -> Result<Option<AccessGrant>, ControlError> {
         let client = self.client().await?;
-        let ended = client
-            .query_opt(&sql, &[&id, &tenant.map(|t| t.0), &by, &how])
-            .await?;
-        match ended {
-            Some(_) => Ok(client
-                .query_opt(&select("g.id = $1"), &[&id])
-                .await?
-                .as_ref()
-                .map(grant)),
-            None => Ok(None),
+        if client.query_opt(update, params).await?.is_none() {
+            return Ok(None);
         }
+        let row = client.query_opt(&select("g.id = $1"), &[&id]).await?;
+        Ok(row.as_ref().map(grant))
     }
 
     /// Grants, newest first: a tenant's (`tenant`), or every tenant's;

@@ -83,6 +83,8 @@ pub(crate) async fn enrol(admin: &HttpClient, token: &str) -> (String, Vec<Strin
     let body = r.json();
     let uri = body["otpauth_uri"].as_str().unwrap().to_string();
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    let qr = body["qr_svg"].as_str().unwrap();
+    assert!(qr.contains("<svg") && qr.contains("</svg>"), "{qr}");
     let codes: Vec<String> = body["recovery_codes"]
         .as_array()
         .unwrap()

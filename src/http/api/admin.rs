@@ -104,9 +104,11 @@ pub async fn enrol(
         )
         .await?;
     let secret = state.secret.operator_totp_secret(&seed);
+    let uri = operators::otpauth_uri(&secret, &op.email);
     Ok(Json(json!({
         "operator": public(&op),
-        "otpauth_uri": operators::otpauth_uri(&secret, &op.email),
+        "qr_svg": operators::qr_code(&uri, true),
+        "otpauth_uri": uri,
         "secret": operators::base32_secret(&secret),
         "recovery_codes": codes,
         "next": "POST /api/admin/enrol/confirm with this token and a code from the app",
