@@ -44,3 +44,4 @@ pub mod secret;
 pub mod serve;
 #[doc(hidden)]
 pub mod sql;
+pub mod web;

@@ -273,17 +273,20 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// Makes an error response that is not in the one shape (a framework's own,
 /// an empty 504) into `{"error": {"code", "message"}}` for its status, keeping
 /// its headers (`Allow`, `Retry-After`…). What bulkhead's own handlers answer
-/// is already in shape and left alone.
+/// is already in shape and left alone: JSON, or a page's HTML.
 pub fn ensure_error_shape(response: &mut Response) {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return;
     }
-    let is_json = response
+    // JSON: the API's; HTML: a page's error page (see `crate::web`).
+    let in_shape = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if in_shape {
         return;
     }
     let reason = status.canonical_reason().unwrap_or("error");

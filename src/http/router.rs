@@ -63,6 +63,9 @@ pub struct Routes {
     /// The routes that require a permission, again: what an operator's
     /// break-glass view of a tenant serves (see `http::break_glass`).
     views: Router<AppState>,
+    /// The pages (HTML), served with the security headers.
+    pages: Router<AppState>,
+    page_specs: Vec<RouteSpec>,
     specs: Vec<RouteSpec>,
     operator_specs: Vec<OperatorRouteSpec>,
 }
@@ -130,10 +133,37 @@ impl Routes {
 }
 
 impl Routes {
+    /// A page (HTML, see [`crate::web`]) at `path`, its handler taking
+    /// `PageCan<P>` where `access` names a permission.
+    /// Not an API route: listed apart ([`Self::page_specs`]).
+    pub fn page(
+        mut self,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.pages = self.pages.route(path, handler);
+        self.page_specs.push(RouteSpec {
+            method: Method::GET,
+            path,
+            access,
+        });
+        self
+    }
+
+    /// The pages, in the order they were added.
+    pub fn page_specs(&self) -> &[RouteSpec] {
+        &self.page_specs
+    }
+}
+
+impl Routes {
     fn new() -> Self {
         Self {
             router: Router::new(),
             views: Router::new(),
+            pages: Router::new(),
+            page_specs: Vec::new(),
             specs: Vec::new(),
             operator_specs: Vec::new(),
         }
@@ -166,7 +196,7 @@ impl Routes {
 /// The platform's routes: operations, people, invitations, tokens, audit.
 fn platform() -> Routes {
     use Access::{Authenticated, Public, Requires};
-    Routes::new()
+    crate::web::routes(Routes::new())
         .get("/healthz", Public, ops::healthz)
         .get("/readyz", Public, ops::readyz)
         .get("/internal/tls-ask", Public, ops::tls_ask)
@@ -409,8 +439,17 @@ pub(crate) fn router(routes: Routes, state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
+    let pages = routes
+        .pages
+        .layer(axum::middleware::from_fn(crate::web::form_csrf))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            crate::web::secure,
+        ));
     routes
         .router
+        .merge(pages)
+        .route(crate::web::assets::PATH, get(crate::web::assets::asset))
         .route(
             break_glass::VIEW,
             axum::routing::any(move |s, op, path, request| {

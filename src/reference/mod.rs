@@ -5,6 +5,7 @@
 //! `Can<P>`). Members and settings, kept in the control plane, are the
 //! platform's (every product has them).
 
+mod pages;
 #[doc(hidden)]
 pub mod projects;
 mod tasks;
@@ -40,7 +41,7 @@ END $$";
 
 fn routes(routes: Routes) -> Routes {
     use Access::Requires;
-    routes
+    pages::routes(routes)
         .get(
             "/api/tenant",
             Requires(Permission::PROJECT_READ),

@@ -13,7 +13,7 @@ use tokio_postgres::Row;
 use super::delete_audited;
 use crate::auth::perm;
 use crate::http::api::{Page, PageQuery, audit, text_field};
-use crate::http::extract::{Can, Db};
+use crate::http::extract::{Caller, Can, Db, TenantConn};
 use crate::http::{ApiError, ApiResult};
 
 #[derive(Debug, Serialize)]
@@ -116,6 +116,14 @@ pub async fn create_project(
     Db(mut db): Db,
     Json(new): Json<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
+    let created = create(&mut db, &caller, &new).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Creates a project as `caller` (the API's and the projects page's): the
+/// plan's limit checked under a lock, the write audited, one transaction.
+pub async fn create(db: &mut TenantConn, caller: &Caller, new: &NewProject) -> ApiResult<Project> {
+    caller.require(crate::auth::Permission::PROJECT_WRITE)?;
     validate(Some(&new.name), Some(&new.description))?;
     let tx = db.transaction().await?;
     if let Some(allowed) = caller.tenant.plan.max_projects() {
@@ -146,7 +154,7 @@ pub async fn create_project(
     let created = project(&row);
     audit(
         &tx,
-        &caller,
+        caller,
         "project.create",
         "project",
         &created.id.to_string(),
@@ -154,7 +162,22 @@ pub async fn create_project(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok(created)
+}
+
+/// The newest `limit` projects.
+pub async fn newest(db: &TenantConn, limit: i64) -> ApiResult<Vec<Project>> {
+    let rows = db
+        .query(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM projects ORDER BY id DESC LIMIT $1"
+            ),
+            &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(project).collect())
 }
 
 pub async fn get_project(

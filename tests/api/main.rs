@@ -19,6 +19,7 @@ mod handlers;
 mod notes;
 mod operators;
 mod outage;
+mod pages;
 mod people;
 mod rbac;
 mod serve;

@@ -204,14 +204,50 @@ pub async fn login(
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
+    let done = log_in(&state, &tenant, peer, &headers, &req.email, &req.password).await?;
+    let body = json!({
+        "user": {"id": done.user.id, "email": done.user.email, "display_name": done.user.display_name},
+        "role": done.role,
+        "csrf_token": state.secret.csrf_token(&done.value),
+    });
+    Ok((
+        [(
+            SET_COOKIE,
+            sessions::set_cookie(&done.value, &state.sessions),
+        )],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// A log-in that succeeded: the new session's cookie value, who, and
+/// their role in the tenant.
+pub struct LoggedIn {
+    /// The `bh_session` cookie's value.
+    pub value: String,
+    pub user: crate::control::User,
+    pub role: crate::auth::Role,
+}
+
+/// Logs `email` in to `tenant` with `password` (the API's and the log-in
+/// page's): counted and limited before the hash, one answer for every
+/// failure, the session presented in `headers` (if any) replaced.
+pub async fn log_in(
+    state: &AppState,
+    tenant: &crate::routing::TenantEntry,
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    email: &str,
+    password: &str,
+) -> ApiResult<LoggedIn> {
     let settings = &state.sessions;
     // Not an address at all: no account can match, nothing to count.
-    let email = Email::parse(&req.email).map_err(|e| ApiError::field("email", e.to_string()))?;
+    let email = Email::parse(email).map_err(|e| ApiError::field("email", e.to_string()))?;
     let ip = peer.to_string();
     // Counted before the hash, atomically: attempts sent all at once cannot
     // all slip under the limit.
     let attempt = admit(
-        &state,
+        state,
         &Attempt {
             kind: AttemptKind::Login,
             email: Some((&email, settings.max_failures_per_email)),
@@ -222,10 +258,10 @@ pub async fn login(
     )
     .await?;
     let user = state.control.user_by_email(&email).await?;
-    let password = req.password.clone();
+    let given = password.to_string();
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok = hash_for(&state, attempt, move || {
-        passwords::verify_or_burn(&password, stored.as_deref())
+    let password_ok = hash_for(state, attempt, move || {
+        passwords::verify_or_burn(&given, stored.as_deref())
     })
     .await?;
     let member = match (&user, password_ok) {
@@ -239,13 +275,13 @@ pub async fn login(
     };
     state.control.forget_attempt(attempt).await?;
     if passwords::needs_rehash(&user.password_hash) {
-        let password = req.password.clone();
+        let password = password.to_string();
         // Best effort: the log-in stands even when no slot is free for it.
         if let Ok(fresh) = state.hashing.run(move || passwords::hash(&password)).await {
             state.control.set_password_hash(user.id, &fresh).await?;
         }
     }
-    if let Some(old) = sessions::presented(&headers) {
+    if let Some(old) = sessions::presented(headers) {
         state.control.delete_session(&sessions::hash(old)).await?;
     }
     let value = sessions::new_session_value();
@@ -268,16 +304,7 @@ pub async fn login(
         })
         .await?;
     tracing::info!(tenant = %tenant.slug, user = %user.id, "log-in");
-    let body = json!({
-        "user": {"id": user.id, "email": user.email, "display_name": user.display_name},
-        "role": role,
-        "csrf_token": state.secret.csrf_token(&value),
-    });
-    Ok((
-        [(SET_COOKIE, sessions::set_cookie(&value, settings))],
-        Json(body),
-    )
-        .into_response())
+    Ok(LoggedIn { value, user, role })
 }
 
 /// `POST /api/logout`: ends this session.

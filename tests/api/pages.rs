@@ -1,0 +1,352 @@
+//! The pages over real HTTP (a browser's requests, without the browser):
+//! log-in, the projects page and its form, CSRF as a form field, the
+//! security headers, hostile names rendered inert, roles hiding and
+//! refusing, another tenant's cookie, error pages, the assets.
+
+use std::sync::OnceLock;
+
+use bulkhead::control::Mode;
+
+use crate::common::{TestFleet, serve};
+use crate::people::{PASSWORD, member};
+
+/// What a browser gets back (no redirect followed).
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+
+    /// The value of the form's hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
+        self.body[at..].split('"').next().unwrap().to_string()
+    }
+}
+
+/// `method path` on `host`, with `cookie` and a url-encoded `form`.
+async fn browse(
+    addr: std::net::SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&[(&str, &str)]>,
+) -> Page {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    });
+    let mut req = client
+        .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+        .header("host", host)
+        .header("accept", "text/html");
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    if let Some(form) = form {
+        req = req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+    }
+    let res = req.send().await.expect("send");
+    Page {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.text().await.unwrap(),
+    }
+}
+
+/// Logs in through the form: the cookie (`bh_session=…`).
+async fn log_in(addr: std::net::SocketAddr, host: &str, email: &str) -> String {
+    let r = browse(
+        addr,
+        "POST",
+        host,
+        "/login",
+        None,
+        Some(&[("email", email), ("password", PASSWORD)]),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), "/projects");
+    r.header("set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn secured(p: &Page) {
+    let csp = p.header("content-security-policy");
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert_eq!(p.header("x-content-type-options"), "nosniff");
+    assert_eq!(p.header("referrer-policy"), "same-origin");
+    assert!(
+        p.header("content-type").starts_with("text/html"),
+        "{:?}",
+        p.headers
+    );
+    // No inline script anywhere: every <script> has a src of this origin.
+    for tag in p.body.split("<script").skip(1) {
+        let tag = tag.split('>').next().unwrap();
+        assert!(tag.contains("src=\"/assets/"), "<script{tag}>");
+    }
+}
+
+#[tokio::test]
+async fn a_person_logs_in_and_creates_projects_through_the_pages() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("pageacme", Mode::Database).await;
+    let other = fleet.tenant("pageglobex", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let addr = server.addr;
+    let host = format!("{slug}.localhost");
+    let email = format!("owner-{slug}@example.com");
+    member(&fleet, &slug, &email, "owner").await;
+
+    // Not logged in: the log-in page.
+    let r = browse(addr, "GET", &host, "/projects", None, None).await;
+    assert_eq!((r.status, r.header("location")), (303, "/login"));
+    let r = browse(addr, "GET", &host, "/login", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    secured(&r);
+    assert!(r.body.contains("Log in to pageacme"), "{}", r.body);
+    let r = browse(
+        addr,
+        "POST",
+        &host,
+        "/login",
+        None,
+        Some(&[("email", email.as_str()), ("password", "wrong password!!")]),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("Wrong e-mail or password."), "{}", r.body);
+    assert!(
+        r.body.contains(&format!("value=\"{email}\"")),
+        "the e-mail is kept"
+    );
+
+    let cookie = log_in(addr, &host, &email).await;
+    let r = browse(addr, "GET", &host, "/projects", Some(&cookie), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    secured(&r);
+    assert!(r.body.contains("No projects yet."), "{}", r.body);
+    assert!(
+        r.body
+            .contains("The free plan allows 3 projects; this organisation has 0.")
+    );
+    let csrf = r.csrf();
+
+    // A form post without its token, or with another's: refused, as a page.
+    for token in ["", "forged"] {
+        let r = browse(
+            addr,
+            "POST",
+            &host,
+            "/projects",
+            Some(&cookie),
+            Some(&[("csrf", token), ("name", "no token")]),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(r.header("content-type").starts_with("text/html"));
+        secured(&r);
+    }
+    // Hostile names come back inert.
+    for name in [
+        "<script>alert(1)</script>",
+        "\"><img src=x onerror=alert(1)>",
+    ] {
+        let r = browse(
+            addr,
+            "POST",
+            &host,
+            "/projects",
+            Some(&cookie),
+            Some(&[("csrf", csrf.as_str()), ("name", name)]),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, "/projects"),
+            "{}",
+            r.body
+        );
+    }
+    let r = browse(addr, "GET", &host, "/projects", Some(&cookie), None).await;
+    // As text (askama escapes to numeric references).
+    assert!(
+        r.body
+            .contains("<h2>&#60;script&#62;alert(1)&#60;/script&#62;</h2>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<h2>&#34;&#62;&#60;img src=x onerror=alert(1)&#62;</h2>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("<img") && !r.body.contains("<script>alert"),
+        "{}",
+        r.body
+    );
+    secured(&r);
+
+    // The plan's limit: shown, the form disabled, a forced post refused.
+    let r = browse(
+        addr,
+        "POST",
+        &host,
+        "/projects",
+        Some(&cookie),
+        Some(&[("csrf", csrf.as_str()), ("name", "third")]),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = browse(addr, "GET", &host, "/projects", Some(&cookie), None).await;
+    assert!(r.body.contains("this organisation has 3."), "{}", r.body);
+    assert!(
+        r.body.contains("<button type=\"submit\" disabled>"),
+        "{}",
+        r.body
+    );
+    let r = browse(
+        addr,
+        "POST",
+        &host,
+        "/projects",
+        Some(&cookie),
+        Some(&[("csrf", csrf.as_str()), ("name", "fourth")]),
+    )
+    .await;
+    assert_eq!(r.status, 402, "{}", r.body);
+    assert!(r.body.contains("upgrade to pro"), "{}", r.body);
+
+    // A viewer sees no form, and a forged post is refused.
+    let viewer = format!("viewer-{slug}@example.com");
+    member(&fleet, &slug, &viewer, "viewer").await;
+    let vcookie = log_in(addr, &host, &viewer).await;
+    let r = browse(addr, "GET", &host, "/projects", Some(&vcookie), None).await;
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains("Create project"), "{}", r.body);
+    let r = browse(addr, "GET", &host, "/login", Some(&vcookie), None).await;
+    assert_eq!(r.status, 200);
+    let vcsrf = {
+        // The log-out form carries the viewer's token.
+        let r = browse(addr, "GET", &host, "/projects", Some(&vcookie), None).await;
+        r.csrf()
+    };
+    let r = browse(
+        addr,
+        "POST",
+        &host,
+        "/projects",
+        Some(&vcookie),
+        Some(&[("csrf", vcsrf.as_str()), ("name", "by a viewer")]),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("Not allowed"), "{}", r.body);
+
+    // Another tenant's host: acme's cookie is no session there.
+    let ghost = format!("{other}.localhost");
+    let r = browse(addr, "GET", &ghost, "/projects", Some(&cookie), None).await;
+    assert_eq!((r.status, r.header("location")), (303, "/login"));
+    let r = browse(addr, "GET", &ghost, "/login", Some(&cookie), None).await;
+    assert!(
+        !r.body.contains(&slug) && !r.body.contains("alert(1)"),
+        "{}",
+        r.body
+    );
+    // A host nobody has: the same 404 page as any unknown thing.
+    let r = browse(addr, "GET", "nobody.localhost", "/login", None, None).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("Not found"), "{}", r.body);
+    secured(&r);
+
+    // Log-out ends the session.
+    let r = browse(
+        addr,
+        "POST",
+        &host,
+        "/logout",
+        Some(&cookie),
+        Some(&[("csrf", csrf.as_str())]),
+    )
+    .await;
+    assert_eq!((r.status, r.header("location")), (303, "/login"));
+    let r = browse(addr, "GET", &host, "/projects", Some(&cookie), None).await;
+    assert_eq!((r.status, r.header("location")), (303, "/login"));
+}
+
+#[tokio::test]
+async fn assets_are_served_by_content_hash_and_a_page_weighs_under_60_kb() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("pageassets", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let host = format!("{slug}.localhost");
+    let page = browse(server.addr, "GET", &host, "/login", None, None).await;
+    let urls = bulkhead::web::assets::urls();
+    assert!(page.body.contains(&urls.style) && page.body.contains(&urls.htmx));
+    let mut weight = page.body.len();
+    for url in [&urls.style, &urls.htmx] {
+        let r = reqwest::Client::new()
+            .get(format!("http://{}{url}", server.addr))
+            .header("host", &host)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.headers().clone();
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        if url.ends_with(".js") {
+            assert_eq!(h["content-encoding"], "gzip");
+            assert!(
+                h["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/javascript")
+            );
+        } else {
+            assert!(h["content-type"].to_str().unwrap().starts_with("text/css"));
+        }
+        weight += r.bytes().await.unwrap().len();
+    }
+    assert!(weight < 60 * 1024, "the log-in page weighs {weight} bytes");
+    // Another build's name is nothing.
+    let r = browse(
+        server.addr,
+        "GET",
+        &host,
+        "/assets/htmx.0000000000.js",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
