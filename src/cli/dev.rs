@@ -33,6 +33,7 @@ pub async fn dev(
     mut settings: crate::serve::ServeSettings,
 ) -> CliResult {
     let p = &app.provisioner;
+    let demo_user = demo_user(app).await?;
     let mut tokens = Vec::new();
     for (slug, name, mode) in [
         ("acme", "Acme Corporation", Mode::Database),
@@ -51,9 +52,20 @@ pub async fn dev(
             CreateOutcome::Created(t) | CreateOutcome::AlreadyExists(t) => t,
         };
         seed_demo_data(app, slug).await?;
-        // A fresh token each run: the previous one cannot be shown again.
         let control = p.control();
         let map = |e: crate::control::ControlError| CliError::Provision(e.into());
+        if control
+            .membership_role(demo_user, tenant.id)
+            .await
+            .map_err(map)?
+            .is_none()
+        {
+            control
+                .add_membership(demo_user, tenant.id, crate::control::Role::Owner)
+                .await
+                .map_err(map)?;
+        }
+        // A fresh token each run: the previous one cannot be shown again.
         control
             .revoke_tokens_named(tenant.id, "dev")
             .await
@@ -80,8 +92,9 @@ pub async fn dev(
     let port = settings.listen.port();
     let base = &settings.base_domain;
     println!();
+    println!("log in on either as {DEV_USER}, password `{DEV_USER_PASSWORD}` (an owner; dev only)");
     for (slug, mode, token) in &tokens {
-        println!("{slug} ({mode} mode): http://{slug}.{base}:{port}");
+        println!("{slug} ({mode} mode): http://{slug}.{base}:{port}/login");
         println!(
             "  curl -H 'Authorization: Bearer {}' http://{slug}.{base}:{port}{}",
             token.expose(),
@@ -183,6 +196,32 @@ async fn start_standin(
 
 /// The demo operator of `dev`, and its password (dev only: printed).
 const DEV_OPERATOR: &str = "ops@bulkhead.localhost";
+/// The demo user of `dev`, owner of acme and globex, and its password
+/// (dev only: printed, and set again at every run).
+const DEV_USER: &str = "demo@bulkhead.localhost";
+const DEV_USER_PASSWORD: &str = "dev demo passphrase";
+
+/// The demo user, made on the first run, its password set on every one.
+async fn demo_user(app: &Bulkhead) -> Result<uuid::Uuid, CliError> {
+    let control = app.provisioner.control();
+    let map = |e: crate::control::ControlError| CliError::Provision(e.into());
+    let hash = crate::auth::passwords::hash(DEV_USER_PASSWORD);
+    let user = match control.user_by_email(DEV_USER).await.map_err(map)? {
+        Some(user) => {
+            control
+                .set_password_hash(user.id, &hash)
+                .await
+                .map_err(map)?;
+            user
+        }
+        None => control
+            .insert_user(DEV_USER, "Demo Owner", &hash)
+            .await
+            .map_err(map)?
+            .ok_or_else(|| CliError::Other("the demo user could not be made".into()))?,
+    };
+    Ok(user.id)
+}
 const DEV_OPERATOR_PASSWORD: &str = "dev operator passphrase";
 
 /// The demo operator (admin), enrolled with [`DEV_OPERATOR_PASSWORD`]: made

@@ -485,10 +485,24 @@ async fn dev_takes_every_serve_option_and_serves_metrics_where_it_is_told() {
         .send()
         .await
         .map(|r| r.status().as_u16());
+    // The demo user it prints logs in on acme's log-in page.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
+        .post(format!("http://127.0.0.1:{listen}/login"))
+        .header("host", "acme.localhost")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=demo%40bulkhead.localhost&password=dev+demo+passphrase")
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
     let _ = child.kill();
     let _ = child.wait();
     let (status, body) = answered.expect("metrics served on BULKHEAD_METRICS_LISTEN");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("bulkhead_http_connections_max"), "{body}");
     assert_eq!(healthz.ok(), Some(200));
+    assert_eq!(login.ok(), Some(303), "the demo user logs in");
 }
