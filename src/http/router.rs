@@ -461,8 +461,14 @@ pub(crate) fn router(routes: Routes, state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    crate::web::not_found_page(&state, &headers, uri.path())
+        .unwrap_or_else(|| ApiError::NotFound.into_response())
 }
 
 async fn method_not_allowed() -> ApiError {

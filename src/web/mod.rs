@@ -226,6 +226,11 @@ fn as_page(response: Response) -> Response {
 /// the page routes).
 pub async fn secure(State(state): State<AppState>, response: Response) -> Response {
     let mut response = as_page(response);
+    add_security_headers(&mut response, state.sessions.secure_cookies);
+    response
+}
+
+fn add_security_headers(response: &mut Response, hsts: bool) {
     let h = response.headers_mut();
     h.insert(
         "content-security-policy",
@@ -240,11 +245,30 @@ pub async fn secure(State(state): State<AppState>, response: Response) -> Respon
     );
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    if state.sessions.secure_cookies {
+    if hsts {
         h.insert(
             "strict-transport-security",
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    response
+}
+
+/// What the router answers for a path it does not have, asked by a
+/// browser (`Accept: text/html`) outside `/api/`: the 404 page, not the
+/// API's JSON.
+pub fn not_found_page(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+) -> Option<Response> {
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if !wants_html || path.starts_with("/api/") {
+        return None;
+    }
+    let mut page = error_page(StatusCode::NOT_FOUND);
+    add_security_headers(&mut page, state.sessions.secure_cookies);
+    Some(page)
 }

@@ -1,0 +1,91 @@
+//! What a person does in the browser.
+
+use bulkhead::control::Mode;
+
+use crate::browser::Browser;
+use crate::common::{TestFleet, serve};
+
+/// The password the tests' users have.
+const PASSWORD: &str = "correct horse battery";
+
+/// A user with [`PASSWORD`], member of `slug` with `role`.
+async fn member(fleet: &TestFleet, slug: &str, email: &str, role: &str) {
+    let control = fleet.p().control();
+    let user = control
+        .insert_user(
+            email,
+            "Test User",
+            &bulkhead::auth::passwords::hash(PASSWORD),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let tenant = fleet.tenant_row(slug).await;
+    control
+        .add_membership(user.id, tenant.id, role.parse().unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_owner_logs_in_creates_a_project_and_another_tenant_shows_nothing_of_it() {
+    let fleet = TestFleet::new().await;
+    let acme = fleet.tenant("uiacme", Mode::Database).await;
+    let globex = fleet.tenant("uiglobex", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let email = format!("owner-{acme}@example.com");
+    member(&fleet, &acme, &email, "owner").await;
+    let acme_host = format!("{acme}.localhost");
+    let b = Browser::new(server.addr.port()).await;
+
+    // Not logged in: the log-in page.
+    b.open(&acme_host, "/projects").await;
+    assert_eq!(b.path().await, "/login");
+    b.check("login").await;
+    // A wrong password: the form again, saying so.
+    b.fill("#email", &email).await;
+    b.fill("#password", "not the password").await;
+    b.click("button[type=submit]").await;
+    assert!(b.source().await.contains("Wrong e-mail or password."));
+    b.check("login-failed").await;
+
+    b.fill("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    assert_eq!(b.path().await, "/projects");
+    assert!(b.source().await.contains("No projects yet."));
+    b.check("projects-empty").await;
+
+    b.fill("#name", "Moon base plans").await;
+    b.click("form[aria-label='New project'] button[type=submit]")
+        .await;
+    assert_eq!(b.path().await, "/projects");
+    let page = b.source().await;
+    assert!(page.contains("Moon base plans"), "{page}");
+    assert!(page.contains("this organisation has 1."), "{page}");
+    b.check("projects").await;
+
+    // Another tenant's host in the same browser: its log-in page, nothing
+    // of acme's.
+    b.open(&format!("{globex}.localhost"), "/projects").await;
+    assert_eq!(b.path().await, "/login");
+    let page = b.source().await;
+    assert!(page.contains(&format!("Log in to {globex}")), "{page}");
+    assert!(
+        !page.contains("Moon base") && !page.contains(&email),
+        "{page}"
+    );
+    b.check("other-tenant-login").await;
+
+    // An unknown page: the error page.
+    b.open(&acme_host, "/no/such/page").await;
+    assert!(b.source().await.contains("Not found"));
+    b.check("error-404").await;
+
+    // Log out: back to the log-in page, the projects closed.
+    b.open(&acme_host, "/projects").await;
+    b.click(".who button[type=submit]").await;
+    assert_eq!(b.path().await, "/login");
+    b.open(&acme_host, "/projects").await;
+    assert_eq!(b.path().await, "/login");
+    b.close().await;
+}
