@@ -33,7 +33,7 @@ use tower::ServiceExt;
 use super::api::admin_tenants::tenant_named;
 use super::caller::{BreakGlassOperator, Caller, CallerData, Principal};
 use super::error::{ApiError, ApiResult};
-use super::operator::{OperatorCaller, OperatorCan};
+use super::operator::{OperatorCaller, OperatorCan, TenantRow};
 use super::state::AppState;
 use crate::auth::operator_perm::AccessRequest;
 use crate::control::{AccessGrant, AccessMode, Role, Status, Tenant};
@@ -70,33 +70,19 @@ impl BreakGlass {
             "method": method.as_str(), "path": path,
             "ends_at": grant.ends_at.map(|t| t.unix_timestamp()),
         });
-        let mut platform = detail.clone();
-        platform["ip"] = op.ip.map(|i| i.to_string()).into();
-        platform["slug"] = tenant.slug.as_str().into();
-        state
-            .control
-            .audit(
-                &format!("operator:{}", op.operator.email),
-                "access.used",
-                Some(tenant.id),
-                platform,
-            )
+        op.audit(state, "access.used", tenant, detail.clone())
             .await?;
         let entry = TenantEntry::from_tenant(tenant, &state.provisioner.settings().shared_db);
         let pool = state.pools.pool(&entry).await?;
         let conn = state.pools.connect_to(&entry, &pool).await?;
-        conn.execute(
-            "INSERT INTO audit_log (actor, actor_label, action, object_type, object_id, detail, client_ip)
-             VALUES ($1, $2, 'support_access.used', 'access_grant', $3, $4, $5)",
-            &[
-                &op.operator.id,
-                &format!("platform:{}", op.operator.email),
-                &grant.id.to_string(),
-                &detail,
-                &op.ip,
-            ],
-        )
-        .await?;
+        let id = grant.id.to_string();
+        let row = TenantRow {
+            action: "support_access.used",
+            object_type: "access_grant",
+            object_id: Some(&id),
+            detail: &detail,
+        };
+        op.tenant_audit(state, tenant, Some(&conn), row).await?;
         if grant.mode == AccessMode::ReadOnly {
             // Both: a handler's own BEGIN … COMMIT ends the first, and the
             // transactions after it are read-only by default still.

@@ -20,9 +20,8 @@ use crate::control::{
 };
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::input::{Json, Path, Query};
-use crate::http::operator::{OperatorCaller, OperatorCan};
+use crate::http::operator::{OperatorCaller, OperatorCan, TenantRow};
 use crate::http::state::AppState;
-use crate::routing::TenantEntry;
 
 /// Minutes a grant lasts when the request does not say.
 pub const DEFAULT_MINUTES: i32 = 15;
@@ -260,33 +259,14 @@ async fn both(
             "ends_at": g.ends_at.map(|t| t.unix_timestamp()),
         });
     }
-    let mut row = detail.clone();
-    row["ip"] = op.ip.map(|i| i.to_string()).into();
-    row["slug"] = tenant.slug.as_str().into();
-    state
-        .control
-        .audit(
-            &format!("operator:{}", op.operator.email),
-            platform,
-            Some(tenant.id),
-            row,
-        )
-        .await?;
-    let entry = TenantEntry::from_tenant(tenant, &state.provisioner.settings().shared_db);
-    let pool = state.pools.pool(&entry).await?;
-    let db = state.pools.connect_to(&entry, &pool).await?;
-    db.execute(
-        "INSERT INTO audit_log (actor, actor_label, action, object_type, object_id, detail, client_ip)
-         VALUES ($1, $2, $3, 'access_grant', $4, $5, $6)",
-        &[
-            &op.operator.id,
-            &format!("platform:{}", op.operator.email),
-            &own,
-            &grant.map(|g| g.id.to_string()),
-            &detail,
-            &op.ip,
-        ],
-    )
-    .await?;
+    op.audit(state, platform, tenant, detail.clone()).await?;
+    let id = grant.map(|g| g.id.to_string());
+    let row = TenantRow {
+        action: own,
+        object_type: "access_grant",
+        object_id: id.as_deref(),
+        detail: &detail,
+    };
+    op.tenant_audit(state, tenant, None, row).await?;
     Ok(())
 }
