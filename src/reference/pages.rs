@@ -8,8 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::projects::{self, NewProject, Project};
+use super::tasks::{self, Task, TaskInput};
 use crate::auth::{Permission, perm};
 use crate::http::extract::Db;
+use crate::http::input::{Path, RowId};
 use crate::http::{ApiError, Routes};
 use crate::web::{Chrome, PageCan, PageError, render, see_other};
 
@@ -17,12 +19,150 @@ use crate::web::{Chrome, PageCan, PageError, render, see_other};
 const SHOWN: i64 = 50;
 
 pub(super) fn routes(routes: Routes) -> Routes {
-    use axum::routing::get;
-    routes.page(
-        "/projects",
-        crate::http::Access::Requires(Permission::PROJECT_READ),
-        get(list).post(create),
-    )
+    use crate::http::Access::Requires;
+    use axum::routing::{get, post};
+    routes
+        .page(
+            "/projects",
+            Requires(Permission::PROJECT_READ),
+            get(list).post(create),
+        )
+        .page(
+            "/projects/{id}",
+            Requires(Permission::PROJECT_READ),
+            get(board).post(add_task),
+        )
+        .page(
+            "/tasks/{id}/status",
+            Requires(Permission::PROJECT_WRITE),
+            post(move_task),
+        )
+}
+
+/// How many tasks the board shows.
+const TASKS_SHOWN: i64 = 500;
+
+/// One column of the board.
+struct Column {
+    status: &'static str,
+    title: &'static str,
+    tasks: Vec<Task>,
+}
+
+#[derive(Template)]
+#[template(path = "project.html")]
+struct BoardPage {
+    chrome: Chrome,
+    project: Project,
+    columns: Vec<Column>,
+    can_write: bool,
+    error: Option<String>,
+}
+
+/// The other columns a task may move to, as (status, button label).
+fn moves(from: &str) -> Vec<(&'static str, &'static str)> {
+    [("todo", "To do"), ("doing", "Doing"), ("done", "Done")]
+        .into_iter()
+        .filter(|(s, _)| *s != from)
+        .collect()
+}
+
+async fn board_page(
+    caller: &crate::http::extract::Caller,
+    db: &crate::http::extract::TenantConn,
+    id: i64,
+    error: Option<String>,
+) -> Result<BoardPage, PageError> {
+    let project = projects::one(db, id).await?;
+    let mut tasks = tasks::of_project(db, id, TASKS_SHOWN).await?;
+    let columns = [("todo", "To do"), ("doing", "Doing"), ("done", "Done")]
+        .into_iter()
+        .map(|(status, title)| Column {
+            status,
+            title,
+            tasks: {
+                let (these, rest) = tasks.drain(..).partition(|t| t.status == status);
+                tasks = rest;
+                these
+            },
+        })
+        .collect();
+    Ok(BoardPage {
+        chrome: Chrome::of(caller),
+        project,
+        columns,
+        can_write: caller.role().allows(Permission::PROJECT_WRITE),
+        error,
+    })
+}
+
+/// `GET /projects/{id}`: its tasks as a board of three columns.
+async fn board(
+    PageCan(caller, _): PageCan<perm::ProjectRead>,
+    Db(db): Db,
+    Path(RowId(id)): Path<RowId>,
+) -> Result<Response, PageError> {
+    render(&board_page(&caller, &db, id, None).await?)
+}
+
+#[derive(Debug, Deserialize)]
+struct NewTaskForm {
+    #[serde(default)]
+    title: String,
+}
+
+/// `POST /projects/{id}`: a new task in "to do".
+async fn add_task(
+    PageCan(caller, _): PageCan<perm::ProjectWrite>,
+    Db(mut db): Db,
+    Path(RowId(id)): Path<RowId>,
+    axum::Form(form): axum::Form<NewTaskForm>,
+) -> Result<Response, PageError> {
+    let input = TaskInput {
+        title: Some(form.title),
+        body: None,
+        status: None,
+        assignee: None,
+        due_date: None,
+    };
+    match tasks::create(&mut db, &caller, id, &input).await {
+        Ok(_) => Ok(see_other(&format!("/projects/{id}"))),
+        Err(ApiError::Validation(fields)) => {
+            let message = fields
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let body = render(&board_page(&caller, &db, id, Some(message)).await?)?;
+            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MoveForm {
+    #[serde(default)]
+    status: String,
+}
+
+/// `POST /tasks/{id}/status`: moves a task to another column, then back
+/// to its board.
+async fn move_task(
+    PageCan(caller, _): PageCan<perm::ProjectWrite>,
+    Db(mut db): Db,
+    Path(RowId(id)): Path<RowId>,
+    axum::Form(form): axum::Form<MoveForm>,
+) -> Result<Response, PageError> {
+    let input = TaskInput {
+        title: None,
+        body: None,
+        status: Some(form.status),
+        assignee: None,
+        due_date: None,
+    };
+    let task = tasks::update(&mut db, &caller, id, &input).await?;
+    Ok(see_other(&format!("/projects/{}", task.project_id)))
 }
 
 #[derive(Template)]

@@ -165,6 +165,18 @@ pub async fn create(db: &mut TenantConn, caller: &Caller, new: &NewProject) -> A
     Ok(created)
 }
 
+/// Project `id`, or 404.
+pub async fn one(db: &TenantConn, id: i64) -> ApiResult<Project> {
+    let row = db
+        .query_opt(
+            concat!("SELECT ", columns!(), " FROM projects WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(project(&row))
+}
+
 /// The newest `limit` projects.
 pub async fn newest(db: &TenantConn, limit: i64) -> ApiResult<Vec<Project>> {
     let rows = db

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::delete_audited;
 use crate::auth::perm;
 use crate::http::api::{Page, PageQuery, audit, text_field};
-use crate::http::extract::{Can, Db};
+use crate::http::extract::{Caller, Can, Db, TenantConn};
 use crate::http::{ApiError, ApiResult};
 
 const STATUSES: &[&str] = &["todo", "doing", "done"];
@@ -153,6 +153,19 @@ pub async fn create_task(
     Path(RowId(project)): Path<RowId>,
     Json(input): Json<TaskInput>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
+    let created = create(&mut db, &caller, project, &input).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Creates a task in `project` as `caller` (the API's and the project
+/// page's), audited, in one transaction; 404 without such a project.
+pub async fn create(
+    db: &mut TenantConn,
+    caller: &Caller,
+    project: i64,
+    input: &TaskInput,
+) -> ApiResult<Task> {
+    caller.require(crate::auth::Permission::PROJECT_WRITE)?;
     let due = input.validate(true)?;
     let tx = db.transaction().await?;
     if tx
@@ -180,7 +193,7 @@ pub async fn create_task(
     let created = task(&row);
     audit(
         &tx,
-        &caller,
+        caller,
         "task.create",
         "task",
         &created.id.to_string(),
@@ -188,7 +201,22 @@ pub async fn create_task(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok(created)
+}
+
+/// A project's tasks, oldest first (at most `limit`).
+pub async fn of_project(db: &TenantConn, project: i64, limit: i64) -> ApiResult<Vec<Task>> {
+    let rows = db
+        .query(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM tasks WHERE project_id = $1 ORDER BY id LIMIT $2"
+            ),
+            &[&project, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(task).collect())
 }
 
 pub async fn get_task(
@@ -212,6 +240,18 @@ pub async fn update_task(
     Path(RowId(id)): Path<RowId>,
     Json(input): Json<TaskInput>,
 ) -> ApiResult<Json<Task>> {
+    Ok(Json(update(&mut db, &caller, id, &input).await?))
+}
+
+/// Changes task `id` as `caller` (the API's and the board's), audited;
+/// 404 without such a task.
+pub async fn update(
+    db: &mut TenantConn,
+    caller: &Caller,
+    id: i64,
+    input: &TaskInput,
+) -> ApiResult<Task> {
+    caller.require(crate::auth::Permission::PROJECT_WRITE)?;
     let due = input.validate(false)?;
     let tx = db.transaction().await?;
     let row = tx
@@ -237,7 +277,7 @@ pub async fn update_task(
         .ok_or(ApiError::NotFound)?;
     audit(
         &tx,
-        &caller,
+        caller,
         "task.update",
         "task",
         &id.to_string(),
@@ -245,7 +285,7 @@ pub async fn update_task(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(task(&row)))
+    Ok(task(&row))
 }
 
 pub async fn delete_task(

@@ -199,13 +199,13 @@ async fn a_person_logs_in_and_creates_projects_through_the_pages() {
     // As text (askama escapes to numeric references).
     assert!(
         r.body
-            .contains("<h2>&#60;script&#62;alert(1)&#60;/script&#62;</h2>"),
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;</a></h2>"),
         "{}",
         r.body
     );
     assert!(
         r.body
-            .contains("<h2>&#34;&#62;&#60;img src=x onerror=alert(1)&#62;</h2>"),
+            .contains("&#34;&#62;&#60;img src=x onerror=alert(1)&#62;</a></h2>"),
         "{}",
         r.body
     );

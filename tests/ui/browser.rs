@@ -163,8 +163,16 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
-    /// Clicks `css` and waits for the next page to load.
+    /// Clicks `css` and waits for the next page to have loaded (a new
+    /// document, complete).
     pub async fn click(&self, css: &str) {
+        self.client
+            .execute(
+                "document.documentElement.dataset.left = '1'; return true;",
+                vec![],
+            )
+            .await
+            .unwrap();
         self.client
             .find(Locator::Css(css))
             .await
@@ -172,11 +180,70 @@ impl Browser {
             .click()
             .await
             .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let loaded = self
+                .client
+                .execute(
+                    "return document.documentElement.dataset.left !== '1'
+                        && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .unwrap_or(json!(false));
+            if loaded == json!(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no page loaded after clicking {css}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many elements match `css`.
+    pub async fn count(&self, css: &str) -> usize {
+        self.client.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+
+    /// The text of the first element matching `css`.
+    pub async fn text(&self, css: &str) -> String {
+        let found = self.client.find(Locator::Css(css)).await.unwrap();
+        found.text().await.unwrap()
+    }
+
+    /// Waits (10 s at most) for an element matching `css`.
+    pub async fn wait_for(&self, css: &str) {
         self.client
             .wait()
-            .for_element(Locator::Css("body"))
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+    }
+
+    /// Clicks the button whose text (its visible and screen-reader text)
+    /// is `name`, without waiting for a page: htmx may answer in place.
+    pub async fn click_button_named(&self, name: &str) {
+        let buttons = self.client.find_all(Locator::Css("button")).await.unwrap();
+        for button in buttons {
+            let text: String = self
+                .client
+                .execute(
+                    "return arguments[0].textContent;",
+                    vec![serde_json::to_value(&button).unwrap()],
+                )
+                .await
+                .unwrap()
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if text.trim() == name {
+                return button.click().await.unwrap();
+            }
+        }
+        panic!("no button named {name:?}");
     }
 
     /// The checks every page passes (see the module), named `name` in the

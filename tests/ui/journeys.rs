@@ -64,6 +64,43 @@ async fn an_owner_logs_in_creates_a_project_and_another_tenant_shows_nothing_of_
     assert!(page.contains("this organisation has 1."), "{page}");
     b.check("projects").await;
 
+    // Its board: three tasks, one moved to done (htmx swaps the board in
+    // place; the plain form would do the same with a page load).
+    b.click("ul.cards a").await;
+    let board = b.path().await;
+    assert!(board.starts_with("/projects/"), "{board}");
+    for title in [
+        "Pour the foundation",
+        "Order the airlock",
+        "Hire astronauts",
+    ] {
+        b.fill("#title", title).await;
+        b.click("form[aria-label='New task'] button[type=submit]")
+            .await;
+        assert_eq!(b.path().await, board);
+    }
+    assert_eq!(b.count("#board section:nth-of-type(1) li").await, 3);
+    b.check("board").await;
+    // A page load would forget this; htmx's swap keeps it.
+    b.client
+        .execute("window.bulkheadKept = true; return true;", vec![])
+        .await
+        .unwrap();
+    b.click_button_named("Move to Done: Order the airlock")
+        .await;
+    b.wait_for("#board section:nth-of-type(3) li").await;
+    assert_eq!(b.path().await, board);
+    let kept = b
+        .client
+        .execute("return window.bulkheadKept === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(kept, serde_json::json!(true), "htmx moved it in place");
+    assert_eq!(b.count("#board section:nth-of-type(1) li").await, 2);
+    let done = b.text("#board section:nth-of-type(3)").await;
+    assert!(done.contains("Order the airlock"), "{done}");
+    b.check("board-moved").await;
+
     // Another tenant's host in the same browser: its log-in page, nothing
     // of acme's.
     b.open(&format!("{globex}.localhost"), "/projects").await;
