@@ -86,6 +86,9 @@ struct ErrorPage<'a> {
     status: u16,
     title: &'a str,
     message: &'a str,
+    /// A 503: the page asks again every two seconds (htmx) and shows what
+    /// comes once it is served.
+    retry: bool,
 }
 
 impl IntoResponse for PageError {
@@ -115,7 +118,7 @@ fn error_page(status: StatusCode) -> Response {
         }
         404 => "There is nothing here.",
         429 => "Wait a few minutes, then try again.",
-        503 => "This organisation is being set up or updated; try again in a moment.",
+        503 => "This organisation is being set up or updated; this page reloads by itself.",
         s if s >= 500 => "Something went wrong on our side; it has been logged. Please try again.",
         _ => "",
     };
@@ -124,6 +127,7 @@ fn error_page(status: StatusCode) -> Response {
         status: status.as_u16(),
         title,
         message,
+        retry: status == StatusCode::SERVICE_UNAVAILABLE,
     };
     match page.render() {
         Ok(body) => (status, Html(body)).into_response(),

@@ -3,30 +3,163 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Chrome, PageError, render, see_other};
 use crate::auth::sessions;
+use crate::control::{Slug, Status};
 use crate::http::api::people;
-use crate::http::extract::{Caller, ClientIp, Tenant};
+use crate::http::extract::{Caller, ClientIp, Tenant, authority, host};
+use crate::http::input::Path;
 use crate::http::{Access, ApiError, AppState, Routes};
+use crate::routing::Route;
 
 /// The platform's pages.
 pub(crate) fn routes(routes: Routes) -> Routes {
     use axum::routing::{get, post};
     routes
         .page("/", Access::Public, get(home))
+        .page("/signup", Access::Public, post(signup))
+        .page("/signup/{slug}", Access::Public, get(creating))
         .page("/login", Access::Public, get(login_page).post(login))
         .page("/logout", Access::Authenticated, post(logout))
 }
 
-/// `GET /`: the tenant's first page (log-in first when not logged in).
-async fn home(tenant: Result<Tenant, ApiError>) -> Result<Response, PageError> {
-    tenant?;
-    Ok(see_other("/projects"))
+/// `GET /`: on the apex, what this is and the sign-up form; on a tenant's
+/// host, its projects (the log-in page first when not logged in).
+async fn home(State(state): State<AppState>, parts: Parts) -> Result<Response, PageError> {
+    match state.resolver.resolve(&host(&parts)?).await? {
+        Route::Apex => render(&SignupPage::blank()),
+        Route::Tenant(_) => Ok(see_other("/projects")),
+        _ => Err(ApiError::NotFound.into()),
+    }
+}
+
+/// 404 unless the request is for the apex.
+async fn on_apex(state: &AppState, parts: &Parts) -> Result<(), PageError> {
+    match state.resolver.resolve(&host(parts)?).await? {
+        Route::Apex => Ok(()),
+        _ => Err(ApiError::NotFound.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    chrome: Chrome,
+    organisation: String,
+    slug: String,
+    email: String,
+    /// Field → what is wrong with it.
+    errors: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl SignupPage {
+    fn blank() -> Self {
+        Self {
+            chrome: Chrome::anonymous("bulkhead"),
+            organisation: String::new(),
+            slug: String::new(),
+            email: String::new(),
+            errors: Default::default(),
+        }
+    }
+
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SignupForm {
+    #[serde(default)]
+    organisation: String,
+    #[serde(default)]
+    slug: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /signup` (apex): the API's sign-up from a form; on to the page
+/// that waits for the workspace, or the form again with each field's
+/// problem (422; 429 past the limit).
+async fn signup(
+    State(state): State<AppState>,
+    ClientIp(peer): ClientIp,
+    parts: Parts,
+    axum::Form(form): axum::Form<SignupForm>,
+) -> Result<Response, PageError> {
+    on_apex(&state, &parts).await?;
+    let req = people::SignupRequest {
+        email: form.email.clone(),
+        password: form.password,
+        organisation: form.organisation.clone(),
+        slug: form.slug.clone(),
+        display_name: None,
+    };
+    match people::sign_up(&state, peer, &req).await {
+        Ok((slug, _)) => Ok(see_other(&format!("/signup/{slug}"))),
+        Err(ApiError::Validation(errors)) => {
+            let page = render(&SignupPage {
+                chrome: Chrome::anonymous("bulkhead"),
+                organisation: form.organisation,
+                slug: form.slug,
+                email: form.email,
+                errors,
+            })?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "creating.html")]
+struct CreatingPage {
+    chrome: Chrome,
+    slug: String,
+}
+
+/// `GET /signup/{slug}` (apex): "your workspace is being created", polled
+/// by htmx every two seconds (a link without JavaScript); once the tenant
+/// is active, on to its log-in page.
+async fn creating(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    parts: Parts,
+) -> Result<Response, PageError> {
+    on_apex(&state, &parts).await?;
+    let parsed = Slug::parse(&slug).map_err(|_| ApiError::NotFound)?;
+    let tenant = state
+        .control
+        .tenant_by_slug(&parsed)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    match tenant.status {
+        Status::Active => {
+            let url = state.tenant_url(&parsed, authority(&parts).ok());
+            let login = format!("{url}/login");
+            if parts.headers.contains_key("hx-request") {
+                let mut response = StatusCode::NO_CONTENT.into_response();
+                if let Ok(v) = HeaderValue::from_str(&login) {
+                    response.headers_mut().insert("hx-redirect", v);
+                }
+                return Ok(response);
+            }
+            Ok(see_other(&login))
+        }
+        Status::Provisioning => render(&CreatingPage {
+            chrome: Chrome::anonymous("bulkhead"),
+            slug: parsed.to_string(),
+        }),
+        _ => Err(ApiError::NotFound.into()),
+    }
 }
 
 #[derive(Template)]

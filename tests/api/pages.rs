@@ -350,3 +350,99 @@ async fn assets_are_served_by_content_hash_and_a_page_weighs_under_60_kb() {
     .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn sign_up_by_form_waits_for_the_workspace_then_points_at_its_log_in_page() {
+    let fleet = TestFleet::new().await;
+    let server = serve(&fleet, |_| {}).await;
+    let addr = server.addr;
+    let slug = format!("pagesign{}", fleet.id);
+    let email = format!("founder-{slug}@example.com");
+
+    let r = browse(addr, "GET", "localhost", "/", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    secured(&r);
+    assert!(r.body.contains("action=\"/signup\""), "{}", r.body);
+    let form = |slug: &str, password: &str| {
+        vec![
+            ("organisation".to_string(), "Initech".to_string()),
+            ("slug".to_string(), slug.to_string()),
+            ("email".to_string(), email.clone()),
+            ("password".to_string(), password.to_string()),
+        ]
+    };
+    let send = |fields: Vec<(String, String)>| async move {
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        browse(addr, "POST", "localhost", "/signup", None, Some(&pairs)).await
+    };
+    // Each bad field says so; nothing is made.
+    let r = send(form("-bad-", "short")).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("id=\"slug-error\"") && r.body.contains("id=\"password-error\""));
+    assert!(r.body.contains("value=\"Initech\""));
+    assert!(
+        fleet
+            .p()
+            .control()
+            .user_by_email(&email)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Not on a tenant's host.
+    let other = fleet.tenant("pagesignother", Mode::Schema).await;
+    let pairs = [("slug", "x")];
+    let r = browse(
+        addr,
+        "POST",
+        &format!("{other}.localhost"),
+        "/signup",
+        None,
+        Some(&pairs),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let r = send(form(&slug, PASSWORD)).await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, format!("/signup/{slug}").as_str())
+    );
+    // The waiting page, then the tenant's log-in page (htmx: HX-Redirect).
+    let login = format!("https://{slug}.localhost/login");
+    crate::common::eventually("the workspace to be active", || async {
+        let r = browse(
+            addr,
+            "GET",
+            "localhost",
+            &format!("/signup/{slug}"),
+            None,
+            None,
+        )
+        .await;
+        if r.status == 200 {
+            assert!(r.body.contains("hx-trigger=\"every 2s\""), "{}", r.body);
+            return false;
+        }
+        assert_eq!((r.status, r.header("location")), (303, login.as_str()));
+        true
+    })
+    .await;
+    let htmx = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://{addr}/signup/{slug}"))
+        .header("host", "localhost")
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(htmx.status(), 204);
+    assert_eq!(htmx.headers()["hx-redirect"], login.as_str());
+    let r = browse(addr, "GET", "localhost", "/signup/nosuchslug", None, None).await;
+    assert_eq!(r.status, 404);
+}

@@ -126,3 +126,55 @@ async fn an_owner_logs_in_creates_a_project_and_another_tenant_shows_nothing_of_
     assert_eq!(b.path().await, "/login");
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_visitor_signs_up_waits_for_the_workspace_and_logs_in() {
+    let fleet = TestFleet::new().await;
+    // Plain HTTP, as `dev`: the links handed out say http://.
+    let server = serve(&fleet, |s| s.sessions.secure_cookies = false).await;
+    let b = Browser::new(server.addr.port()).await;
+    let slug = format!("uisign{}", fleet.id);
+    let email = format!("founder-{slug}@example.com");
+
+    b.open("localhost", "/").await;
+    b.check("signup").await;
+    // Bad input: the form again, each field saying what is wrong.
+    b.fill("#organisation", "Initech").await;
+    b.fill("#slug", "-bad-").await;
+    b.fill("#email", &email).await;
+    // (The browser itself holds back what the form's own rules refuse:
+    // this address passes them, the server's not.)
+    b.fill("#password", PASSWORD).await;
+    b.click("form[aria-label='Sign up'] button[type=submit]")
+        .await;
+    let page = b.source().await;
+    assert!(page.contains("id=\"slug-error\""), "{page}");
+    assert!(page.contains("value=\"Initech\""), "what was typed is kept");
+    b.check("signup-errors").await;
+
+    b.fill("#slug", &slug).await;
+    b.fill("#password", PASSWORD).await;
+    b.click("form[aria-label='Sign up'] button[type=submit]")
+        .await;
+    // The waiting page moves on by itself to the new tenant's log-in page.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let url = b.client.current_url().await.unwrap();
+        // (A 503 page for the moment every instance takes to learn the
+        // tenant is active reloads itself into the log-in page.)
+        if url.host_str() == Some(&format!("{slug}.localhost"))
+            && url.path() == "/login"
+            && b.count("#email").await == 1
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still at {url}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    b.fill("#email", &email).await;
+    b.fill("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    assert_eq!(b.path().await, "/projects");
+    assert!(b.source().await.contains("The free plan allows 3 projects"));
+    b.close().await;
+}

@@ -46,6 +46,30 @@ pub async fn signup(
     if !matches!(state.resolver.resolve(&on).await?, Route::Apex) {
         return Err(ApiError::NotFound);
     }
+    let (slug, user) = sign_up(&state, peer, &req).await?;
+    let url = state.tenant_url(&slug, crate::http::extract::authority(&parts).ok());
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "tenant": slug.as_str(),
+            "url": url,
+            "status": "provisioning",
+            "user": {"id": user.id, "email": user.email, "display_name": user.display_name},
+        })),
+    )
+        .into_response())
+}
+
+/// Signs a person up (the API's and the sign-up page's): every field
+/// checked (422 naming each bad one, nothing created), counted per client
+/// address, then the user, the tenant reserved, the ownership, the audit
+/// row; the tenant is provisioned in the background. The tenant's slug and
+/// the user.
+pub async fn sign_up(
+    state: &AppState,
+    peer: std::net::IpAddr,
+    req: &SignupRequest,
+) -> ApiResult<(Slug, crate::control::User)> {
     let mut fields = BTreeMap::new();
     let email = Email::parse(&req.email)
         .map_err(|e| fields.insert("email", e.to_string()))
@@ -98,7 +122,7 @@ pub async fn signup(
     let ip = peer.to_string();
     let limits = &state.sessions;
     admit(
-        &state,
+        state,
         &Attempt {
             kind: AttemptKind::Signup,
             email: None,
@@ -173,17 +197,7 @@ pub async fn signup(
             tracing::error!(tenant = %slug_text, error = %crate::report::chain(&e), "provisioning after sign-up failed");
         }
     });
-    let url = state.tenant_url(&slug, crate::http::extract::authority(&parts).ok());
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "tenant": slug.as_str(),
-            "url": url,
-            "status": "provisioning",
-            "user": {"id": user.id, "email": user.email, "display_name": user.display_name},
-        })),
-    )
-        .into_response())
+    Ok((slug, user))
 }
 
 #[derive(Debug, Deserialize)]
