@@ -127,6 +127,44 @@ impl ControlPlane {
             .collect())
     }
 
+    /// Moves a tenant from status `from` to `to` in one statement: false
+    /// (nothing changed) when it was not `from`, so of two moves at once
+    /// one wins.
+    pub async fn move_status(
+        &self,
+        t: TenantId,
+        from: super::Status,
+        to: super::Status,
+    ) -> Result<bool, ControlError> {
+        Ok(self
+            .client()
+            .await?
+            .execute(
+                "UPDATE tenants SET status = $3, updated_at = now() WHERE id = $1 AND status = $2",
+                &[&t.0, &from.as_str(), &to.as_str()],
+            )
+            .await?
+            == 1)
+    }
+
+    /// When a person or a token last used the tenant, as far as the
+    /// control plane knows (a session's last request, a token's last use).
+    pub async fn last_activity(
+        &self,
+        t: TenantId,
+    ) -> Result<Option<time::OffsetDateTime>, ControlError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT greatest((SELECT max(last_seen_at) FROM sessions WHERE tenant_id = $1),
+                                 (SELECT max(last_used_at) FROM api_tokens WHERE tenant_id = $1))",
+                &[&t.0],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// Ends every session on a tenant (its members stay members); how many
     /// there were. The delete trigger's NOTIFY drops cached ones everywhere.
     pub async fn delete_tenant_sessions(&self, t: TenantId) -> Result<u64, ControlError> {

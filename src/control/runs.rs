@@ -133,12 +133,20 @@ impl ControlPlane {
     }
 
     pub async fn runs(&self, limit: i64) -> Result<Vec<Run>, ControlError> {
+        self.runs_before(i64::MAX, limit).await
+    }
+
+    /// Runs, newest first, of ids below `before` (a cursor).
+    pub async fn runs_before(&self, before: i64, limit: i64) -> Result<Vec<Run>, ControlError> {
         let rows = self
             .client()
             .await?
             .query(
-                &format!("SELECT {RUN_COLUMNS} FROM migration_runs r ORDER BY r.id DESC LIMIT $1"),
-                &[&limit],
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM migration_runs r WHERE r.id < $1
+                      ORDER BY r.id DESC LIMIT $2"
+                ),
+                &[&before, &limit],
             )
             .await?;
         Ok(rows.iter().map(run).collect())

@@ -8,8 +8,8 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
 use super::api::{
-    admin, admin_access, admin_actions, admin_tenants, audit, billing, invitations, members,
-    people, settings, support_access, tokens,
+    admin, admin_access, admin_actions, admin_fleet, admin_tenants, audit, billing, invitations,
+    members, people, settings, support_access, tokens,
 };
 use super::break_glass;
 use super::error::ApiError;
@@ -371,6 +371,24 @@ impl Routes {
             "/api/admin/audit",
             READ,
             get(admin_tenants::list_platform_audit),
+        )
+        .operator(
+            Method::GET,
+            "/api/admin/servers",
+            READ,
+            get(admin_fleet::list_servers),
+        )
+        .operator(
+            Method::GET,
+            "/api/admin/runs",
+            READ,
+            get(admin_fleet::list_runs),
+        )
+        .operator(
+            Method::GET,
+            "/api/admin/runs/{run}",
+            READ,
+            get(admin_fleet::get_run),
         )
         .break_glass_routes()
     }

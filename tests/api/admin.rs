@@ -94,6 +94,13 @@ async fn every_admin_route_answers_each_operator_role_as_the_permission_table_sa
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let grant = r.json()["id"].as_str().unwrap().to_string();
+    // A finished fleet run for the routes that name one.
+    let control = fleet.p().control();
+    let run = control
+        .start_run(2, "matrix", &serde_json::json!({}))
+        .await
+        .unwrap();
+    control.finish_run(run, "succeeded").await.unwrap();
 
     let routes = operator_routes();
     assert!(routes.len() >= 8, "{routes:?}");
@@ -103,6 +110,7 @@ async fn every_admin_route_answers_each_operator_role_as_the_permission_table_sa
             .path
             .replace("{slug}", &slug)
             .replace("{grant}", &grant)
+            .replace("{run}", &run.to_string())
             .replace("{*path}", "projects");
         let route = format!("{method} {}", spec.path);
         // Writes without a reason: refused before anything changes.
@@ -223,6 +231,14 @@ async fn search_finds_a_tenant_by_slug_member_email_and_domain_and_a_comp_lifts_
     assert_eq!(d["member_count"], 1);
     assert_eq!(d["open_invitations"], 0);
     assert!(d["size_bytes"].as_i64().unwrap() > 0, "{d}");
+    // The owner's session has just been used.
+    let last = d["last_activity"].as_str().unwrap_or_else(|| panic!("{d}"));
+    let last =
+        time::OffsetDateTime::parse(last, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(
+        (time::OffsetDateTime::now_utc() - last).whole_minutes() < 5,
+        "{d}"
+    );
     let other_detail = admin
         .get(&format!("/api/admin/tenants/{other}"))
         .await
@@ -316,10 +332,15 @@ async fn suspend_and_reinstate_each_leave_one_platform_and_one_tenant_audit_row(
     assert_eq!(owner.get("/api/me").await.status, 200);
     assert!(platform_rows(&fleet, "tenant.suspend").await.is_empty());
 
-    let r = admin
-        .post(&suspend, json!({"reason": "abuse report 4411"}))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    // Five at once: one suspends, four find it suspended; one audit row.
+    let tries = (0..5).map(|_| admin.post(&suspend, json!({"reason": "abuse report 4411"})));
+    let mut statuses: Vec<u16> = futures::future::join_all(tries)
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 409, 409, 409, 409]);
     eventually("the tenant's host to refuse", || async {
         owner.get("/api/me").await.status == 403
     })
@@ -401,4 +422,54 @@ async fn ending_a_tenants_sessions_logs_its_users_out() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].0, format!("platform:{operator_email}"));
     assert_eq!(rows[0].1["reason"], "account takeover suspected");
+}
+
+#[tokio::test]
+async fn servers_and_fleet_runs_are_shown_without_secrets() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("fleetview", Mode::Database).await;
+    let server = serve(&fleet, |_| {}).await;
+    let (support, _) = operator_client(&fleet, &server, OperatorRole::Support).await;
+    // A request to the tenant, so this instance holds a connection there.
+    let (owner, _, _) = owner(&fleet, &server, &slug).await;
+    assert_eq!(owner.get("/api/projects").await.status, 200);
+
+    let r = support.get("/api/admin/servers").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let local = r.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "local")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", r.body));
+    assert_eq!(local["capacity"], 1000);
+    assert_eq!(local["connection_budget"], 50);
+    assert!(local["tenants"].as_i64().unwrap() >= 1, "{local}");
+    assert!(
+        local["connections_high_water"].as_u64().unwrap() >= 1,
+        "{local}"
+    );
+    assert!(local.get("admin_url").is_none(), "{local}");
+    assert!(
+        !r.body.contains("postgres://") && !r.body.contains("password"),
+        "{}",
+        r.body
+    );
+
+    let control = fleet.p().control();
+    let run = control
+        .start_run(2, "admin-test", &json!({}))
+        .await
+        .unwrap();
+    control.finish_run(run, "succeeded").await.unwrap();
+    let r = support.get("/api/admin/runs?limit=1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["items"][0]["id"], run);
+    let r = support.get(&format!("/api/admin/runs/{run}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["run"]["state"], "succeeded");
+    assert_eq!(r.json()["run"]["holder"], "admin-test");
+    assert_eq!(r.json()["failures"], json!([]));
+    assert_eq!(support.get("/api/admin/runs/999999").await.status, 404);
 }

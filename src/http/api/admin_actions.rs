@@ -176,10 +176,11 @@ async fn move_status(
     why: &str,
 ) -> ApiResult<Json<Value>> {
     let t = tenant_named(state, slug).await?;
-    if t.status != from {
-        return Err(ApiError::Conflict(format!("the tenant is {}", t.status)));
+    // One statement: of two moves at once, one changes it, one is a 409.
+    if !state.control.move_status(t.id, from, to).await? {
+        let now = tenant_named(state, slug).await?;
+        return Err(ApiError::Conflict(format!("the tenant is {}", now.status)));
     }
-    state.control.set_status(t.id, to, None).await?;
     let t = tenant_named(state, slug).await?;
     audited(state, op, action, &t, json!({"reason": why})).await?;
     Ok(Json(json!({"slug": t.slug, "status": t.status})))

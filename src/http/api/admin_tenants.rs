@@ -108,6 +108,12 @@ pub async fn get_tenant(
     body["member_count"] = members.into();
     body["open_invitations"] = invitations.into();
     body["size_bytes"] = size_of(&state, &t).await.into();
+    body["last_activity"] = state
+        .control
+        .last_activity(t.id)
+        .await?
+        .and_then(rfc)
+        .into();
     Ok(Json(body))
 }
 

@@ -8,6 +8,8 @@ pub mod admin_access;
 #[doc(hidden)]
 pub mod admin_actions;
 #[doc(hidden)]
+pub mod admin_fleet;
+#[doc(hidden)]
 pub mod admin_tenants;
 #[doc(hidden)]
 pub mod audit;
