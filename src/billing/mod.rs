@@ -214,6 +214,21 @@ impl Billing {
         Ok(Some(stripe.portal(&customer, back_to).await?))
     }
 
+    /// Cancels the tenant's live subscription at once (an operator's
+    /// action), then re-reads the tenant's subscriptions from Stripe so the
+    /// mirror and the plan follow now, not when the webhook comes. Its id,
+    /// or `None` when it has no live subscription.
+    pub async fn cancel(&self, tenant: TenantId) -> Result<Option<String>, BillingError> {
+        let stripe = self.stripe()?;
+        let subscriptions = self.control.billing_subscriptions(tenant).await?;
+        let Some(live) = subscriptions.iter().find(|s| s.status != "canceled") else {
+            return Ok(None);
+        };
+        stripe.cancel_subscription(&live.id).await?;
+        self.sync(Some(tenant)).await?;
+        Ok(Some(live.id.clone()))
+    }
+
     /// The periodic work of `serve`: every `sweep_every`, end the grace
     /// periods that ran out and give pending plan changes to their tenants;
     /// every `sync_every`, re-read every subscription from Stripe; every

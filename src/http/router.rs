@@ -362,6 +362,18 @@ impl Routes {
         .operator_spec_only(Method::DELETE, "/api/admin/tenants/{slug}/comp", WRITE)
         .operator(
             Method::POST,
+            "/api/admin/tenants/{slug}/cancel-subscription",
+            WRITE,
+            post(admin_actions::cancel_subscription),
+        )
+        .operator(
+            Method::POST,
+            "/api/admin/tenants/{slug}/rotate-credentials",
+            WRITE,
+            post(admin_actions::rotate_credentials),
+        )
+        .operator(
+            Method::POST,
             "/api/admin/tenants/{slug}/end-sessions",
             WRITE,
             post(admin_actions::end_sessions),

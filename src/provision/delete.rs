@@ -72,6 +72,18 @@ impl Provisioner {
     /// Starts a new credential generation: new connections need the new password;
     /// open ones keep working until they are recycled.
     pub async fn rotate_credentials(&self, slug: &str) -> Result<Tenant, ProvisionError> {
+        let actor = self.settings.actor.clone();
+        self.rotate_credentials_as(slug, &actor, json!({})).await
+    }
+
+    /// [`Self::rotate_credentials`] on behalf of `actor` (an operator),
+    /// its audit row carrying `detail` (the reason) as well.
+    pub async fn rotate_credentials_as(
+        &self,
+        slug: &str,
+        actor: &str,
+        mut detail: serde_json::Value,
+    ) -> Result<Tenant, ProvisionError> {
         let tenant = self.tenant(slug).await?;
         if matches!(tenant.status, Status::Provisioning | Status::Deleting) {
             return Err(ProvisionError::WrongStatus {
@@ -92,12 +104,10 @@ impl Provisioner {
                 step: Step::Roles,
                 detail: crate::pg::describe(&e),
             })?;
-        self.audit(
-            "tenant.rotate_credentials",
-            &tenant,
-            json!({"generation": generation}),
-        )
-        .await?;
+        detail["generation"] = generation.into();
+        self.control
+            .audit(actor, "tenant.rotate_credentials", Some(tenant.id), detail)
+            .await?;
         self.tenant(slug).await
     }
 

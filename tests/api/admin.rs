@@ -473,3 +473,33 @@ async fn servers_and_fleet_runs_are_shown_without_secrets() {
     assert_eq!(r.json()["failures"], json!([]));
     assert_eq!(support.get("/api/admin/runs/999999").await.status, 404);
 }
+
+#[tokio::test]
+async fn rotating_credentials_keeps_the_tenant_serving_and_is_audited_once() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("oprotate", Mode::Database).await;
+    let server = serve(&fleet, |_| {}).await;
+    let (admin, email) = operator_client(&fleet, &server, OperatorRole::Admin).await;
+    let (owner, _, _) = owner(&fleet, &server, &slug).await;
+    assert_eq!(owner.get("/api/projects").await.status, 200);
+    let before = fleet.tenant_row(&slug).await.credential_generation;
+
+    let rotate = format!("/api/admin/tenants/{slug}/rotate-credentials");
+    let r = admin
+        .post(&rotate, json!({"reason": "a laptop was lost"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["credential_generation"], before + 1);
+    // New connections use the new password: the tenant keeps serving.
+    eventually("the tenant to serve on its new credentials", || async {
+        owner.get("/api/projects").await.status == 200
+    })
+    .await;
+    let rows = platform_rows(&fleet, "tenant.rotate_credentials").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, format!("operator:{email}"));
+    assert_eq!(rows[0].1["reason"], "a laptop was lost");
+    let own = tenant_rows(&fleet, &slug, "tenant.rotate_credentials").await;
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].0, format!("platform:{email}"));
+}

@@ -872,3 +872,63 @@ async fn a_comp_lifts_the_limits_until_its_date_then_billing_decides_again() {
     assert_eq!(past.status.code(), Some(2), "a date in the past is refused");
     b.server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_operator_cancels_a_subscription_and_the_plan_follows_at_once() {
+    let b = Billed::start(|_| {}).await;
+    let (slug, owner) = b.tenant("opcancel").await;
+    let (admin, email) =
+        crate::admin::operator_client(&b.fleet, &b.server, bulkhead::control::OperatorRole::Admin)
+            .await;
+    let cancel = format!("/api/admin/tenants/{slug}/cancel-subscription");
+    let r = admin
+        .post(&cancel, json!({"reason": "fraud check 17"}))
+        .await;
+    assert_eq!(r.status, 409, "nothing to cancel yet: {}", r.body);
+
+    let subscription = b.subscribe(&owner).await;
+    b.wait_for_plan(&owner, "pro").await;
+    let r = admin.post(&cancel, json!({})).await;
+    assert_eq!(r.status, 422, "a reason is required: {}", r.body);
+    let r = admin
+        .post(&cancel, json!({"reason": "fraud check 17"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["canceled"], subscription.as_str());
+    assert_eq!(
+        r.json()["plan"],
+        "free",
+        "the plan follows now, not at the webhook"
+    );
+    assert_eq!(b.plan(&owner).await, "free");
+    let r = admin
+        .post(&cancel, json!({"reason": "fraud check 17"}))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+
+    let tenant = b.tenant_id(&owner).await;
+    let rows: Vec<_> = b
+        .fleet
+        .p()
+        .control()
+        .audit_entries(Some(tenant), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "tenant.cancel_subscription")
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].actor, format!("operator:{email}"));
+    assert_eq!(rows[0].detail["reason"], "fraud check 17");
+    let db = b.fleet.as_tenant(&slug).await;
+    let own: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'tenant.cancel_subscription'
+                AND actor_label = $1",
+            &[&format!("platform:{email}")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(own, 1);
+}

@@ -216,6 +216,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/admin/tenants/{slug}/reinstate"),
     ("POST", "/api/admin/tenants/{slug}/comp"),
     ("DELETE", "/api/admin/tenants/{slug}/comp"),
+    ("POST", "/api/admin/tenants/{slug}/cancel-subscription"),
+    ("POST", "/api/admin/tenants/{slug}/rotate-credentials"),
     ("POST", "/api/admin/tenants/{slug}/end-sessions"),
     ("GET", "/api/admin/audit"),
     ("GET", "/api/admin/servers"),

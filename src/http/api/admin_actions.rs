@@ -239,6 +239,78 @@ pub async fn end_comp(
     Ok(Json(json!({"slug": t.slug, "comp_until": null})))
 }
 
+/// `POST /api/admin/tenants/{slug}/cancel-subscription`: cancels the
+/// tenant's Stripe subscription at once; its plan follows (what billing
+/// says without it). 409 without a live one, 503 `billing_disabled`
+/// without Stripe.
+pub async fn cancel_subscription(
+    State(state): State<AppState>,
+    OperatorCan(op, _): OperatorCan<AdminWrite>,
+    Path(slug): Path<String>,
+    Json(req): Json<ReasonRequest>,
+) -> ApiResult<Json<Value>> {
+    let why = reason(req.reason.as_deref())?;
+    let t = tenant_named(&state, &slug).await?;
+    let Some(id) = state.billing.cancel(t.id).await? else {
+        return Err(ApiError::Conflict(
+            "the tenant has no live subscription".into(),
+        ));
+    };
+    audited(
+        &state,
+        &op,
+        "tenant.cancel_subscription",
+        &t,
+        json!({"reason": why, "subscription": id}),
+    )
+    .await?;
+    let t = tenant_named(&state, &slug).await?;
+    Ok(Json(
+        json!({"slug": t.slug, "canceled": id, "plan": t.plan}),
+    ))
+}
+
+/// `POST /api/admin/tenants/{slug}/rotate-credentials`: a new credential
+/// generation for the tenant's runtime role (new connections use the new
+/// password; open ones finish their work).
+pub async fn rotate_credentials(
+    State(state): State<AppState>,
+    OperatorCan(op, _): OperatorCan<AdminWrite>,
+    Path(slug): Path<String>,
+    Json(req): Json<ReasonRequest>,
+) -> ApiResult<Json<Value>> {
+    let why = reason(req.reason.as_deref())?;
+    let t = tenant_named(&state, &slug).await?;
+    let rotated = state
+        .provisioner
+        .rotate_credentials_as(
+            t.slug.as_str(),
+            &op.actor(),
+            json!({"reason": why, "ip": op.ip.map(|i| i.to_string()), "slug": t.slug}),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::provision::ProvisionError::Control(e) => ApiError::from(e),
+            other => ApiError::Conflict(other.to_string()),
+        })?;
+    op.tenant_audit(
+        &state,
+        &rotated,
+        None,
+        crate::http::operator::TenantRow {
+            action: "tenant.rotate_credentials",
+            object_type: "tenant",
+            object_id: Some(rotated.slug.as_str()),
+            detail: &json!({"reason": why, "generation": rotated.credential_generation}),
+        },
+    )
+    .await?;
+    Ok(Json(json!({
+        "slug": rotated.slug,
+        "credential_generation": rotated.credential_generation,
+    })))
+}
+
 /// `POST /api/admin/tenants/{slug}/end-sessions`: logs every user out of
 /// the tenant (API tokens are untouched).
 pub async fn end_sessions(
