@@ -90,6 +90,32 @@ impl ControlPlane {
         Ok(invitation(&row))
     }
 
+    /// A pending invitation of `tenant` with a new code (`token_hash`) and
+    /// a new lifetime: the old code no longer works. `None` when it is not
+    /// the tenant's or no longer pending.
+    pub async fn reissue_invitation(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        token_hash: &[u8],
+        lifetime: Duration,
+    ) -> Result<Option<InvitationRow>, ControlError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "UPDATE invitations SET token_hash = $3, expires_at = now() + $4::text::interval
+                      WHERE id = $1 AND tenant_id = $2 AND accepted_at IS NULL
+                        AND revoked_at IS NULL AND expires_at > now()
+                      RETURNING {INVITATION_COLUMNS}"
+                ),
+                &[&id, &tenant.0, &token_hash, &interval(lifetime)],
+            )
+            .await?;
+        Ok(row.as_ref().map(invitation))
+    }
+
     /// Invitations that can still be accepted.
     pub async fn pending_invitations(
         &self,

@@ -374,6 +374,12 @@ impl Routes {
         )
         .operator(
             Method::POST,
+            "/api/admin/tenants/{slug}/invitations/{invitation}/resend",
+            WRITE,
+            post(admin_actions::resend_invitation),
+        )
+        .operator(
+            Method::POST,
             "/api/admin/tenants/{slug}/end-sessions",
             WRITE,
             post(admin_actions::end_sessions),

@@ -111,6 +111,7 @@ async fn every_admin_route_answers_each_operator_role_as_the_permission_table_sa
             .replace("{slug}", &slug)
             .replace("{grant}", &grant)
             .replace("{run}", &run.to_string())
+            .replace("{invitation}", &uuid::Uuid::new_v4().to_string())
             .replace("{*path}", "projects");
         let route = format!("{method} {}", spec.path);
         // Writes without a reason: refused before anything changes.
@@ -502,4 +503,68 @@ async fn rotating_credentials_keeps_the_tenant_serving_and_is_audited_once() {
     let own = tenant_rows(&fleet, &slug, "tenant.rotate_credentials").await;
     assert_eq!(own.len(), 1, "{own:?}");
     assert_eq!(own[0].0, format!("platform:{email}"));
+}
+
+#[tokio::test]
+async fn resending_an_invitation_mails_a_new_code_and_voids_the_old_one() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("opresend", Mode::Schema).await;
+    let other = fleet.tenant("opresendother", Mode::Schema).await;
+    let outbox = crate::common::scratch(&format!("outbox-{}", fleet.id));
+    let dir = outbox.clone();
+    let server = serve(&fleet, move |s| s.outbox = Some(dir)).await;
+    let (admin, email) = operator_client(&fleet, &server, OperatorRole::Admin).await;
+    let (owner, _, _) = owner(&fleet, &server, &slug).await;
+    let invited = format!("invited-{}@example.com", fleet.id);
+    let r = owner
+        .post(
+            "/api/invitations",
+            json!({"email": invited, "role": "member"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let first = crate::rbac::invitation_token(&outbox, &invited);
+
+    let resend = format!("/api/admin/tenants/{slug}/invitations/{id}/resend");
+    let elsewhere = format!("/api/admin/tenants/{other}/invitations/{id}/resend");
+    let why = json!({"reason": "the customer lost the mail"});
+    assert_eq!(admin.post(&elsewhere, why.clone()).await.status, 404);
+    // (Mails are named by time: the resent one sorts last.)
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let r = admin.post(&resend, why.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let second = crate::rbac::invitation_token(&outbox, &invited);
+    assert_ne!(first, second, "a new code");
+
+    let accept = |token: String| {
+        let client = HttpClient::tenant(&server, &slug);
+        async move {
+            client
+                .post(
+                    "/api/invitations/accept",
+                    json!({"token": token, "password": crate::people::PASSWORD}),
+                )
+                .await
+        }
+    };
+    let r = accept(first).await;
+    assert!(
+        r.status >= 400,
+        "the old code is void: {} {}",
+        r.status,
+        r.body
+    );
+    let r = accept(second).await;
+    assert!(r.status < 300, "{} {}", r.status, r.body);
+    // Accepted: nothing left to resend.
+    assert_eq!(admin.post(&resend, why).await.status, 404);
+
+    let rows = platform_rows(&fleet, "invitation.resend").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, format!("operator:{email}"));
+    assert_eq!(
+        tenant_rows(&fleet, &slug, "invitation.resend").await.len(),
+        1
+    );
 }

@@ -218,6 +218,10 @@ const PUBLIC: &[(&str, &str)] = &[
     ("DELETE", "/api/admin/tenants/{slug}/comp"),
     ("POST", "/api/admin/tenants/{slug}/cancel-subscription"),
     ("POST", "/api/admin/tenants/{slug}/rotate-credentials"),
+    (
+        "POST",
+        "/api/admin/tenants/{slug}/invitations/{invitation}/resend",
+    ),
     ("POST", "/api/admin/tenants/{slug}/end-sessions"),
     ("GET", "/api/admin/audit"),
     ("GET", "/api/admin/servers"),
@@ -701,7 +705,7 @@ async fn the_free_plan_stops_at_three_projects_and_pro_does_not() {
 }
 
 /// The token of the newest message to `email` in the outbox.
-fn invitation_token(outbox: &std::path::Path, email: &str) -> String {
+pub(crate) fn invitation_token(outbox: &std::path::Path, email: &str) -> String {
     let mut mails: Vec<_> = std::fs::read_dir(outbox)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -311,6 +311,53 @@ pub async fn rotate_credentials(
     })))
 }
 
+/// `POST /api/admin/tenants/{slug}/invitations/{invitation}/resend`: mails
+/// a pending invitation again with a new code (the old one stops working)
+/// and a fresh 7 days. 404 for one not pending or another tenant's.
+pub async fn resend_invitation(
+    State(state): State<AppState>,
+    OperatorCan(op, _): OperatorCan<AdminWrite>,
+    Path((slug, id)): Path<(String, uuid::Uuid)>,
+    headers: axum::http::HeaderMap,
+    Json(req): Json<ReasonRequest>,
+) -> ApiResult<Json<Value>> {
+    use crate::auth::sessions;
+    let why = reason(req.reason.as_deref())?;
+    let t = tenant_named(&state, &slug).await?;
+    let token = crate::secret::random_hex(32);
+    let invitation = state
+        .control
+        .reissue_invitation(
+            t.id,
+            id,
+            &sessions::hash(&token),
+            super::invitations::LIFETIME,
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    super::invitations::mail_invitation(
+        &state,
+        &t.slug,
+        host,
+        &invitation.email,
+        invitation.role,
+        &token,
+    )
+    .await?;
+    audited(
+        &state,
+        &op,
+        "invitation.resend",
+        &t,
+        json!({"reason": why, "invitation": id, "email": invitation.email}),
+    )
+    .await?;
+    Ok(Json(json!({"slug": t.slug, "invitation": invitation})))
+}
+
 /// `POST /api/admin/tenants/{slug}/end-sessions`: logs every user out of
 /// the tenant (API tokens are untouched).
 pub async fn end_sessions(

@@ -78,31 +78,15 @@ pub async fn invite(
             LIFETIME,
         )
         .await?;
-    // The tenant's own host, whichever host the invitation was made on (on
-    // the API host, accepting would find no tenant).
-    let url = state.tenant_url(&tenant.slug, crate::http::extract::authority(&parts).ok());
-    // Short lines: mail stays 7-bit and readable, the code on a line of its own.
-    let body = format!(
-        "You are invited to join {slug} as {role}.\n\n\
-         Your invitation code, valid for 7 days and once:\n\n\
-         {token}\n\n\
-         Accept it with:\n\n\
-         curl -X POST {url}/api/invitations/accept \\\n  \
-         -H 'content-type: application/json' \\\n  \
-         -d '{{\"token\": \"<the code>\", \"password\": \"<yours>\"}}'\n\n\
-         (The password is needed only if you have no account yet.)\n",
-        slug = tenant.slug,
-        role = role.as_str(),
-    );
-    state
-        .outbox
-        .send(&Mail {
-            to: &email,
-            subject: &format!("Your invitation to {}", tenant.slug),
-            body: &body,
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("outbox: {e}")))?;
+    mail_invitation(
+        &state,
+        &tenant.slug,
+        crate::http::extract::authority(&parts).ok(),
+        &email,
+        role,
+        &token,
+    )
+    .await?;
     record(
         &mut db,
         &caller,
@@ -113,6 +97,42 @@ pub async fn invite(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(invitation)))
+}
+
+/// Mails an invitation's code to `email`, with a link to the tenant's own
+/// host whichever host it was made on (`request_host`: on the API or the
+/// admin host, accepting there would find no tenant).
+pub async fn mail_invitation(
+    state: &AppState,
+    slug: &crate::control::Slug,
+    request_host: Option<&str>,
+    email: &str,
+    role: Role,
+    token: &str,
+) -> ApiResult<()> {
+    let url = state.tenant_url(slug, request_host);
+    // Short lines: mail stays 7-bit and readable, the code on a line of its own.
+    let body = format!(
+        "You are invited to join {slug} as {role}.\n\n\
+         Your invitation code, valid for 7 days and once:\n\n\
+         {token}\n\n\
+         Accept it with:\n\n\
+         curl -X POST {url}/api/invitations/accept \\\n  \
+         -H 'content-type: application/json' \\\n  \
+         -d '{{\"token\": \"<the code>\", \"password\": \"<yours>\"}}'\n\n\
+         (The password is needed only if you have no account yet.)\n",
+        role = role.as_str(),
+    );
+    state
+        .outbox
+        .send(&Mail {
+            to: email,
+            subject: &format!("Your invitation to {slug}"),
+            body: &body,
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("outbox: {e}")))?;
+    Ok(())
 }
 
 pub async fn list_invitations(
