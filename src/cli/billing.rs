@@ -208,6 +208,28 @@ pub struct CompArgs {
     pub billing_grace: Duration,
 }
 
+/// `bulkhead tenant cancel-subscription`.
+#[derive(Args)]
+pub struct CancelArgs {
+    /// The tenant's slug.
+    pub slug: String,
+    /// Why (kept in the platform's audit log and shown in the tenant's).
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub billing: BillingArgs,
+}
+
+impl std::fmt::Debug for CancelArgs {
+    /// Never the Stripe keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelArgs")
+            .field("slug", &self.slug)
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `bulkhead tenant uncomp`: end a comp now.
 #[derive(Args, Debug)]
 pub struct UncompArgs {
@@ -243,7 +265,7 @@ fn parse_until(text: &str) -> Result<time::OffsetDateTime, CliError> {
     Ok(until)
 }
 
-fn reason(text: &str) -> Result<&str, CliError> {
+pub(super) fn reason(text: &str) -> Result<&str, CliError> {
     let text = text.trim();
     if text.is_empty() || text.chars().count() > 500 {
         return Err(CliError::Usage("--reason must be 1-500 characters".into()));
@@ -274,6 +296,54 @@ async fn tell_tenant(app: &Bulkhead, grace: Duration, tenant: crate::control::Te
 /// Who a CLI action is by: `platform:<OS user>` in the tenant's audit log
 /// (the vendor's staff), `cli:<OS user>` in the platform's (as every CLI
 /// action).
+/// `bulkhead tenant cancel-subscription`: through billing, as the admin
+/// API's action; one row in each audit log.
+pub async fn cancel_subscription(app: &Bulkhead, args: CancelArgs) -> CliResult {
+    let why = reason(&args.reason)?;
+    let tenant = super::tenant::live_tenant(app, &args.slug).await?;
+    let settings = args.billing.settings()?;
+    if settings.stripe.is_none() {
+        return Err(CliError::Usage(
+            "cancel-subscription needs BULKHEAD_STRIPE_SECRET_KEY (and BULKHEAD_STRIPE_PRICE_PRO)"
+                .into(),
+        ));
+    }
+    let p = &app.provisioner;
+    let control = p.control().clone();
+    let pools = crate::pools::PoolRouter::new(
+        control.clone(),
+        p.secret().clone(),
+        crate::pools::PoolSettings::default(),
+    );
+    let billing = Billing::new(settings, control.clone(), p.clone(), pools.clone())
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    let canceled = billing.cancel(tenant.id).await;
+    pools.close_all().await;
+    let Some(id) = canceled.map_err(|e| CliError::Other(e.to_string()))? else {
+        return Err(CliError::Exit(
+            1,
+            format!("tenant `{}` has no live subscription", tenant.slug),
+        ));
+    };
+    let detail = serde_json::json!({"reason": why, "subscription": id});
+    control
+        .audit(
+            &super::tenant::cli_actor(),
+            "tenant.cancel_subscription",
+            Some(tenant.id),
+            detail.clone(),
+        )
+        .await
+        .map_err(|e| CliError::Provision(e.into()))?;
+    super::tenant::tenant_log(app, &tenant, "tenant.cancel_subscription", detail).await?;
+    let now = super::tenant::live_tenant(app, &args.slug).await?;
+    println!(
+        "tenant `{}`: subscription {id} canceled; its plan is {}",
+        now.slug, now.plan
+    );
+    Ok(())
+}
+
 fn actors() -> (String, String) {
     let user = crate::app::os_user();
     (format!("platform:{user}"), format!("cli:{user}"))

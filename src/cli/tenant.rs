@@ -1,5 +1,6 @@
 //! `bulkhead tenant ...`
 
+use serde_json::json;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -30,9 +31,31 @@ pub enum TenantCommand {
         json: bool,
     },
     /// Stop serving a tenant (its data is kept).
-    Suspend { slug: String },
+    Suspend {
+        slug: String,
+        /// Why (kept in the platform's audit log and shown in the tenant's).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Serve a suspended tenant again.
-    Resume { slug: String },
+    Resume {
+        slug: String,
+        /// Why (kept in the platform's audit log and shown in the tenant's).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Log every user out of a tenant (its API tokens keep working).
+    /// Audited, and shown in the tenant's own audit log.
+    EndSessions {
+        slug: String,
+        /// Why (kept in the platform's audit log and shown in the tenant's).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Cancel a tenant's Stripe subscription now; its plan follows at
+    /// once. Needs the Stripe settings `serve` has. Audited, and shown in
+    /// the tenant's own audit log.
+    CancelSubscription(super::billing::CancelArgs),
     /// Delete a tenant: suspend, export if asked, drop its database or schema and
     /// roles, keep a tombstone. The slug stays reserved for --slug-quarantine-days.
     Delete {
@@ -43,7 +66,12 @@ pub enum TenantCommand {
     },
     /// Start a new credential generation for the tenant's runtime role. New
     /// connections need the new password; open ones finish their work.
-    RotateCredentials { slug: String },
+    RotateCredentials {
+        slug: String,
+        /// Why (kept in the platform's audit log and shown in the tenant's).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Print the runtime connection URL of a tenant (contains its password; audited).
     ConnectUrl { slug: String },
     /// Give pro without a subscription until a date ("comp"), with a
@@ -180,15 +208,41 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
             }
             Ok(())
         }
-        TenantCommand::Suspend { slug } => {
-            let t = p.suspend(&slug).await?;
+        TenantCommand::Suspend { slug, reason } => {
+            let why = optional_reason(reason.as_deref())?;
+            let t = p.suspend_because(&slug, why).await?;
+            tenant_log(app, &t, "tenant.suspend", json!({"reason": why})).await?;
             println!("tenant `{}` is {}", t.slug, t.status);
             Ok(())
         }
-        TenantCommand::Resume { slug } => {
-            let t = p.resume(&slug).await?;
+        TenantCommand::Resume { slug, reason } => {
+            let why = optional_reason(reason.as_deref())?;
+            let t = p.resume_because(&slug, why).await?;
+            tenant_log(app, &t, "tenant.resume", json!({"reason": why})).await?;
             println!("tenant `{}` is {}", t.slug, t.status);
             Ok(())
+        }
+        TenantCommand::EndSessions { slug, reason } => {
+            let why = super::billing::reason(&reason)?;
+            let t = live_tenant(app, &slug).await?;
+            let control = p.control();
+            let ended = control.delete_tenant_sessions(t.id).await.map_err(to_cli)?;
+            let detail = json!({"reason": why, "ended": ended});
+            control
+                .audit(
+                    &cli_actor(),
+                    "tenant.end_sessions",
+                    Some(t.id),
+                    detail.clone(),
+                )
+                .await
+                .map_err(to_cli)?;
+            tenant_log(app, &t, "tenant.end_sessions", detail).await?;
+            println!("ended {ended} session(s) of tenant `{}`", t.slug);
+            Ok(())
+        }
+        TenantCommand::CancelSubscription(args) => {
+            super::billing::cancel_subscription(app, args).await
         }
         TenantCommand::Delete { slug, export } => {
             if let Some(path) = export.as_ref().filter(|p| p.exists()) {
@@ -207,8 +261,13 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
             println!("deleted tenant `{slug}`; the slug is reusable from {until}");
             Ok(())
         }
-        TenantCommand::RotateCredentials { slug } => {
-            let t = p.rotate_credentials(&slug).await?;
+        TenantCommand::RotateCredentials { slug, reason } => {
+            let why = optional_reason(reason.as_deref())?;
+            let detail = json!({"reason": why});
+            let t = p
+                .rotate_credentials_as(&slug, &cli_actor(), detail.clone())
+                .await?;
+            tenant_log(app, &t, "tenant.rotate_credentials", detail).await?;
             println!(
                 "tenant `{}` now uses credential generation {}",
                 t.slug, t.credential_generation
@@ -222,6 +281,61 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// `cli:<OS user>`: who the platform audit log says acted.
+pub(super) fn cli_actor() -> String {
+    format!("cli:{}", crate::app::os_user())
+}
+
+fn optional_reason(text: Option<&str>) -> Result<Option<&str>, CliError> {
+    text.map(super::billing::reason).transpose()
+}
+
+/// Writes `action` into the tenant's own audit log as
+/// `platform:<OS user>` (its owners read it in `GET /api/audit`), as an
+/// operator's action on the admin host does.
+pub(super) async fn tenant_log(
+    app: &Bulkhead,
+    tenant: &Tenant,
+    action: &str,
+    detail: serde_json::Value,
+) -> CliResult {
+    let p = &app.provisioner;
+    let pools = crate::pools::PoolRouter::new(
+        p.control().clone(),
+        p.secret().clone(),
+        crate::pools::PoolSettings::default(),
+    );
+    let entry = crate::routing::TenantEntry::from_tenant(tenant, &p.settings().shared_db);
+    let written = async {
+        let pool = pools.pool(&entry).await.map_err(|e| e.to_string())?;
+        let db = pools
+            .connect_to(&entry, &pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        db.execute(
+            "INSERT INTO audit_log (actor_label, action, object_type, object_id, detail)
+             VALUES ($1, $2, 'tenant', $3, $4)",
+            &[
+                &format!("platform:{}", crate::app::os_user()),
+                &action,
+                &tenant.slug.as_str(),
+                &detail,
+            ],
+        )
+        .await
+        .map_err(|e| crate::pg::describe(&e))?;
+        Ok::<(), String>(())
+    }
+    .await;
+    pools.close_all().await;
+    written.map_err(|e| {
+        CliError::Other(format!(
+            "done, but not written to tenant `{}`'s own audit log: {e}",
+            tenant.slug
+        ))
+    })
 }
 
 fn to_cli(e: crate::control::ControlError) -> CliError {

@@ -23,23 +23,43 @@ pub struct Reconciled {
 
 impl Provisioner {
     pub async fn suspend(&self, slug: &str) -> Result<Tenant, ProvisionError> {
+        self.suspend_because(slug, None).await
+    }
+
+    /// [`Self::suspend`], the reason (if any) in its audit row.
+    pub async fn suspend_because(
+        &self,
+        slug: &str,
+        reason: Option<&str>,
+    ) -> Result<Tenant, ProvisionError> {
         self.change_status(
             slug,
             Status::Active,
             Status::Suspended,
             "suspend",
             "tenant.suspend",
+            reason,
         )
         .await
     }
 
     pub async fn resume(&self, slug: &str) -> Result<Tenant, ProvisionError> {
+        self.resume_because(slug, None).await
+    }
+
+    /// [`Self::resume`], the reason (if any) in its audit row.
+    pub async fn resume_because(
+        &self,
+        slug: &str,
+        reason: Option<&str>,
+    ) -> Result<Tenant, ProvisionError> {
         self.change_status(
             slug,
             Status::Suspended,
             Status::Active,
             "resume",
             "tenant.resume",
+            reason,
         )
         .await
     }
@@ -51,6 +71,7 @@ impl Provisioner {
         to: Status,
         action: &'static str,
         audit: &str,
+        reason: Option<&str>,
     ) -> Result<Tenant, ProvisionError> {
         let tenant = self.tenant(slug).await?;
         if tenant.status == to {
@@ -65,7 +86,11 @@ impl Provisioner {
             });
         }
         self.control.set_status(tenant.id, to, None).await?;
-        self.audit(audit, &tenant, json!({})).await?;
+        let detail = match reason {
+            Some(why) => json!({"reason": why}),
+            None => json!({}),
+        };
+        self.audit(audit, &tenant, detail).await?;
         self.tenant(slug).await
     }
 

@@ -568,3 +568,73 @@ async fn resending_an_invitation_mails_a_new_code_and_voids_the_old_one() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_cli_ends_sessions_and_suspends_with_a_reason_in_both_logs() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("clisessions", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let (owner, _, _) = owner(&fleet, &server, &slug).await;
+    assert_eq!(owner.get("/api/me").await.status, 200);
+    let run = |args: Vec<String>| {
+        let mut cmd = fleet.cli();
+        cmd.arg("tenant").args(args);
+        async move {
+            tokio::task::spawn_blocking(move || cmd.output().expect("run bulkhead"))
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(vec!["end-sessions".into(), slug.clone()]).await;
+    assert_eq!(out.status.code(), Some(2), "a reason is required");
+    let out = run(vec![
+        "end-sessions".into(),
+        slug.clone(),
+        "--reason".into(),
+        "account takeover suspected".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ended 1 session(s)"), "{stdout}");
+    eventually("the owner's session to end", || async {
+        owner.get("/api/me").await.status == 401
+    })
+    .await;
+    let out = run(vec![
+        "suspend".into(),
+        slug.clone(),
+        "--reason".into(),
+        "unpaid for 90 days".into(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let actor = format!("cli:{}", bulkhead::app::os_user());
+    let label = format!("platform:{}", bulkhead::app::os_user());
+    for (action, why) in [
+        ("tenant.end_sessions", "account takeover suspected"),
+        ("tenant.suspend", "unpaid for 90 days"),
+    ] {
+        let rows = platform_rows(&fleet, action).await;
+        assert_eq!(rows.len(), 1, "{action}: {rows:?}");
+        assert_eq!(
+            (rows[0].0.as_str(), &rows[0].1["reason"]),
+            (actor.as_str(), &json!(why))
+        );
+        let own = tenant_rows(&fleet, &slug, action).await;
+        assert_eq!(own.len(), 1, "{action}: {own:?}");
+        assert_eq!(
+            (own[0].0.as_str(), &own[0].1["reason"]),
+            (label.as_str(), &json!(why))
+        );
+    }
+}

@@ -932,3 +932,63 @@ async fn an_operator_cancels_a_subscription_and_the_plan_follows_at_once() {
         .get(0);
     assert_eq!(own, 1);
 }
+
+#[tokio::test]
+async fn the_cli_cancels_a_subscription_as_the_admin_api_does() {
+    let b = Billed::start(|_| {}).await;
+    let (slug, owner) = b.tenant("clicancel").await;
+    b.subscribe(&owner).await;
+    b.wait_for_plan(&owner, "pro").await;
+    let cancel = |reason: &'static str| {
+        let mut cmd = b.fleet.cli();
+        cmd.args(["tenant", "cancel-subscription", &slug, "--reason", reason])
+            .env("BULKHEAD_STRIPE_SECRET_KEY", KEY)
+            .env("BULKHEAD_STRIPE_PRICE_PRO", PRICE)
+            .env("BULKHEAD_STRIPE_API_BASE", b.stripe.base_url());
+        async move {
+            tokio::task::spawn_blocking(move || cmd.output().expect("run bulkhead"))
+                .await
+                .unwrap()
+        }
+    };
+    let out = cancel("chargeback 88").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("canceled; its plan is free"), "{stdout}");
+    b.wait_for_plan(&owner, "free").await;
+    let out = cancel("chargeback 88").await;
+    assert_eq!(out.status.code(), Some(1), "nothing left to cancel");
+
+    let tenant = b.tenant_id(&owner).await;
+    let actor = format!("cli:{}", bulkhead::app::os_user());
+    let rows: Vec<_> = b
+        .fleet
+        .p()
+        .control()
+        .audit_entries(Some(tenant), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "tenant.cancel_subscription")
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].actor.as_str(), &rows[0].detail["reason"]),
+        (actor.as_str(), &json!("chargeback 88"))
+    );
+    let db = b.fleet.as_tenant(&slug).await;
+    let own: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'tenant.cancel_subscription'
+                AND actor_label LIKE 'platform:%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(own, 1);
+}

@@ -287,9 +287,14 @@ async fn every_option_but_one_shot_switches_has_its_environment_variable_in_help
             "operator create --role",
             "reconcile --rollback",
             "server add --if-not-exists",
+            "tenant cancel-subscription --reason",
             "tenant comp --reason",
             "tenant comp --until",
+            "tenant end-sessions --reason",
             "tenant list --deleted",
+            "tenant resume --reason",
+            "tenant rotate-credentials --reason",
+            "tenant suspend --reason",
             "tenant uncomp --reason",
         ]
     );
@@ -472,7 +477,14 @@ async fn dev_takes_every_serve_option_and_serves_metrics_where_it_is_told() {
             .await
         {
             answered = Some((r.status().as_u16(), r.text().await.unwrap_or_default()));
-            break;
+            // The metrics listener may answer a moment before the HTTP
+            // listener has said its limits: ask until it has.
+            if answered
+                .as_ref()
+                .is_some_and(|(_, body)| body.contains("bulkhead_http_connections_max"))
+            {
+                break;
+            }
         }
         assert!(
             child.try_wait().unwrap().is_none(),
