@@ -12,6 +12,7 @@
 //! script, `frame-ancestors 'none'`, `nosniff`, `same-origin` referrers,
 //! and HSTS unless cookies are not `Secure` (`dev`).
 
+mod access;
 pub mod assets;
 mod pages;
 
@@ -26,7 +27,10 @@ use crate::auth::{Perm, sessions};
 use crate::http::extract::{Caller, Can};
 use crate::http::{ApiError, AppState};
 
-pub(crate) use pages::routes;
+/// The platform's pages.
+pub(crate) fn routes(routes: crate::http::Routes) -> crate::http::Routes {
+    access::routes(pages::routes(routes))
+}
 
 /// What the layout shows around every page of a tenant.
 pub struct Chrome {
@@ -40,6 +44,8 @@ pub struct Chrome {
     pub role: String,
     /// The session's CSRF token, for the forms.
     pub csrf: String,
+    /// Whether the caller may read the audit log (its links shown).
+    pub can_audit: bool,
 }
 
 impl Chrome {
@@ -52,6 +58,7 @@ impl Chrome {
             user: session.map(|s| s.email.clone()),
             role: caller.role().as_str().to_string(),
             csrf: session.map(|s| s.csrf_token.clone()).unwrap_or_default(),
+            can_audit: caller.role().allows(crate::auth::Permission::AUDIT_READ),
         }
     }
 
@@ -63,6 +70,7 @@ impl Chrome {
             user: None,
             role: String::new(),
             csrf: String::new(),
+            can_audit: false,
         }
     }
 }

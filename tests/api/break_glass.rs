@@ -150,6 +150,16 @@ async fn a_read_only_grant_reads_the_tenant_api_and_the_tenant_sees_every_reques
     assert_eq!(asked.len(), 1, "{rows:?}");
     assert_eq!(asked[0]["actor_label"], format!("platform:{email}"));
     assert_eq!(asked[0]["detail"]["reason"], REASON);
+    // Asked for by area: the vendor's rows only.
+    let r = owner
+        .get("/api/audit?action=support_access&limit=100")
+        .await;
+    let area = r.json()["items"].as_array().unwrap().clone();
+    assert_eq!(area.len(), 11, "{area:?}");
+    assert!(
+        area.iter()
+            .all(|e| e["action"].as_str().unwrap().starts_with("support_access."))
+    );
     let used = of(&rows, "support_access.used");
     // projects, tasks, members, the four refused by role and the three
     // that are no route of the view: each is a request made under it.

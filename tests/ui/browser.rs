@@ -202,6 +202,12 @@ impl Browser {
         }
     }
 
+    /// Clicks `css` where that loads nothing (a radio button, a box).
+    pub async fn tick(&self, css: &str) {
+        let found = self.client.find(Locator::Css(css)).await.unwrap();
+        found.click().await.unwrap();
+    }
+
     /// How many elements match `css`.
     pub async fn count(&self, css: &str) -> usize {
         self.client.find_all(Locator::Css(css)).await.unwrap().len()

@@ -178,3 +178,77 @@ async fn a_visitor_signs_up_waits_for_the_workspace_and_logs_in() {
     assert!(b.source().await.contains("The free plan allows 3 projects"));
     b.close().await;
 }
+
+#[tokio::test]
+async fn an_owner_asks_to_be_asked_first_then_approves_the_vendors_access() {
+    use bulkhead::control::{AccessMode, Email, GrantRequest, OperatorRole};
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("uiaccess", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let email = format!("owner-{slug}@example.com");
+    member(&fleet, &slug, &email, "owner").await;
+    let host = format!("{slug}.localhost");
+    let b = Browser::new(server.addr.port()).await;
+    b.open(&host, "/login").await;
+    b.fill("#email", &email).await;
+    b.fill("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+
+    b.open(&host, "/support-access").await;
+    assert!(b.source().await.contains("Nobody at the vendor has asked"));
+    b.check("support-access").await;
+    b.tick("input[value=ask_first]").await;
+    b.click("form[aria-label=Rule] button[type=submit]").await;
+    let control = fleet.p().control();
+    let tenant = fleet.tenant_row(&slug).await.id;
+    assert_eq!(
+        control.support_policy(tenant).await.unwrap(),
+        bulkhead::control::SupportPolicy::AskFirst
+    );
+
+    // An operator asks (as the admin API would): it waits for the owner.
+    let operator = control
+        .insert_operator(
+            &Email::parse(&format!("ops-{slug}@example.com")).unwrap(),
+            OperatorRole::Support,
+            &bulkhead::auth::sessions::hash(&bulkhead::secret::random_hex(16)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let grant = control
+        .request_grant(&GrantRequest {
+            tenant,
+            operator: operator.id,
+            mode: AccessMode::ReadOnly,
+            reason: "ticket 4711: a project vanished",
+            minutes: 15,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.state, "awaiting_owner");
+    b.open(&host, "/support-access").await;
+    let page = b.source().await;
+    assert!(page.contains("ticket 4711: a project vanished") && page.contains("awaiting_owner"));
+    b.check("support-access-waiting").await;
+    b.click_button_named(&format!("Approve: grant asked by ops-{slug}@example.com"))
+        .await;
+    b.wait_for("tr.vendor").await;
+    assert!(b.source().await.contains(">live<"));
+    assert!(
+        control
+            .access_grant(grant.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_live()
+    );
+
+    // The audit log shows it, marked as the vendor's.
+    b.open(&host, "/audit?action=support_access").await;
+    assert!(b.count("tr.vendor").await >= 1);
+    assert!(b.source().await.contains("support_access.approved"));
+    b.check("audit-vendor").await;
+    b.close().await;
+}

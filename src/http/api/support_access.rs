@@ -38,7 +38,7 @@ pub async fn get_support_access(
 
 /// A grant as the tenant sees it (not the operator's id, nor other
 /// tenants' anything).
-fn shown(g: &AccessGrant) -> Value {
+pub fn shown(g: &AccessGrant) -> Value {
     json!({
         "id": g.id, "operator": g.operator, "mode": g.mode, "reason": g.reason,
         "minutes": g.minutes, "state": g.state, "requested_at": rfc(Some(g.requested_at)),
@@ -68,22 +68,35 @@ pub async fn set_policy(
     Db(mut db): Db,
     Json(change): Json<PolicyChange>,
 ) -> ApiResult<Json<Value>> {
-    let policy = SupportPolicy::parse(change.policy.trim())
+    let policy = change_policy(&state, &caller, &mut db, &change.policy).await?;
+    Ok(Json(json!({"policy": policy})))
+}
+
+/// Sets the tenant's rule to `text` (`allowed`, `ask_first`, `never`; 422
+/// else), audited in its own log: the API's and the page's.
+pub async fn change_policy(
+    state: &AppState,
+    caller: &Caller,
+    db: &mut crate::pools::TenantConn,
+    text: &str,
+) -> ApiResult<SupportPolicy> {
+    caller.require(crate::auth::Permission::SUPPORT_ACCESS_MANAGE)?;
+    let policy = SupportPolicy::parse(text.trim())
         .ok_or_else(|| ApiError::field("policy", "must be allowed, ask_first or never"))?;
     let before = state
         .control
         .set_support_policy(caller.tenant.id, policy, &caller.label())
         .await?;
     record(
-        &mut db,
-        &caller,
+        db,
+        caller,
         "support_access.policy",
         "tenant",
         caller.tenant.slug.as_str(),
         json!({"from": before, "to": policy}),
     )
     .await?;
-    Ok(Json(json!({"policy": policy})))
+    Ok(policy)
 }
 
 /// `POST /api/support-access/grants/{id}/approve`: lets a grant that
@@ -94,13 +107,7 @@ pub async fn approve(
     Db(mut db): Db,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    let tenant = caller.tenant.id;
-    let grant = state
-        .control
-        .approve_grant_as_owner(tenant, id, &caller.label())
-        .await?;
-    let grant = settled(&state, tenant, id, grant, "approved").await?;
-    audited(&state, &caller, &mut db, "support_access.approved", &grant).await?;
+    let grant = decide(&state, &caller, &mut db, id, Decision::Approve).await?;
     Ok(Json(shown(&grant)))
 }
 
@@ -112,7 +119,8 @@ pub async fn deny(
     Db(mut db): Db,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    end(state, caller, &mut db, id, GrantEnd::Denied).await
+    let grant = decide(&state, &caller, &mut db, id, Decision::Deny).await?;
+    Ok(Json(shown(&grant)))
 }
 
 /// `POST /api/support-access/grants/{id}/revoke`: ends a live or waiting
@@ -123,28 +131,69 @@ pub async fn revoke(
     Db(mut db): Db,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    end(state, caller, &mut db, id, GrantEnd::Revoked).await
+    let grant = decide(&state, &caller, &mut db, id, Decision::Revoke).await?;
+    Ok(Json(shown(&grant)))
 }
 
-async fn end(
-    state: AppState,
-    caller: Caller,
+/// What an owner decides about a grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+    Revoke,
+}
+
+impl Decision {
+    /// `approve`, `deny`, `revoke` (as in the routes and the page's forms).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "approve" => Some(Decision::Approve),
+            "deny" => Some(Decision::Deny),
+            "revoke" => Some(Decision::Revoke),
+            _ => None,
+        }
+    }
+}
+
+/// An owner's decision on grant `id` of the caller's tenant (the API's and
+/// the page's): the grant as it is now, with a row in the tenant's audit
+/// log and the platform's; 404 for another tenant's, 409 saying where it
+/// stands when it cannot be decided so.
+pub async fn decide(
+    state: &AppState,
+    caller: &Caller,
     db: &mut crate::pools::TenantConn,
     id: Uuid,
-    how: GrantEnd,
-) -> ApiResult<Json<Value>> {
+    decision: Decision,
+) -> ApiResult<AccessGrant> {
+    caller.require(crate::auth::Permission::SUPPORT_ACCESS_MANAGE)?;
     let tenant = caller.tenant.id;
-    let grant = state
-        .control
-        .end_grant(id, Some(tenant), &caller.label(), how)
-        .await?;
-    let (verb, action) = match how {
-        GrantEnd::Denied => ("denied", "support_access.denied"),
-        GrantEnd::Revoked => ("revoked", "support_access.revoked"),
+    let control = &state.control;
+    let by = caller.label();
+    let (changed, verb, action) = match decision {
+        Decision::Approve => (
+            control.approve_grant_as_owner(tenant, id, &by).await?,
+            "approved",
+            "support_access.approved",
+        ),
+        Decision::Deny => (
+            control
+                .end_grant(id, Some(tenant), &by, GrantEnd::Denied)
+                .await?,
+            "denied",
+            "support_access.denied",
+        ),
+        Decision::Revoke => (
+            control
+                .end_grant(id, Some(tenant), &by, GrantEnd::Revoked)
+                .await?,
+            "revoked",
+            "support_access.revoked",
+        ),
     };
-    let grant = settled(&state, tenant, id, grant, verb).await?;
-    audited(&state, &caller, db, action, &grant).await?;
-    Ok(Json(shown(&grant)))
+    let grant = settled(state, tenant, id, changed, verb).await?;
+    audited(state, caller, db, action, &grant).await?;
+    Ok(grant)
 }
 
 /// The grant a change took effect on; else 404 (not this tenant's) or 409
