@@ -14,6 +14,7 @@
 
 mod access;
 pub mod assets;
+mod billing;
 mod pages;
 
 use askama::Template;
@@ -29,7 +30,7 @@ use crate::http::{ApiError, AppState};
 
 /// The platform's pages.
 pub(crate) fn routes(routes: crate::http::Routes) -> crate::http::Routes {
-    access::routes(pages::routes(routes))
+    billing::routes(access::routes(pages::routes(routes)))
 }
 
 /// What the layout shows around every page of a tenant.
@@ -238,19 +239,43 @@ fn as_page(response: Response) -> Response {
 /// the page routes).
 pub async fn secure(State(state): State<AppState>, response: Response) -> Response {
     let mut response = as_page(response);
-    add_security_headers(&mut response, state.sessions.secure_cookies);
+    add_security_headers(&mut response, &state);
     response
 }
 
-fn add_security_headers(response: &mut Response, hsts: bool) {
-    let h = response.headers_mut();
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
+/// The pages' `Content-Security-Policy`: this origin only, no inline
+/// script; forms may go to this origin and, as the upgrade and manage
+/// buttons' answers redirect there, to Stripe's checkout and portal (or
+/// the Stripe stand-in `dev` and the tests use).
+fn csp(state: &AppState) -> HeaderValue {
+    let stripe = match state
+        .billing
+        .settings()
+        .stripe
+        .as_ref()
+        .and_then(|s| s.api_base.as_deref())
+    {
+        Some(base) => url::Url::parse(base)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default(),
+        None => "https://checkout.stripe.com https://billing.stripe.com".into(),
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'none'; form-action 'self' {stripe}; frame-ancestors 'none'"
     );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        )
+    })
+}
+
+fn add_security_headers(response: &mut Response, state: &AppState) {
+    let hsts = state.sessions.secure_cookies;
+    let h = response.headers_mut();
+    h.insert("content-security-policy", csp(state));
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
@@ -281,6 +306,6 @@ pub fn not_found_page(
         return None;
     }
     let mut page = error_page(StatusCode::NOT_FOUND);
-    add_security_headers(&mut page, state.sessions.secure_cookies);
+    add_security_headers(&mut page, state);
     Some(page)
 }

@@ -252,3 +252,83 @@ async fn an_owner_asks_to_be_asked_first_then_approves_the_vendors_access() {
     b.check("audit-vendor").await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn an_owner_upgrades_through_checkout_and_the_limit_banner_goes() {
+    use bulkhead::billing::standin::{StandIn, StandInSettings};
+    let fleet = TestFleet::new().await;
+    // The stand-in must know where to send its webhooks before either starts.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let stripe = StandIn::start(StandInSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        secret_key: "sk_test_ui".into(),
+        webhook_url: format!("http://{listen}/webhooks/stripe"),
+        webhook_host: Some("localhost".into()),
+        webhook_secret: "whsec_ui".into(),
+        prices: vec!["price_pro_ui".into()],
+    })
+    .await
+    .expect("start the Stripe stand-in");
+    let base = stripe.base_url();
+    let server = serve(&fleet, |s| {
+        s.listen = listen;
+        s.sessions.secure_cookies = false;
+        s.billing.stripe = Some(bulkhead::billing::StripeSettings {
+            secret_key: bulkhead::secret::Secret::new("sk_test_ui".into()),
+            webhook_secret: Some(bulkhead::secret::Secret::new("whsec_ui".into())),
+            price_pro: "price_pro_ui".into(),
+            api_base: Some(base),
+            test_mode: true,
+        });
+    })
+    .await;
+    let slug = fleet.tenant("uibilling", Mode::Schema).await;
+    fleet
+        .p()
+        .control()
+        .set_plan(
+            fleet.tenant_row(&slug).await.id,
+            bulkhead::control::Plan::Free,
+        )
+        .await
+        .unwrap();
+    let email = format!("owner-{slug}@example.com");
+    member(&fleet, &slug, &email, "owner").await;
+    let host = format!("{slug}.localhost");
+    let b = Browser::new(server.addr.port()).await;
+    b.open(&host, "/login").await;
+    b.fill("#email", &email).await;
+    b.fill("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    assert!(b.source().await.contains("The free plan allows 3 projects"));
+
+    b.open(&host, "/billing").await;
+    assert!(b.source().await.contains("<strong>free</strong>"));
+    b.check("billing-free").await;
+    b.click("form[aria-label=Upgrade] button[type=submit]")
+        .await;
+    // Stripe's (the stand-in's) checkout page, on its own origin: pay.
+    let at = b.client.current_url().await.unwrap();
+    assert!(at.path().starts_with("/checkout/"), "{at}");
+    b.click("form[action$='/pay'] button").await;
+    // Back on the billing page; pro once the webhook has landed.
+    assert_eq!(b.path().await, "/billing");
+    assert!(b.source().await.contains("your payment went through"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        b.open(&host, "/billing").await;
+        if b.source().await.contains("<strong>pro</strong>") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never became pro");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(b.source().await.contains("Manage billing"));
+    b.check("billing-pro").await;
+    b.open(&host, "/projects").await;
+    assert!(!b.source().await.contains("The free plan allows"));
+    b.close().await;
+}

@@ -151,7 +151,7 @@ pub(super) async fn portal_cancel(
 
 fn page(heading: &str, body: &str) -> Html<String> {
     Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{TITLE}</title></head>\
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{TITLE}</title><link rel=\"icon\" href=\"data:,\"></head>\
          <body><h1>{TITLE}</h1><h2>{heading}</h2>{body}</body></html>"
     ))
 }

@@ -51,6 +51,16 @@ pub async fn get_billing(
     Can(caller, _): Can<perm::BillingRead>,
     Db(db): Db,
 ) -> ApiResult<Json<Value>> {
+    Ok(Json(summary(&state, &caller, &db).await?))
+}
+
+/// What `GET /api/billing` answers (and the billing page shows).
+pub async fn summary(
+    state: &AppState,
+    caller: &crate::http::extract::Caller,
+    db: &crate::http::extract::TenantConn,
+) -> ApiResult<Value> {
+    caller.require(crate::auth::Permission::BILLING_READ)?;
     let tenant = &caller.tenant;
     let subscriptions = state.control.billing_subscriptions(tenant.id).await?;
     let projects: i64 = db
@@ -93,7 +103,7 @@ pub async fn get_billing(
         Some(s) if s.test_mode => "test",
         Some(_) => "live",
     };
-    Ok(Json(json!({
+    Ok(json!({
         "plan": tenant.plan,
         "plan_source": source,
         "comp_until": rfc(comp.map(|(until, _)| until)),
@@ -106,7 +116,7 @@ pub async fn get_billing(
             "projects": usage(projects, tenant.plan, Plan::max_projects),
             "members": usage(members, tenant.plan, Plan::max_members),
         },
-    })))
+    }))
 }
 
 /// `POST /api/billing/checkout`: the URL of a Stripe Checkout page selling
@@ -119,6 +129,21 @@ pub async fn checkout(
     Db(mut db): Db,
     parts: axum::http::request::Parts,
 ) -> ApiResult<Json<Value>> {
+    let host = crate::http::extract::authority(&parts).ok();
+    let url = start_checkout(&state, &caller, &mut db, host).await?;
+    Ok(Json(json!({ "url": url })))
+}
+
+/// A Checkout Session's URL selling pro to the caller's tenant, back to
+/// `/billing` on its own host (the API's and the billing page's); 409
+/// while a subscription is live.
+pub async fn start_checkout(
+    state: &AppState,
+    caller: &crate::http::extract::Caller,
+    db: &mut crate::http::extract::TenantConn,
+    request_host: Option<&str>,
+) -> ApiResult<String> {
+    caller.require(crate::auth::Permission::BILLING_MANAGE)?;
     let tenant = &caller.tenant;
     if !state.billing.enabled() {
         return Err(ApiError::BillingDisabled);
@@ -135,24 +160,21 @@ pub async fn checkout(
             live.status
         )));
     }
-    let back_to = format!(
-        "{}/billing",
-        state.tenant_url(&tenant.slug, crate::http::extract::authority(&parts).ok())
-    );
+    let back_to = format!("{}/billing", state.tenant_url(&tenant.slug, request_host));
     let url = state
         .billing
         .checkout(tenant.id, tenant.slug.as_str(), &back_to)
         .await?;
     record(
-        &mut db,
-        &caller,
+        db,
+        caller,
         "billing.checkout_started",
         "billing",
         "checkout",
         json!({}),
     )
     .await?;
-    Ok(Json(json!({ "url": url })))
+    Ok(url)
 }
 
 /// `POST /api/billing/portal`: the URL of the tenant's Stripe Billing
@@ -162,17 +184,30 @@ pub async fn portal(
     Can(caller, _): Can<perm::BillingManage>,
     parts: axum::http::request::Parts,
 ) -> ApiResult<Json<Value>> {
+    let host = crate::http::extract::authority(&parts).ok();
+    let url = open_portal(&state, &caller, host).await?;
+    Ok(Json(json!({ "url": url })))
+}
+
+/// The tenant's Billing Portal URL, back to `/billing` on its own host;
+/// 409 before any checkout.
+pub async fn open_portal(
+    state: &AppState,
+    caller: &crate::http::extract::Caller,
+    request_host: Option<&str>,
+) -> ApiResult<String> {
+    caller.require(crate::auth::Permission::BILLING_MANAGE)?;
     let tenant = &caller.tenant;
-    let back_to = format!(
-        "{}/billing",
-        state.tenant_url(&tenant.slug, crate::http::extract::authority(&parts).ok())
-    );
-    match state.billing.portal(tenant.id, &back_to).await? {
-        Some(url) => Ok(Json(json!({ "url": url }))),
-        None => Err(ApiError::Conflict(
-            "this organisation has no subscription yet; start one with checkout".into(),
-        )),
-    }
+    let back_to = format!("{}/billing", state.tenant_url(&tenant.slug, request_host));
+    state
+        .billing
+        .portal(tenant.id, &back_to)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(
+                "this organisation has no subscription yet; start one with checkout".into(),
+            )
+        })
 }
 
 /// `POST /webhooks/stripe`, on the apex host only: the body exactly as
