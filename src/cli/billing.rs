@@ -148,11 +148,7 @@ async fn sync(app: &Bulkhead, args: SyncArgs) -> CliResult {
         ),
         None => None,
     };
-    let pools = crate::pools::PoolRouter::new(
-        control.clone(),
-        p.secret().clone(),
-        crate::pools::PoolSettings::default(),
-    );
+    let pools = super::tenant::cli_pools(app);
     let billing = Billing::new(settings, control, p.clone(), pools.clone())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let result = billing.sync(only).await;
@@ -278,11 +274,7 @@ pub(super) fn reason(text: &str) -> Result<&str, CliError> {
 async fn tell_tenant(app: &Bulkhead, grace: Duration, tenant: crate::control::TenantId) {
     let p = &app.provisioner;
     let control = p.control().clone();
-    let pools = crate::pools::PoolRouter::new(
-        control.clone(),
-        p.secret().clone(),
-        crate::pools::PoolSettings::default(),
-    );
+    let pools = super::tenant::cli_pools(app);
     let settings = BillingSettings {
         grace,
         ..BillingSettings::default()
@@ -293,9 +285,6 @@ async fn tell_tenant(app: &Bulkhead, grace: Duration, tenant: crate::control::Te
     pools.close_all().await;
 }
 
-/// Who a CLI action is by: `platform:<OS user>` in the tenant's audit log
-/// (the vendor's staff), `cli:<OS user>` in the platform's (as every CLI
-/// action).
 /// `bulkhead tenant cancel-subscription`: through billing, as the admin
 /// API's action; one row in each audit log.
 pub async fn cancel_subscription(app: &Bulkhead, args: CancelArgs) -> CliResult {
@@ -310,11 +299,7 @@ pub async fn cancel_subscription(app: &Bulkhead, args: CancelArgs) -> CliResult 
     }
     let p = &app.provisioner;
     let control = p.control().clone();
-    let pools = crate::pools::PoolRouter::new(
-        control.clone(),
-        p.secret().clone(),
-        crate::pools::PoolSettings::default(),
-    );
+    let pools = super::tenant::cli_pools(app);
     let billing = Billing::new(settings, control.clone(), p.clone(), pools.clone())
         .map_err(|e| CliError::Other(e.to_string()))?;
     let canceled = billing.cancel(tenant.id).await;
@@ -344,6 +329,9 @@ pub async fn cancel_subscription(app: &Bulkhead, args: CancelArgs) -> CliResult 
     Ok(())
 }
 
+/// Who a CLI action is by: `platform:<OS user>` in the tenant's audit log
+/// (the vendor's staff), `cli:<OS user>` in the platform's (as every CLI
+/// action).
 fn actors() -> (String, String) {
     let user = crate::app::os_user();
     (format!("platform:{user}"), format!("cli:{user}"))

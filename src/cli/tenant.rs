@@ -283,6 +283,17 @@ pub async fn run(app: &Bulkhead, cmd: TenantCommand) -> CliResult {
     }
 }
 
+/// A pool router of a one-shot command's own, for the connections it makes
+/// as tenants (close it with `close_all` when done).
+pub(super) fn cli_pools(app: &Bulkhead) -> std::sync::Arc<crate::pools::PoolRouter> {
+    let p = &app.provisioner;
+    crate::pools::PoolRouter::new(
+        p.control().clone(),
+        p.secret().clone(),
+        crate::pools::PoolSettings::default(),
+    )
+}
+
 /// `cli:<OS user>`: who the platform audit log says acted.
 pub(super) fn cli_actor() -> String {
     format!("cli:{}", crate::app::os_user())
@@ -302,11 +313,7 @@ pub(super) async fn tenant_log(
     detail: serde_json::Value,
 ) -> CliResult {
     let p = &app.provisioner;
-    let pools = crate::pools::PoolRouter::new(
-        p.control().clone(),
-        p.secret().clone(),
-        crate::pools::PoolSettings::default(),
-    );
+    let pools = cli_pools(app);
     let entry = crate::routing::TenantEntry::from_tenant(tenant, &p.settings().shared_db);
     let written = async {
         let pool = pools.pool(&entry).await.map_err(|e| e.to_string())?;

@@ -27,6 +27,15 @@ async fn member(fleet: &TestFleet, slug: &str, email: &str, role: &str) {
         .unwrap();
 }
 
+/// Logs in on `host`'s log-in page with [`PASSWORD`]: on to the projects.
+async fn log_in(b: &Browser, host: &str, email: &str) {
+    b.open(host, "/login").await;
+    b.fill("#email", email).await;
+    b.fill("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    assert_eq!(b.path().await, "/projects");
+}
+
 #[tokio::test]
 async fn an_owner_logs_in_creates_a_project_and_another_tenant_shows_nothing_of_it() {
     let fleet = TestFleet::new().await;
@@ -171,10 +180,7 @@ async fn a_visitor_signs_up_waits_for_the_workspace_and_logs_in() {
         assert!(std::time::Instant::now() < deadline, "still at {url}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    b.fill("#email", &email).await;
-    b.fill("#password", PASSWORD).await;
-    b.click("button[type=submit]").await;
-    assert_eq!(b.path().await, "/projects");
+    log_in(&b, &format!("{slug}.localhost"), &email).await;
     assert!(b.source().await.contains("The free plan allows 3 projects"));
     b.close().await;
 }
@@ -189,10 +195,7 @@ async fn an_owner_asks_to_be_asked_first_then_approves_the_vendors_access() {
     member(&fleet, &slug, &email, "owner").await;
     let host = format!("{slug}.localhost");
     let b = Browser::new(server.addr.port()).await;
-    b.open(&host, "/login").await;
-    b.fill("#email", &email).await;
-    b.fill("#password", PASSWORD).await;
-    b.click("button[type=submit]").await;
+    log_in(&b, &host, &email).await;
 
     b.open(&host, "/support-access").await;
     assert!(b.source().await.contains("Nobody at the vendor has asked"));
@@ -299,10 +302,7 @@ async fn an_owner_upgrades_through_checkout_and_the_limit_banner_goes() {
     member(&fleet, &slug, &email, "owner").await;
     let host = format!("{slug}.localhost");
     let b = Browser::new(server.addr.port()).await;
-    b.open(&host, "/login").await;
-    b.fill("#email", &email).await;
-    b.fill("#password", PASSWORD).await;
-    b.click("button[type=submit]").await;
+    log_in(&b, &host, &email).await;
     assert!(b.source().await.contains("The free plan allows 3 projects"));
 
     b.open(&host, "/billing").await;

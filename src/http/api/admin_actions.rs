@@ -15,9 +15,8 @@ use crate::auth::operator_perm::AdminWrite;
 use crate::control::{Status, Tenant};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::input::Json;
-use crate::http::operator::{OperatorCaller, OperatorCan};
+use crate::http::operator::{OperatorCaller, OperatorCan, TenantRow};
 use crate::http::state::AppState;
-use crate::routing::TenantEntry;
 
 /// `{"reason": "..."}`.
 #[derive(Debug, Deserialize)]
@@ -66,20 +65,9 @@ async fn platform_audit(
     op: &OperatorCaller,
     action: &str,
     tenant: &Tenant,
-    mut detail: Value,
+    detail: Value,
 ) -> ApiResult<()> {
-    detail["ip"] = op.ip.map(|i| i.to_string()).into();
-    detail["slug"] = tenant.slug.as_str().into();
-    state
-        .control
-        .audit(
-            &format!("operator:{}", op.operator.email),
-            action,
-            Some(tenant.id),
-            detail,
-        )
-        .await?;
-    Ok(())
+    op.audit(state, action, tenant, detail).await
 }
 
 /// Writes the action into the tenant's own audit log, over a tenant
@@ -91,22 +79,13 @@ async fn tenant_audit(
     tenant: &Tenant,
     detail: Value,
 ) -> ApiResult<()> {
-    let entry = TenantEntry::from_tenant(tenant, &state.provisioner.settings().shared_db);
-    let pool = state.pools.pool(&entry).await?;
-    let db = state.pools.connect_to(&entry, &pool).await?;
-    db.execute(
-        "INSERT INTO audit_log (actor_label, action, object_type, object_id, detail, client_ip)
-         VALUES ($1, $2, 'tenant', $3, $4, $5)",
-        &[
-            &format!("platform:{}", op.operator.email),
-            &action,
-            &tenant.slug.as_str(),
-            &detail,
-            &op.ip,
-        ],
-    )
-    .await?;
-    Ok(())
+    let row = TenantRow {
+        action,
+        object_type: "tenant",
+        object_id: Some(tenant.slug.as_str()),
+        detail: &detail,
+    };
+    op.tenant_audit(state, tenant, None, row).await
 }
 
 /// Both audit rows of an action on a tenant, with the reason.
@@ -198,7 +177,7 @@ pub async fn comp_tenant(
     let why = reason(req.reason.as_deref())?;
     let until = until(req.until.as_deref())?;
     let t = tenant_named(&state, &slug).await?;
-    let by = format!("platform:{}", op.operator.email);
+    let by = op.label();
     let grace = state.billing.settings().grace;
     state
         .control
@@ -229,7 +208,7 @@ pub async fn end_comp(
 ) -> ApiResult<Json<Value>> {
     let why = reason(req.reason.as_deref())?;
     let t = tenant_named(&state, &slug).await?;
-    let by = format!("platform:{}", op.operator.email);
+    let by = op.label();
     let grace = state.billing.settings().grace;
     if !state.control.end_comp(t.id, &why, &by, grace).await? {
         return Err(ApiError::Conflict("the tenant has no comp".into()));
@@ -293,18 +272,8 @@ pub async fn rotate_credentials(
             crate::provision::ProvisionError::Control(e) => ApiError::from(e),
             other => ApiError::Conflict(other.to_string()),
         })?;
-    op.tenant_audit(
-        &state,
-        &rotated,
-        None,
-        crate::http::operator::TenantRow {
-            action: "tenant.rotate_credentials",
-            object_type: "tenant",
-            object_id: Some(rotated.slug.as_str()),
-            detail: &json!({"reason": why, "generation": rotated.credential_generation}),
-        },
-    )
-    .await?;
+    let detail = json!({"reason": why, "generation": rotated.credential_generation});
+    tenant_audit(&state, &op, "tenant.rotate_credentials", &rotated, detail).await?;
     Ok(Json(json!({
         "slug": rotated.slug,
         "credential_generation": rotated.credential_generation,
