@@ -118,8 +118,61 @@ pub(super) async fn view(
     Path((slug, _)): Path<(String, String)>,
     request: Request,
 ) -> ApiResult<Response> {
-    let tenant = tenant_named(&state, &slug).await?;
-    let writes = !matches!(*request.method(), Method::GET | Method::HEAD);
+    let (parts, body) = request.into_parts();
+    // The tenant API's path, as the client wrote it (still percent-encoded).
+    let marker = format!("/api/admin/tenants/{slug}/view/");
+    let rest = parts
+        .uri
+        .path()
+        .strip_prefix(&marker)
+        .ok_or(ApiError::NotFound)?;
+    let target = match parts.uri.query() {
+        Some(query) => format!("/api/{rest}?{query}"),
+        None => format!("/api/{rest}"),
+    };
+    let (grant, mut response) = serve(
+        views,
+        &state,
+        &op,
+        &slug,
+        &parts.method,
+        &target,
+        &parts.headers,
+        Body::new(body),
+    )
+    .await?;
+    if let Some(until) = grant.ends_at.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }) && let Ok(value) = HeaderValue::from_str(&format!(
+        "{}; mode={}; until={until}",
+        grant.id,
+        grant.mode.as_str()
+    )) {
+        response.headers_mut().insert(GRANT_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// Serves `method target` (a path of the tenant API, `/api/...`) of the
+/// tenant `slug` by `views`, as the operator under their live grant on it
+/// (a write only under a read-write grant), over the connection
+/// [`BreakGlass::open`] opens: the grant it was served under, and the
+/// tenant API's answer. `headers`: the request's (only its content type
+/// and length are passed on).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve(
+    views: Router,
+    state: &AppState,
+    op: &OperatorCaller,
+    slug: &str,
+    method: &Method,
+    target: &str,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> ApiResult<(AccessGrant, Response)> {
+    let tenant = tenant_named(state, slug).await?;
+    let writes = !matches!(*method, Method::GET | Method::HEAD);
     let grant = state
         .control
         .live_grant(tenant.id, op.operator.id, writes)
@@ -139,19 +192,7 @@ pub(super) async fn view(
         Status::Deleting | Status::Deleted => return Err(ApiError::NotFound),
         _ => return Err(ApiError::Unavailable),
     }
-    let (parts, body) = request.into_parts();
-    // The tenant API's path, as the client wrote it (still percent-encoded).
-    let marker = format!("/api/admin/tenants/{slug}/view/");
-    let rest = parts
-        .uri
-        .path()
-        .strip_prefix(&marker)
-        .ok_or(ApiError::NotFound)?;
-    let target = match parts.uri.query() {
-        Some(query) => format!("/api/{rest}?{query}"),
-        None => format!("/api/{rest}"),
-    };
-    let glass = BreakGlass::open(&state, &op, &grant, &tenant, &parts.method, &target).await?;
+    let glass = BreakGlass::open(state, op, &grant, &tenant, method, target).await?;
 
     let entry = TenantEntry::from_tenant(&tenant, &state.provisioner.settings().shared_db);
     let caller = Caller(Arc::new(CallerData {
@@ -168,8 +209,8 @@ pub(super) async fn view(
         })),
         ip: op.ip,
     }));
-    let mut inner = Request::new(Body::new(body));
-    *inner.method_mut() = parts.method.clone();
+    let mut inner = Request::new(body);
+    *inner.method_mut() = method.clone();
     *inner.uri_mut() = target
         .parse()
         .map_err(|_| ApiError::BadRequest("not a path of the tenant API".into()))?;
@@ -178,7 +219,7 @@ pub(super) async fn view(
         inner.headers_mut().insert(HOST, host);
     }
     for name in [CONTENT_TYPE, CONTENT_LENGTH] {
-        if let Some(value) = parts.headers.get(&name) {
+        if let Some(value) = headers.get(&name) {
             inner.headers_mut().insert(name, value.clone());
         }
     }
@@ -186,19 +227,9 @@ pub(super) async fn view(
     inner
         .extensions_mut()
         .insert(Slot(Arc::new(Mutex::new(Some(glass.conn)))));
-    let mut response = match views.oneshot(inner).await {
+    let response = match views.oneshot(inner).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
-    if let Some(until) = grant.ends_at.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    }) && let Ok(value) = HeaderValue::from_str(&format!(
-        "{}; mode={}; until={until}",
-        grant.id,
-        grant.mode.as_str()
-    )) {
-        response.headers_mut().insert(GRANT_HEADER, value);
-    }
-    Ok(response.into_response())
+    Ok((grant, response.into_response()))
 }

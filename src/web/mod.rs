@@ -15,6 +15,7 @@
 mod access;
 pub mod assets;
 mod billing;
+mod members;
 mod pages;
 
 use askama::Template;
@@ -30,7 +31,7 @@ use crate::http::{ApiError, AppState};
 
 /// The platform's pages.
 pub(crate) fn routes(routes: crate::http::Routes) -> crate::http::Routes {
-    billing::routes(access::routes(pages::routes(routes)))
+    members::routes(billing::routes(access::routes(pages::routes(routes))))
 }
 
 /// What the layout shows around every page of a tenant.

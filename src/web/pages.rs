@@ -14,7 +14,7 @@ use crate::auth::sessions;
 use crate::control::{Slug, Status};
 use crate::http::api::people;
 use crate::http::extract::{Caller, ClientIp, Tenant, authority, host};
-use crate::http::input::Path;
+use crate::http::input::{Path, Query};
 use crate::http::{Access, ApiError, AppState, Routes};
 use crate::routing::Route;
 
@@ -168,15 +168,26 @@ struct LoginPage {
     chrome: Chrome,
     email: String,
     error: Option<String>,
+    /// Just joined through an invitation: says so.
+    joined: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    joined: Option<String>,
 }
 
 /// `GET /login`: the log-in form of the tenant the host names.
-async fn login_page(tenant: Result<Tenant, ApiError>) -> Result<Response, PageError> {
+async fn login_page(
+    tenant: Result<Tenant, ApiError>,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, PageError> {
     let Tenant(tenant) = tenant?;
     render(&LoginPage {
         chrome: Chrome::anonymous(tenant.slug.as_str()),
         email: String::new(),
         error: None,
+        joined: q.joined.is_some(),
     })
 }
 
@@ -221,6 +232,7 @@ async fn login(
                 chrome: Chrome::anonymous(tenant.slug.as_str()),
                 email: form.email,
                 error: Some(error.into()),
+                joined: false,
             })?;
             Ok((status, page).into_response())
         }

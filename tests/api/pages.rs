@@ -446,3 +446,141 @@ async fn sign_up_by_form_waits_for_the_workspace_then_points_at_its_log_in_page(
     let r = browse(addr, "GET", "localhost", "/signup/nosuchslug", None, None).await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn the_members_page_shows_each_role_only_what_it_may_and_refuses_the_rest() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("pagemembers", Mode::Schema).await;
+    let other = fleet.tenant("pagemembersx", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let addr = server.addr;
+    let host = format!("{slug}.localhost");
+    let owner = format!("owner-{slug}@example.com");
+    let admin = format!("admin-{slug}@example.com");
+    let viewer = format!("viewer-{slug}@example.com");
+    let stranger = format!("stranger-{other}@example.com");
+    let owner_id = member(&fleet, &slug, &owner, "owner").await;
+    member(&fleet, &slug, &admin, "admin").await;
+    let viewer_id = member(&fleet, &slug, &viewer, "viewer").await;
+    let stranger_id = member(&fleet, &other, &stranger, "member").await;
+
+    // A viewer sees the members, no control, and is refused every post.
+    let cookie = log_in(addr, &host, &viewer).await;
+    let r = browse(addr, "GET", &host, "/members", Some(&cookie), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    secured(&r);
+    assert!(r.body.contains(&owner) && r.body.contains(&admin));
+    assert!(!r.body.contains("Invite someone") && !r.body.contains("/role\""));
+    let csrf = r.csrf();
+    let owner_role = format!("/members/{owner_id}/role");
+    for (path, form) in [
+        (
+            "/members/invite",
+            vec![("email", "new@example.com"), ("role", "member")],
+        ),
+        (owner_role.as_str(), vec![("role", "viewer")]),
+    ] {
+        let mut form = form.clone();
+        form.push(("csrf", csrf.as_str()));
+        let r = browse(addr, "POST", &host, path, Some(&cookie), Some(&form)).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert!(r.body.contains("Not allowed"), "{}", r.body);
+    }
+
+    // An admin: invites (not above admin), changes the viewer, not the owner.
+    let cookie = log_in(addr, &host, &admin).await;
+    let r = browse(addr, "GET", &host, "/members", Some(&cookie), None).await;
+    let csrf = r.csrf();
+    assert!(r.body.contains("Invite someone"));
+    assert!(r.body.contains(&format!("/members/{viewer_id}/role")));
+    assert!(!r.body.contains(&owner_role), "no control over the owner");
+    assert!(!r.body.contains("<option value=\"owner\""), "{}", r.body);
+    let post = |path: String, fields: Vec<(&'static str, String)>| {
+        let cookie = cookie.clone();
+        let csrf = csrf.clone();
+        let host = host.clone();
+        async move {
+            let mut form: Vec<(&str, &str)> =
+                fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            form.push(("csrf", &csrf));
+            browse(addr, "POST", &host, &path, Some(&cookie), Some(&form)).await
+        }
+    };
+    let r = post(
+        "/members/invite".into(),
+        vec![
+            ("email", "boss@example.com".into()),
+            ("role", "owner".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("Your role does not allow that."));
+    assert!(r.body.contains("value=\"boss@example.com\""), "kept");
+    let r = post(
+        "/members/invite".into(),
+        vec![
+            ("email", "not an address".into()),
+            ("role", "member".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = post(
+        "/members/invite".into(),
+        vec![
+            ("email", "new@example.com".into()),
+            ("role", "member".into()),
+        ],
+    )
+    .await;
+    assert_eq!((r.status, r.header("location")), (303, "/members"));
+    let r = post(owner_role.clone(), vec![("role", "viewer".into())]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = post(
+        format!("/members/{viewer_id}/role"),
+        vec![("role", "member".into())],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    // Another tenant's member, by id: nothing here.
+    for path in [
+        format!("/members/{stranger_id}/role"),
+        format!("/members/{stranger_id}/remove"),
+    ] {
+        let r = post(path.clone(), vec![("role", "viewer".into())]).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert!(!r.body.contains(&stranger));
+    }
+    let r = browse(addr, "GET", &host, "/members", Some(&cookie), None).await;
+    assert!(r.body.contains("new@example.com"), "pending");
+    let t = fleet.tenant_row(&slug).await;
+    let roles: Vec<String> = fleet
+        .p()
+        .control()
+        .members(t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| format!("{}={}", m.email, m.role))
+        .collect();
+    assert!(roles.contains(&format!("{viewer}=member")), "{roles:?}");
+    assert!(roles.contains(&format!("{owner}=owner")), "{roles:?}");
+
+    // The join page: a bad code is the form again, saying so.
+    let r = browse(addr, "GET", &host, "/join?code=abc", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    secured(&r);
+    assert!(r.body.contains("value=\"abc\""));
+    let r = browse(
+        addr,
+        "POST",
+        &host,
+        "/join",
+        None,
+        Some(&[("code", &"0".repeat(64)), ("password", PASSWORD)]),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("is not a valid invitation"), "{}", r.body);
+}

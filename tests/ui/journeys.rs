@@ -137,10 +137,16 @@ async fn an_owner_logs_in_creates_a_project_and_another_tenant_shows_nothing_of_
 }
 
 #[tokio::test]
-async fn a_visitor_signs_up_waits_for_the_workspace_and_logs_in() {
+async fn a_visitor_signs_up_invites_a_colleague_who_joins_and_is_made_a_viewer() {
     let fleet = TestFleet::new().await;
     // Plain HTTP, as `dev`: the links handed out say http://.
-    let server = serve(&fleet, |s| s.sessions.secure_cookies = false).await;
+    let outbox = crate::common::scratch(&format!("outbox-{}", fleet.id));
+    let dir = outbox.clone();
+    let server = serve(&fleet, move |s| {
+        s.sessions.secure_cookies = false;
+        s.outbox = Some(dir);
+    })
+    .await;
     let b = Browser::new(server.addr.port()).await;
     let slug = format!("uisign{}", fleet.id);
     let email = format!("founder-{slug}@example.com");
@@ -180,8 +186,107 @@ async fn a_visitor_signs_up_waits_for_the_workspace_and_logs_in() {
         assert!(std::time::Instant::now() < deadline, "still at {url}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    log_in(&b, &format!("{slug}.localhost"), &email).await;
+    let host = format!("{slug}.localhost");
+    log_in(&b, &host, &email).await;
     assert!(b.source().await.contains("The free plan allows 3 projects"));
+
+    // A project, three tasks, one of them done.
+    b.fill("#name", "Launch plan").await;
+    b.click("form[aria-label='New project'] button[type=submit]")
+        .await;
+    b.click("ul.cards a").await;
+    let board = b.path().await;
+    for title in ["Write the brief", "Book the venue", "Print the flyers"] {
+        b.fill("#title", title).await;
+        b.click("form[aria-label='New task'] button[type=submit]")
+            .await;
+    }
+    b.click_button_named("Move to Done: Book the venue").await;
+    b.wait_for("#board section:nth-of-type(3) li").await;
+
+    // Invite a colleague: the seats shown, the invitation pending.
+    let colleague = format!("colleague-{slug}@example.com");
+    b.open(&host, "/members").await;
+    assert!(b.source().await.contains("The free plan allows"));
+    b.fill("#invite-email", &colleague).await;
+    b.click("form[aria-label=Invite] button[type=submit]").await;
+    assert_eq!(b.path().await, "/members");
+    let page = b.source().await;
+    assert!(page.contains(&colleague), "{page}");
+    b.check("members").await;
+
+    // The colleague opens the mailed link in a browser of their own.
+    let link = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|t| t.starts_with(&format!("To: {colleague}\r\n")))
+        .flat_map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| l.contains("/join?code="))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .next()
+        .expect("the invitation's link");
+    assert!(
+        link.starts_with(&format!("http://{host}:{}/join?code=", server.addr.port())),
+        "{link}"
+    );
+    let c = Browser::new(server.addr.port()).await;
+    c.client.goto(&link).await.unwrap();
+    c.check("join").await;
+    c.fill("#display_name", "Colleague").await;
+    c.fill("#password", PASSWORD).await;
+    c.click("button[type=submit]").await;
+    assert_eq!(c.path().await, "/login");
+    assert!(c.source().await.contains("You have joined"));
+    log_in(&c, &host, &colleague).await;
+    let page = c.source().await;
+    assert!(page.contains("Launch plan"), "{page}");
+    assert_eq!(c.count("form[aria-label='New project']").await, 1);
+
+    // The owner makes them a viewer.
+    b.open(&host, "/members").await;
+    b.tick("select[id^=role-] option[value=viewer]").await;
+    b.click("form[action$='/role'] button[type=submit]").await;
+    assert_eq!(b.path().await, "/members");
+    let role = b
+        .client
+        .execute(
+            "return document.querySelector('select[id^=role-]').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(role, serde_json::json!("viewer"));
+
+    // The viewer sees no create buttons, and a forged post is refused.
+    c.open(&host, "/projects").await;
+    assert_eq!(c.count("form[aria-label='New project']").await, 0);
+    assert!(c.source().await.contains("(viewer)"));
+    c.click("ul.cards a").await;
+    assert_eq!(c.path().await, board);
+    assert_eq!(c.count("form[aria-label='New task']").await, 0);
+    assert_eq!(c.count("#board button").await, 0);
+    c.check("board-viewer").await;
+    let forged = c
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const csrf = document.querySelector('input[name=csrf]').value;
+             fetch('/projects', {method: 'POST', redirect: 'manual',
+                 headers: {'content-type': 'application/x-www-form-urlencoded'},
+                 body: 'csrf=' + encodeURIComponent(csrf) + '&name=Forged'})
+               .then(r => done(r.status)).catch(e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged, serde_json::json!(403));
+    c.open(&host, "/projects").await;
+    assert!(!c.source().await.contains("Forged"));
+    c.close().await;
     b.close().await;
 }
 

@@ -39,6 +39,22 @@ pub async fn invite(
     parts: axum::http::request::Parts,
     Json(new): Json<NewInvitation>,
 ) -> ApiResult<(StatusCode, Json<InvitationRow>)> {
+    let host = crate::http::extract::authority(&parts).ok();
+    let invitation = invite_member(&state, &mut db, &caller, host, &new).await?;
+    Ok((StatusCode::CREATED, Json(invitation)))
+}
+
+/// Invites `new.email` with `new.role` (never above the caller's own, not
+/// past the plan's seats), mails the code with a link to the tenant's own
+/// host and records it in the tenant's audit log. The caller holds
+/// `member.invite`; `request_host` is the host the request came to.
+pub async fn invite_member(
+    state: &AppState,
+    db: &mut crate::pools::TenantConn,
+    caller: &crate::http::extract::Caller,
+    request_host: Option<&str>,
+    new: &NewInvitation,
+) -> ApiResult<InvitationRow> {
     let email = Email::parse(&new.email).map_err(|e| ApiError::field("email", e.to_string()))?;
     let role = Role::parse(&new.role)
         .ok_or_else(|| ApiError::field("role", "must be owner, admin, member or viewer"))?;
@@ -78,25 +94,17 @@ pub async fn invite(
             LIFETIME,
         )
         .await?;
-    mail_invitation(
-        &state,
-        &tenant.slug,
-        crate::http::extract::authority(&parts).ok(),
-        &email,
-        role,
-        &token,
-    )
-    .await?;
+    mail_invitation(state, &tenant.slug, request_host, &email, role, &token).await?;
     record(
-        &mut db,
-        &caller,
+        db,
+        caller,
         "member.invite",
         "invitation",
         &invitation.id.to_string(),
         json!({"email": email, "role": role.as_str()}),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(invitation)))
+    Ok(invitation)
 }
 
 /// Mails an invitation's code to `email`, with a link to the tenant's own
@@ -114,9 +122,10 @@ pub async fn mail_invitation(
     // Short lines: mail stays 7-bit and readable, the code on a line of its own.
     let body = format!(
         "You are invited to join {slug} as {role}.\n\n\
-         Your invitation code, valid for 7 days and once:\n\n\
+         Accept it here (valid for 7 days, once):\n\n\
+         {url}/join?code={token}\n\n\
+         Or with the API, and this code:\n\n\
          {token}\n\n\
-         Accept it with:\n\n\
          curl -X POST {url}/api/invitations/accept \\\n  \
          -H 'content-type: application/json' \\\n  \
          -d '{{\"token\": \"<the code>\", \"password\": \"<yours>\"}}'\n\n\
@@ -149,6 +158,18 @@ pub async fn revoke_invitation(
     Db(mut db): Db,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
+    withdraw(&state, &mut db, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes the caller's tenant's pending invitation `id` (404 if there is
+/// none) and records it. The caller holds `member.invite`.
+pub async fn withdraw(
+    state: &AppState,
+    db: &mut crate::pools::TenantConn,
+    caller: &crate::http::extract::Caller,
+    id: Uuid,
+) -> ApiResult<()> {
     if !state
         .control
         .revoke_invitation(caller.tenant.id, id)
@@ -157,15 +178,14 @@ pub async fn revoke_invitation(
         return Err(ApiError::NotFound);
     }
     record(
-        &mut db,
-        &caller,
+        db,
+        caller,
         "invitation.revoke",
         "invitation",
         &id.to_string(),
         json!({}),
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +205,20 @@ pub async fn accept(
     ClientIp(peer): ClientIp,
     Json(a): Json<Acceptance>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let (email, role) = accept_invitation(&state, &tenant, peer, &a).await?;
+    Ok(Json(
+        json!({"tenant": tenant.slug.as_str(), "email": email, "role": role}),
+    ))
+}
+
+/// Accepts the invitation `a.token` to `tenant` (from `peer`, counted
+/// against its limit): the invited e-mail and the role it now has.
+pub async fn accept_invitation(
+    state: &AppState,
+    tenant: &crate::routing::TenantEntry,
+    peer: std::net::IpAddr,
+    a: &Acceptance,
+) -> ApiResult<(String, Role)> {
     let invalid = || {
         ApiError::field(
             "token",
@@ -196,7 +230,7 @@ pub async fn accept(
     let ip = peer.to_string();
     let limits = &state.sessions;
     let attempt = admit(
-        &state,
+        state,
         &Attempt {
             kind: AttemptKind::Invitation,
             email: None,
@@ -224,7 +258,7 @@ pub async fn accept(
             passwords::check_policy(password)
                 .map_err(|e| ApiError::field("password", e.to_string()))?;
             let password = password.clone();
-            let hash = hash_for(&state, attempt, move || passwords::hash(&password)).await?;
+            let hash = hash_for(state, attempt, move || passwords::hash(&password)).await?;
             let name = a
                 .display_name
                 .as_deref()
@@ -256,9 +290,7 @@ pub async fn accept(
                     json!({"user": user, "role": role}),
                 )
                 .await?;
-            Ok(Json(
-                json!({"tenant": tenant.slug.as_str(), "email": email, "role": role}),
-            ))
+            Ok((email, role))
         }
         Accepted::Invalid => Err(invalid()),
         Accepted::NeedsPassword => Err(ApiError::field(

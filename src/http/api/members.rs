@@ -67,10 +67,25 @@ pub async fn change_role(
     Path(user): Path<Uuid>,
     Json(change): Json<RoleChange>,
 ) -> ApiResult<Json<MemberRow>> {
-    let role = Role::parse(&change.role)
+    set_role(&state, &mut db, &caller, user, &change.role)
+        .await
+        .map(Json)
+}
+
+/// Gives member `user` the role named `role` (never above the caller's
+/// own, never the last owner's), ends their cached sessions' old role and
+/// records it in the tenant's audit log. The caller holds `member.manage`.
+pub async fn set_role(
+    state: &AppState,
+    db: &mut crate::pools::TenantConn,
+    caller: &Caller,
+    user: Uuid,
+    role: &str,
+) -> ApiResult<MemberRow> {
+    let role = Role::parse(role)
         .ok_or_else(|| ApiError::field("role", "must be owner, admin, member or viewer"))?;
-    let target = find(&state, &caller, user).await?;
-    check_ceiling(&caller, &target, Some(role))?;
+    let target = find(state, caller, user).await?;
+    check_ceiling(caller, &target, Some(role))?;
     outcome(
         state
             .control
@@ -81,15 +96,15 @@ pub async fn change_role(
         .session_cache
         .forget_user(user, Some(caller.tenant.id));
     record(
-        &mut db,
-        &caller,
+        db,
+        caller,
         "member.role",
         "member",
         &user.to_string(),
         json!({"from": target.role, "to": role.as_str()}),
     )
     .await?;
-    Ok(Json(MemberRow { role, ..target }))
+    Ok(MemberRow { role, ..target })
 }
 
 /// `DELETE /api/members/{user_id}`: the membership and the user's sessions here.
@@ -99,12 +114,23 @@ pub async fn remove_member(
     Db(mut db): Db,
     Path(user): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let target = find(&state, &caller, user).await?;
-    check_ceiling(&caller, &target, None)?;
+    remove(&state, &mut db, &caller, user).await
+}
+
+/// Ends member `user`'s membership (never above the caller's role, never
+/// the last owner). The caller holds `member.manage`.
+pub async fn remove(
+    state: &AppState,
+    db: &mut crate::pools::TenantConn,
+    caller: &Caller,
+    user: Uuid,
+) -> ApiResult<StatusCode> {
+    let target = find(state, caller, user).await?;
+    check_ceiling(caller, &target, None)?;
     end_membership(
-        &state,
-        &mut db,
-        &caller,
+        state,
+        db,
+        caller,
         user,
         "member.remove",
         json!({"email": target.email, "role": target.role}),
@@ -119,13 +145,22 @@ pub async fn leave(
     caller: Caller,
     Db(mut db): Db,
 ) -> ApiResult<StatusCode> {
+    leave_tenant(&state, &mut db, &caller).await
+}
+
+/// The caller, logged in, leaves the tenant (not its last owner).
+pub async fn leave_tenant(
+    state: &AppState,
+    db: &mut crate::pools::TenantConn,
+    caller: &Caller,
+) -> ApiResult<StatusCode> {
     let session = caller
         .session()
         .ok_or_else(|| ApiError::BadRequest("tokens are not members".into()))?;
     end_membership(
-        &state,
-        &mut db,
-        &caller,
+        state,
+        db,
+        caller,
         session.user_id,
         "member.leave",
         json!({}),
