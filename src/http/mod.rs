@@ -20,7 +20,7 @@ mod listener;
 pub use listener::HttpLimits;
 #[doc(hidden)]
 pub use listener::serve;
-mod operator;
+pub(crate) mod operator;
 mod ops;
 mod peer;
 #[doc(hidden)]

@@ -475,8 +475,15 @@ pub(crate) fn router(routes: Routes, state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
+    let admin_views = views.clone();
     let pages = routes
         .pages
+        .route(
+            crate::web::admin::VIEW,
+            get(move |s, op, path, uri| {
+                crate::web::admin::view(admin_views.clone(), s, op, path, uri)
+            }),
+        )
         .layer(axum::middleware::from_fn(crate::web::form_csrf))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),

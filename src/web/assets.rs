@@ -1,5 +1,6 @@
-//! The pages' static files, in the binary: one stylesheet and htmx
-//! (vendored from the npm package `htmx.org`, BSD-0). Each is served at a
+//! The pages' static files, in the binary: one stylesheet, htmx
+//! (vendored from the npm package `htmx.org`, BSD-0) and the enrolment
+//! page's few lines. Each is served at a
 //! URL holding a hash of its content, cached for a year (`immutable`): a
 //! new build's file has a new URL. htmx goes gzipped to clients that take
 //! it (about 17 KB instead of 52).
@@ -24,7 +25,7 @@ struct Asset {
     gzip: Option<&'static [u8]>,
 }
 
-const ASSETS: [Asset; 2] = [
+const ASSETS: [Asset; 3] = [
     Asset {
         stem: "style",
         ext: "css",
@@ -39,6 +40,13 @@ const ASSETS: [Asset; 2] = [
         bytes: include_bytes!("../../assets/vendor/htmx-2.0.11.min.js"),
         gzip: Some(include_bytes!("../../assets/vendor/htmx-2.0.11.min.js.gz")),
     },
+    Asset {
+        stem: "enrol",
+        ext: "js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/enrol.js"),
+        gzip: None,
+    },
 ];
 
 /// The route of the files.
@@ -51,10 +59,12 @@ pub struct AssetUrls {
     pub style: String,
     /// htmx's.
     pub htmx: String,
+    /// The operator enrolment page's (the link's token into the form).
+    pub enrol: String,
 }
 
-fn names() -> &'static [String; 2] {
-    static NAMES: OnceLock<[String; 2]> = OnceLock::new();
+fn names() -> &'static [String; 3] {
+    static NAMES: OnceLock<[String; 3]> = OnceLock::new();
     NAMES.get_or_init(|| {
         ASSETS.each_ref().map(|a| {
             let hash = Sha256::digest(a.bytes);
@@ -68,10 +78,11 @@ fn names() -> &'static [String; 2] {
 pub fn urls() -> &'static AssetUrls {
     static URLS: OnceLock<AssetUrls> = OnceLock::new();
     URLS.get_or_init(|| {
-        let [style, htmx] = names();
+        let [style, htmx, enrol] = names();
         AssetUrls {
             style: format!("/assets/{style}"),
             htmx: format!("/assets/{htmx}"),
+            enrol: format!("/assets/{enrol}"),
         }
     })
 }

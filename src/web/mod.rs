@@ -13,6 +13,7 @@
 //! and HSTS unless cookies are not `Secure` (`dev`).
 
 mod access;
+pub(crate) mod admin;
 pub mod assets;
 mod billing;
 mod members;
@@ -31,7 +32,11 @@ use crate::http::{ApiError, AppState};
 
 /// The platform's pages.
 pub(crate) fn routes(routes: crate::http::Routes) -> crate::http::Routes {
-    members::routes(billing::routes(access::routes(pages::routes(routes))))
+    let routes = pages::routes(routes);
+    let routes = access::routes(routes);
+    let routes = billing::routes(routes);
+    let routes = members::routes(routes);
+    admin::routes(routes)
 }
 
 /// What the layout shows around every page of a tenant.

@@ -35,6 +35,7 @@ async fn home(State(state): State<AppState>, parts: Parts) -> Result<Response, P
     match state.resolver.resolve(&host(&parts)?).await? {
         Route::Apex => render(&SignupPage::blank()),
         Route::Tenant(_) => Ok(see_other("/projects")),
+        Route::Admin => Ok(see_other("/admin")),
         _ => Err(ApiError::NotFound.into()),
     }
 }

@@ -584,3 +584,95 @@ async fn the_members_page_shows_each_role_only_what_it_may_and_refuses_the_rest(
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("is not a valid invitation"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn admin_pages_are_for_operators_on_the_admin_host_only() {
+    use crate::common::HttpClient;
+    use crate::operators::{ADMIN, PASSWORD as OP_PASSWORD, code, cookie, enrol, login, operator};
+    use bulkhead::control::OperatorRole;
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("pageadmin", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let addr = server.addr;
+    let host = format!("{slug}.localhost");
+    let owner = format!("owner-{slug}@example.com");
+    member(&fleet, &slug, &owner, "owner").await;
+    let tenant_cookie = log_in(addr, &host, &owner).await;
+
+    // Nobody logged in, or a tenant's cookie: the operator log-in page.
+    for cookie in [None, Some(tenant_cookie.as_str())] {
+        let r = browse(addr, "GET", ADMIN, "/admin", cookie, None).await;
+        assert_eq!((r.status, r.header("location")), (303, "/admin/login"));
+    }
+    let r = browse(addr, "GET", ADMIN, "/admin/login", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    secured(&r);
+    // On a tenant's host the admin pages are not there.
+    for path in ["/admin/login", "/admin", "/enrol"] {
+        let r = browse(addr, "GET", &host, path, Some(&tenant_cookie), None).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+    }
+
+    // A support operator: reads, asks for access, but no action.
+    let email = format!("support-{}@example.com", fleet.id);
+    let token = operator(&fleet, &email, OperatorRole::Support).await;
+    let api = HttpClient::new(addr, ADMIN);
+    let (uri, _) = enrol(&api, &token).await;
+    let r = login(
+        &api,
+        &email,
+        OP_PASSWORD,
+        serde_json::json!({"totp": code(&uri, 1)}),
+    )
+    .await;
+    let op = cookie(&r);
+    // An operator's cookie is nothing on a tenant's host.
+    let r = browse(addr, "GET", &host, "/projects", Some(&op), None).await;
+    assert_eq!((r.status, r.header("location")), (303, "/login"));
+    let r = browse(
+        addr,
+        "GET",
+        ADMIN,
+        &format!("/admin/tenants/{slug}"),
+        Some(&op),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    secured(&r);
+    assert!(!r.body.contains("/act/suspend"), "no action for support");
+    let csrf = r.csrf();
+    let suspend = format!("/admin/tenants/{slug}/act/suspend");
+    let reason = [("csrf", csrf.as_str()), ("reason", "abuse report 12")];
+    let r = browse(addr, "POST", ADMIN, &suspend, Some(&op), Some(&reason)).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Without the token: refused before the role is looked at.
+    let r = browse(
+        addr,
+        "POST",
+        ADMIN,
+        &format!("/admin/tenants/{slug}/access"),
+        Some(&op),
+        Some(&[("reason", "a reason long enough to pass")]),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // No grant: the view refuses, saying so.
+    let view = format!("/admin/tenants/{slug}/view/projects");
+    let r = browse(addr, "GET", ADMIN, &view, Some(&op), None).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // A short reason: the form again, saying what is wrong.
+    let r = browse(
+        addr,
+        "POST",
+        ADMIN,
+        &format!("/admin/tenants/{slug}/access"),
+        Some(&op),
+        Some(&[("csrf", csrf.as_str()), ("reason", "too short")]),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("must be 20-500 characters"), "{}", r.body);
+    let t = fleet.tenant_row(&slug).await;
+    assert_eq!(t.status, bulkhead::control::Status::Active);
+}

@@ -437,3 +437,164 @@ async fn an_owner_upgrades_through_checkout_and_the_limit_banner_goes() {
     assert!(!b.source().await.contains("The free plan allows"));
     b.close().await;
 }
+
+#[tokio::test]
+async fn an_operator_enrols_logs_in_with_totp_and_opens_read_only_access_the_owner_sees() {
+    use bulkhead::control::{Email, OperatorRole};
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("uiglass", Mode::Database).await;
+    let server = serve(&fleet, |s| s.sessions.secure_cookies = false).await;
+    let owner = format!("owner-{slug}@example.com");
+    member(&fleet, &slug, &owner, "owner").await;
+    let host = format!("{slug}.localhost");
+    let o = Browser::new(server.addr.port()).await;
+    log_in(&o, &host, &owner).await;
+    o.fill("#name", "Quarterly numbers").await;
+    o.click("form[aria-label='New project'] button[type=submit]")
+        .await;
+
+    // `bulkhead operator create` makes the operator and its link.
+    let email = format!("support-{}@example.com", fleet.id);
+    let token = bulkhead::secret::random_hex(32);
+    fleet
+        .p()
+        .control()
+        .insert_operator(
+            &Email::parse(&email).unwrap(),
+            OperatorRole::Support,
+            &bulkhead::auth::sessions::hash(&token),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let b = Browser::new(server.addr.port()).await;
+    b.client
+        .goto(&format!(
+            "{}#token={token}",
+            b.url("admin.localhost", "/enrol")
+        ))
+        .await
+        .unwrap();
+    // The fragment is in the form, and gone from the address bar.
+    b.wait_for("#token").await;
+    let filled = b
+        .client
+        .execute("return document.getElementById('token').value;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(filled, serde_json::json!(token));
+    assert_eq!(b.client.current_url().await.unwrap().fragment(), None);
+    b.check("admin-enrol").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("form[aria-label=Enrol] button[type=submit]").await;
+    let uri = b.text("#otpauth").await;
+    let uri = if uri.is_empty() {
+        // (Visually hidden text has no rendered text: read it from the DOM.)
+        b.client
+            .execute(
+                "return document.getElementById('otpauth').textContent;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    } else {
+        uri
+    };
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert_eq!(b.count("ul.codes li").await, 10);
+    b.check("admin-enrol-factor").await;
+    let totp = totp_rs::Totp::from_url(&uri).unwrap();
+    let code = |offset: i64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        totp.generate((now + offset * 30) as u64).to_string()
+    };
+    b.fill("#code", &code(0)).await;
+    b.click("form[aria-label=Confirm] button[type=submit]")
+        .await;
+    assert_eq!(b.path().await, "/admin/login");
+
+    // Log in: a wrong code is refused, the next step's code works.
+    b.check("admin-login").await;
+    b.fill("#email", &email).await;
+    b.fill("#password", PASSWORD).await;
+    b.fill("#code", "000000").await;
+    b.click("button[type=submit]").await;
+    assert!(b.source().await.contains("Wrong e-mail, password or code."));
+    b.check("admin-login-failed").await;
+    b.fill("#password", PASSWORD).await;
+    b.fill("#code", &code(1)).await;
+    b.click("button[type=submit]").await;
+    assert_eq!(b.path().await, "/admin");
+
+    // Find the tenant, ask for read-only access with a reason.
+    b.fill("#q", &slug).await;
+    b.click("form[role=search] button[type=submit]").await;
+    b.check("admin-tenants").await;
+    b.click(&format!("a[href='/admin/tenants/{slug}']")).await;
+    assert!(b.source().await.contains("plan_source"));
+    // Support reads; the actions are for admins.
+    assert_eq!(b.count("form[action$='/act/suspend']").await, 0);
+    b.check("admin-tenant").await;
+    b.tick("details summary").await;
+    let reason = "Ticket 4711: the owner says a project vanished";
+    b.fill("#access-reason", reason).await;
+    b.click("form[aria-label='Ask for access'] button[type=submit]")
+        .await;
+    assert_eq!(
+        b.path().await,
+        format!("/admin/tenants/{slug}/view/projects")
+    );
+    let banner = b.text(".glass").await;
+    assert!(
+        banner.contains(&format!("You are viewing {slug}'s data")) && banner.contains(reason),
+        "{banner}"
+    );
+    assert!(b.source().await.contains("Quarterly numbers"));
+    b.check("admin-view").await;
+    // A project's own page under the view, the banner still there.
+    b.click("table.log a").await;
+    assert!(b.text(".glass").await.contains(reason));
+    // Servers, runs, the platform audit log with the grant.
+    for (path, name) in [
+        ("/admin/servers", "admin-servers"),
+        ("/admin/runs", "admin-runs"),
+    ] {
+        b.open("admin.localhost", path).await;
+        b.check(name).await;
+    }
+    b.open("admin.localhost", "/admin/audit?action=access.used")
+        .await;
+    assert!(b.source().await.contains(reason));
+    b.check("admin-audit").await;
+
+    // The owner's audit log shows the vendor's access, with the reason.
+    o.open(&host, "/audit").await;
+    let page = o.source().await;
+    assert!(page.contains(&format!("platform:{email}")), "{page}");
+    assert!(page.contains(reason), "{page}");
+    assert!(o.count("tr.vendor").await >= 2, "highlighted");
+    o.check("audit-vendor").await;
+
+    // Ended by the operator: the view is refused at once.
+    b.open(
+        "admin.localhost",
+        &format!("/admin/tenants/{slug}/view/projects"),
+    )
+    .await;
+    b.click(".glass button[type=submit]").await;
+    assert_eq!(b.path().await, format!("/admin/tenants/{slug}"));
+    b.open(
+        "admin.localhost",
+        &format!("/admin/tenants/{slug}/view/projects"),
+    )
+    .await;
+    assert!(!b.source().await.contains("Quarterly numbers"));
+    b.close().await;
+    o.close().await;
+}
