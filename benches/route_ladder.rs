@@ -142,6 +142,8 @@ async fn run(args: common::Args) {
                 addr,
                 host: format!("{SLUG}.localhost"),
                 token: Some(token.clone()),
+                path: "/api/projects".into(),
+                cookie: None,
             };
             (name, side)
         })

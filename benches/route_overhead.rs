@@ -45,11 +45,15 @@ async fn run(args: common::Args) {
             addr: baseline,
             host: "localhost".into(),
             token: None,
+            path: "/api/projects".into(),
+            cookie: None,
         },
         Side {
             addr: server.addr,
             host: format!("{SLUG}.localhost"),
             token: Some(token),
+            path: "/api/projects".into(),
+            cookie: None,
         },
     ];
     let client = reqwest::Client::builder()

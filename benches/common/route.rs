@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderValue;
-use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST};
 use bulkhead::app::Bulkhead;
 use bulkhead::control::{Mode, Plan};
 use bulkhead::http::api::{Page, PageQuery};
@@ -29,6 +29,10 @@ pub struct Side {
     pub addr: SocketAddr,
     pub host: String,
     pub token: Option<String>,
+    /// The path asked for (`/api/projects` in the route benches).
+    pub path: String,
+    /// A session cookie (`bh_session=...`) sent with every request.
+    pub cookie: Option<String>,
 }
 
 /// bulkhead serving `app` on a free loopback port, [`POOL`] connections per tenant.
@@ -192,12 +196,26 @@ pub async fn projects_page(
 
 /// CLIENTS concurrent keep-alive clients hammering one side for `duration`.
 pub async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> Tally {
+    load_with(client, side, CLIENTS, duration).await
+}
+
+/// `clients` concurrent keep-alive clients hammering one side for `duration`.
+pub async fn load_with(
+    client: &reqwest::Client,
+    side: &Side,
+    clients: usize,
+    duration: Duration,
+) -> Tally {
     let started = Instant::now();
     let (cpu_before, system_before) = process_cpu();
     let deadline = started + duration;
     // The URL and headers are made once: the load generator's own work per
     // request is the same for every side and as small as it can be.
-    let url = reqwest::Url::parse(&format!("http://{}/api/projects", side.addr)).expect("url");
+    let url = reqwest::Url::parse(&format!("http://{}{}", side.addr, side.path)).expect("url");
+    let cookie = side
+        .cookie
+        .as_ref()
+        .map(|c| HeaderValue::from_str(c).expect("cookie header"));
     let host = HeaderValue::from_str(&side.host).expect("host header");
     let authorization = side.token.as_ref().map(|t| {
         let mut value = HeaderValue::from_str(&format!("Bearer {t}")).expect("bearer header");
@@ -205,12 +223,13 @@ pub async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> 
         value
     });
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..CLIENTS {
-        let (client, url, host, authorization) = (
+    for _ in 0..clients {
+        let (client, url, host, authorization, cookie) = (
             client.clone(),
             url.clone(),
             host.clone(),
             authorization.clone(),
+            cookie.clone(),
         );
         tasks.spawn(async move {
             let mut tally = Tally::default();
@@ -218,6 +237,9 @@ pub async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> 
                 let mut req = client.get(url.clone()).header(HOST, host.clone());
                 if let Some(value) = &authorization {
                     req = req.header(AUTHORIZATION, value.clone());
+                }
+                if let Some(value) = &cookie {
+                    req = req.header(COOKIE, value.clone());
                 }
                 let t0 = Instant::now();
                 let ok = match req.send().await {
