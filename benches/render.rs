@@ -112,7 +112,7 @@ async fn run(args: common::Args) {
         let marker = if s.path.starts_with("/api/") {
             "\"title\":\"task "
         } else {
-            "<h3>task "
+            "</a></h3>"
         };
         assert_eq!(body.matches(marker).count() as i64, TASKS, "{}", s.path);
         bytes.push(body.len());

@@ -37,6 +37,26 @@ pub(super) fn routes(routes: Routes) -> Routes {
             Requires(Permission::PROJECT_WRITE),
             post(move_task),
         )
+        .page(
+            "/tasks/{id}",
+            Requires(Permission::PROJECT_READ),
+            get(task_page).post(save_task),
+        )
+        .page(
+            "/tasks/{id}/delete",
+            Requires(Permission::PROJECT_WRITE),
+            post(delete_task),
+        )
+        .page(
+            "/projects/{id}/edit",
+            Requires(Permission::PROJECT_WRITE),
+            post(edit_project),
+        )
+        .page(
+            "/projects/{id}/delete",
+            Requires(Permission::PROJECT_WRITE),
+            post(delete_project),
+        )
 }
 
 /// How many tasks the board shows.
@@ -255,4 +275,178 @@ async fn create(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A form's refusal as a line a person reads.
+fn refusal(fields: &std::collections::BTreeMap<&'static str, String>) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Template)]
+#[template(path = "task.html")]
+struct TaskPage {
+    chrome: Chrome,
+    task: Task,
+    /// Who it can be assigned to: (user id, name and e-mail).
+    members: Vec<(uuid::Uuid, String)>,
+    can_write: bool,
+    error: Option<String>,
+}
+
+impl TaskPage {
+    fn assigned(&self, id: &uuid::Uuid) -> bool {
+        self.task.assignee.as_ref() == Some(id)
+    }
+}
+
+async fn task_of(
+    state: &crate::http::AppState,
+    caller: &crate::http::extract::Caller,
+    task: Task,
+    error: Option<String>,
+) -> Result<TaskPage, PageError> {
+    let members = state
+        .control
+        .members(caller.tenant.id)
+        .await?
+        .into_iter()
+        .map(|m| (m.user_id, format!("{} ({})", m.display_name, m.email)))
+        .collect();
+    Ok(TaskPage {
+        chrome: Chrome::of(caller),
+        task,
+        members,
+        can_write: caller.role().allows(Permission::PROJECT_WRITE),
+        error,
+    })
+}
+
+/// `GET /tasks/{id}`: a task, and the form that edits it (title, notes,
+/// column, assignee, due date).
+async fn task_page(
+    axum::extract::State(state): axum::extract::State<crate::http::AppState>,
+    PageCan(caller, _): PageCan<perm::ProjectRead>,
+    db: Db,
+    Path(RowId(id)): Path<RowId>,
+) -> Result<Response, PageError> {
+    let task = tasks::one(&db.0, id).await?;
+    render(&task_of(&state, &caller, task, None).await?)
+}
+
+#[derive(Debug, Deserialize)]
+struct TaskForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    assignee: String,
+    #[serde(default)]
+    due_date: String,
+}
+
+/// `POST /tasks/{id}`: saves the form, then back to the board; or the form
+/// with what is wrong (422).
+async fn save_task(
+    axum::extract::State(state): axum::extract::State<crate::http::AppState>,
+    PageCan(caller, _): PageCan<perm::ProjectWrite>,
+    Db(mut db): Db,
+    Path(RowId(id)): Path<RowId>,
+    axum::Form(form): axum::Form<TaskForm>,
+) -> Result<Response, PageError> {
+    let assignee = match form.assignee.as_str() {
+        "" => None,
+        text => Some(
+            text.parse::<uuid::Uuid>()
+                .map_err(|_| ApiError::field("assignee", "is not a member"))?,
+        ),
+    };
+    if let Some(user) = assignee
+        && !state
+            .control
+            .members(caller.tenant.id)
+            .await?
+            .iter()
+            .any(|m| m.user_id == user)
+    {
+        return Err(ApiError::field("assignee", "is not a member").into());
+    }
+    let input = TaskInput {
+        title: Some(form.title.clone()),
+        body: Some(form.body.clone()),
+        status: Some(form.status.clone()),
+        assignee,
+        due_date: Some(form.due_date.clone()).filter(|d| !d.is_empty()),
+    };
+    match tasks::update(&mut db, &caller, id, &input).await {
+        Ok(task) => Ok(see_other(&format!("/projects/{}", task.project_id))),
+        Err(ApiError::Validation(fields)) => {
+            let mut task = tasks::one(&db, id).await?;
+            // What was typed, kept.
+            task.title = form.title;
+            task.body = form.body;
+            let page = task_of(&state, &caller, task, Some(refusal(&fields))).await?;
+            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /tasks/{id}/delete`: then its project's board.
+async fn delete_task(
+    PageCan(caller, _): PageCan<perm::ProjectWrite>,
+    Db(db): Db,
+    Path(RowId(id)): Path<RowId>,
+) -> Result<Response, PageError> {
+    let task = tasks::one(&db, id).await?;
+    let can = crate::http::extract::Can(caller, std::marker::PhantomData);
+    tasks::delete_task(can, Db(db), Path(RowId(id))).await?;
+    Ok(see_other(&format!("/projects/{}", task.project_id)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ProjectForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// `POST /projects/{id}/edit`: a new name and description.
+async fn edit_project(
+    PageCan(caller, _): PageCan<perm::ProjectWrite>,
+    Db(mut db): Db,
+    Path(RowId(id)): Path<RowId>,
+    axum::Form(form): axum::Form<ProjectForm>,
+) -> Result<Response, PageError> {
+    let patch = projects::ProjectPatch {
+        name: Some(form.name),
+        description: Some(form.description),
+        archived: None,
+    };
+    match projects::update(&mut db, &caller, id, &patch).await {
+        Ok(_) => Ok(see_other(&format!("/projects/{id}"))),
+        Err(ApiError::Validation(fields)) => {
+            let page = render(&board_page(&caller, &db, id, Some(refusal(&fields))).await?)?;
+            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /projects/{id}/delete`: the project and its tasks; then the list.
+async fn delete_project(
+    PageCan(caller, _): PageCan<perm::ProjectWrite>,
+    db: Db,
+    Path(RowId(id)): Path<RowId>,
+) -> Result<Response, PageError> {
+    let can = crate::http::extract::Can(caller, std::marker::PhantomData);
+    projects::delete_project(can, db, Path(RowId(id))).await?;
+    Ok(see_other("/projects"))
 }

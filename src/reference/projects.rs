@@ -213,6 +213,18 @@ pub async fn update_project(
     Path(RowId(id)): Path<RowId>,
     Json(patch): Json<ProjectPatch>,
 ) -> ApiResult<Json<Project>> {
+    Ok(Json(update(&mut db, &caller, id, &patch).await?))
+}
+
+/// Changes project `id` as `caller` (the API's and the pages'), audited;
+/// 404 without such a project.
+pub async fn update(
+    db: &mut TenantConn,
+    caller: &Caller,
+    id: i64,
+    patch: &ProjectPatch,
+) -> ApiResult<Project> {
+    caller.require(crate::auth::Permission::PROJECT_WRITE)?;
     validate(patch.name.as_deref(), patch.description.as_deref())?;
     let tx = db.transaction().await?;
     let row = tx
@@ -227,7 +239,7 @@ pub async fn update_project(
     let changed = json!({"name": patch.name, "description": patch.description.is_some(), "archived": patch.archived});
     audit(
         &tx,
-        &caller,
+        caller,
         "project.update",
         "project",
         &id.to_string(),
@@ -235,7 +247,7 @@ pub async fn update_project(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(project(&row)))
+    Ok(project(&row))
 }
 
 pub async fn delete_project(

@@ -224,6 +224,11 @@ pub async fn get_task(
     Db(db): Db,
     Path(RowId(id)): Path<RowId>,
 ) -> ApiResult<Json<Task>> {
+    Ok(Json(one(&db, id).await?))
+}
+
+/// Task `id`, or 404.
+pub async fn one(db: &TenantConn, id: i64) -> ApiResult<Task> {
     let row = db
         .query_opt(
             concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"),
@@ -231,7 +236,7 @@ pub async fn get_task(
         )
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(task(&row)))
+    Ok(task(&row))
 }
 
 pub async fn update_task(

@@ -18,6 +18,7 @@ pub mod assets;
 mod billing;
 mod members;
 mod pages;
+mod settings;
 
 use askama::Template;
 use axum::extract::{FromRequestParts, Request, State};
@@ -36,6 +37,7 @@ pub(crate) fn routes(routes: crate::http::Routes) -> crate::http::Routes {
     let routes = access::routes(routes);
     let routes = billing::routes(routes);
     let routes = members::routes(routes);
+    let routes = settings::routes(routes);
     admin::routes(routes)
 }
 
@@ -53,6 +55,8 @@ pub struct Chrome {
     pub csrf: String,
     /// Whether the caller may read the audit log (its links shown).
     pub can_audit: bool,
+    /// Whether the caller may manage API tokens (the link shown).
+    pub can_tokens: bool,
 }
 
 impl Chrome {
@@ -66,6 +70,7 @@ impl Chrome {
             role: caller.role().as_str().to_string(),
             csrf: session.map(|s| s.csrf_token.clone()).unwrap_or_default(),
             can_audit: caller.role().allows(crate::auth::Permission::AUDIT_READ),
+            can_tokens: caller.role().allows(crate::auth::Permission::TOKEN_MANAGE),
         }
     }
 
@@ -78,6 +83,7 @@ impl Chrome {
             role: String::new(),
             csrf: String::new(),
             can_audit: false,
+            can_tokens: false,
         }
     }
 }

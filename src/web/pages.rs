@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Chrome, PageError, render, see_other};
@@ -24,6 +24,7 @@ pub(crate) fn routes(routes: Routes) -> Routes {
     routes
         .page("/", Access::Public, get(home))
         .page("/signup", Access::Public, post(signup))
+        .page("/signup/check", Access::Public, get(check_slug))
         .page("/signup/{slug}", Access::Public, get(creating))
         .page("/login", Access::Public, get(login_page).post(login))
         .page("/logout", Access::Authenticated, post(logout))
@@ -118,6 +119,40 @@ async fn signup(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct SlugQuery {
+    #[serde(default)]
+    slug: String,
+}
+
+/// `GET /signup/check?slug=` (apex): whether the address is free, as the
+/// line under the sign-up form's field (htmx swaps it in as one types).
+async fn check_slug(
+    State(state): State<AppState>,
+    parts: Parts,
+    Query(q): Query<SlugQuery>,
+) -> Result<Response, PageError> {
+    on_apex(&state, &parts).await?;
+    let text = q.slug.trim();
+    let (ok, line) = match Slug::parse(text) {
+        _ if text.is_empty() => (true, String::new()),
+        Err(e) => (false, format!("Address {e}")),
+        Ok(slug) => match state.control.tenant_by_slug(&slug).await? {
+            Some(_) => (false, format!("{slug} is taken")),
+            None => (true, format!("{slug} is available")),
+        },
+    };
+    let class = if ok { "status" } else { "error" };
+    // Text only, escaped: the slug is whatever was typed.
+    let line = askama::filters::escape(&line, askama::filters::Html)
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    Ok(Html(format!(
+        "<p class=\"{class}\" id=\"slug-check\" role=\"status\">{line}</p>"
+    ))
+    .into_response())
 }
 
 #[derive(Template)]

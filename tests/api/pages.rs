@@ -676,3 +676,116 @@ async fn admin_pages_are_for_operators_on_the_admin_host_only() {
     let t = fleet.tenant_row(&slug).await;
     assert_eq!(t.status, bulkhead::control::Status::Active);
 }
+
+#[tokio::test]
+async fn a_viewer_reads_tasks_and_settings_but_every_form_of_theirs_is_refused() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("pageviewer", Mode::Schema).await;
+    let other = fleet.tenant("pageviewerx", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let addr = server.addr;
+    let host = format!("{slug}.localhost");
+    let owner = format!("owner-{slug}@example.com");
+    let viewer = format!("viewer-{slug}@example.com");
+    member(&fleet, &slug, &owner, "owner").await;
+    member(&fleet, &slug, &viewer, "viewer").await;
+    let stranger = member(&fleet, &other, &format!("x-{other}@example.com"), "owner").await;
+
+    // The owner makes a project and a task through the pages.
+    let cookie = log_in(addr, &host, &owner).await;
+    let r = browse(addr, "GET", &host, "/projects", Some(&cookie), None).await;
+    let csrf = r.csrf();
+    let post = |path: &str, fields: &[(&str, &str)], cookie: &str, csrf: &str| {
+        let mut form: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        form.push(("csrf".into(), csrf.to_string()));
+        let (path, cookie, host) = (path.to_string(), cookie.to_string(), host.clone());
+        async move {
+            let form: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            browse(addr, "POST", &host, &path, Some(&cookie), Some(&form)).await
+        }
+    };
+    let r = post("/projects", &[("name", "Plans")], &cookie, &csrf).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = post("/projects/1", &[("title", "First")], &cookie, &csrf).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    // Assigning to someone of another tenant: refused, nothing changed.
+    let r = post(
+        "/tasks/1",
+        &[
+            ("title", "First"),
+            ("status", "todo"),
+            ("assignee", &stranger.to_string()),
+        ],
+        &cookie,
+        &csrf,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    // A bad date: the form again, with what was typed.
+    let r = post(
+        "/tasks/1",
+        &[
+            ("title", "Renamed"),
+            ("status", "todo"),
+            ("due_date", "soon"),
+        ],
+        &cookie,
+        &csrf,
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("due_date must be a date"), "{}", r.body);
+    assert!(r.body.contains("value=\"Renamed\""), "{}", r.body);
+
+    // The viewer: reads the task and the settings, no form is theirs.
+    let cookie = log_in(addr, &host, &viewer).await;
+    let r = browse(addr, "GET", &host, "/tasks/1", Some(&cookie), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    secured(&r);
+    assert!(r.body.contains("<fieldset disabled>"), "{}", r.body);
+    assert!(!r.body.contains("Delete this task"));
+    let r = browse(addr, "GET", &host, "/settings", Some(&cookie), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<fieldset disabled>"), "{}", r.body);
+    let csrf = r.csrf();
+    let r = browse(addr, "GET", &host, "/tokens", Some(&cookie), None).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    for (path, fields) in [
+        ("/tasks/1", vec![("title", "Mine now"), ("status", "done")]),
+        ("/tasks/1/delete", vec![]),
+        ("/projects/1/edit", vec![("name", "Mine now")]),
+        ("/projects/1/delete", vec![]),
+        ("/settings", vec![("week_start", "sunday")]),
+        ("/tokens", vec![("name", "sneaky"), ("role", "viewer")]),
+    ] {
+        let r = post(path, &fields, &cookie, &csrf).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
+    let r = browse(addr, "GET", &host, "/projects/1", Some(&cookie), None).await;
+    assert!(
+        r.body.contains("First") && r.body.contains("Plans"),
+        "unchanged"
+    );
+
+    // The slug check on the apex: free, taken, invalid; escaped.
+    for (slug_asked, says) in [
+        ("fresh-name", "fresh-name is available"),
+        (slug.as_str(), "is taken"),
+        ("<b>x", "Address "),
+    ] {
+        let path = format!(
+            "/signup/check?{}",
+            serde_urlencoded::to_string([("slug", slug_asked)]).unwrap()
+        );
+        let r = browse(addr, "GET", "localhost", &path, None, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains(says), "{slug_asked}: {}", r.body);
+        assert!(!r.body.contains("<b>"), "{}", r.body);
+    }
+    let r = browse(addr, "GET", &host, "/signup/check?slug=x", None, None).await;
+    assert_eq!(r.status, 404, "apex only");
+}

@@ -168,6 +168,16 @@ async fn a_visitor_signs_up_invites_a_colleague_who_joins_and_is_made_a_viewer()
     b.check("signup-errors").await;
 
     b.fill("#slug", &slug).await;
+    // The address is checked as it is typed (htmx).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b
+        .text("#slug-check")
+        .await
+        .contains(&format!("{slug} is available"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no live check");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     b.fill("#password", PASSWORD).await;
     b.click("form[aria-label='Sign up'] button[type=submit]")
         .await;
@@ -597,4 +607,121 @@ async fn an_operator_enrols_logs_in_with_totp_and_opens_read_only_access_the_own
     assert!(!b.source().await.contains("Quarterly numbers"));
     b.close().await;
     o.close().await;
+}
+
+#[tokio::test]
+async fn an_owner_edits_a_task_changes_settings_and_makes_and_revokes_a_token() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("uisettings", Mode::Schema).await;
+    let server = serve(&fleet, |_| {}).await;
+    let email = format!("owner-{slug}@example.com");
+    member(&fleet, &slug, &email, "owner").await;
+    let host = format!("{slug}.localhost");
+    let b = Browser::new(server.addr.port()).await;
+    log_in(&b, &host, &email).await;
+
+    // A project renamed, a task edited: assigned, due, moved, noted.
+    b.fill("#name", "Draft name").await;
+    b.click("form[aria-label='New project'] button[type=submit]")
+        .await;
+    b.click("ul.cards a").await;
+    let board = b.path().await;
+    b.tick("details summary").await;
+    b.fill("#project-name", "Final name").await;
+    b.click("form[aria-label='Edit project'] button[type=submit]")
+        .await;
+    assert_eq!(b.path().await, board);
+    assert_eq!(b.text("h1").await, "Final name");
+    b.fill("#title", "Write the report").await;
+    b.click("form[aria-label='New task'] button[type=submit]")
+        .await;
+    b.click("#board h3 a").await;
+    assert!(b.path().await.starts_with("/tasks/"));
+    b.check("task").await;
+    b.fill("#task-body", "Two pages, no more.").await;
+    b.tick("#task-status option[value=doing]").await;
+    b.tick("#task-assignee option:nth-of-type(2)").await;
+    b.client
+        .execute(
+            "document.getElementById('task-due').value = '2027-03-01'; return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.click("form[aria-label=Task] button[type=submit]").await;
+    assert_eq!(b.path().await, board);
+    let doing = b.text("#board section:nth-of-type(2)").await;
+    assert!(
+        doing.contains("Write the report") && doing.contains("Due 2027-03-01"),
+        "{doing}"
+    );
+    b.click("#board h3 a").await;
+    let page = b.source().await;
+    assert!(page.contains("Two pages, no more."), "{page}");
+    assert!(page.contains(&format!("({email})</option>")), "{page}");
+
+    // Settings: saved, and said so.
+    b.open(&host, "/settings").await;
+    b.check("settings").await;
+    b.tick("#week_start option[value=sunday]").await;
+    b.click("form[aria-label=Settings] button[type=submit]")
+        .await;
+    assert!(b.source().await.contains("Saved."));
+    let week = b
+        .client
+        .execute(
+            "return document.getElementById('week_start').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(week, serde_json::json!("sunday"));
+
+    // A token: shown once, works on the API, revoked, works no more.
+    b.open(&host, "/tokens").await;
+    b.check("tokens").await;
+    b.fill("#token-name", "CI deploys").await;
+    b.click("form[aria-label='New token'] button[type=submit]")
+        .await;
+    let token = b.text("#new-token").await;
+    assert!(token.len() > 20, "{token}");
+    b.check("token-made").await;
+    let api = |token: String| {
+        let url = format!("http://{}/api/projects", server.addr);
+        let host = host.clone();
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("host", host)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(api(token.clone()).await, 200);
+    b.open(&host, "/tokens").await;
+    assert!(!b.source().await.contains(&token), "shown once only");
+    b.click("form[action$='/revoke'] button[type=submit]").await;
+    assert!(b.source().await.contains("No tokens."));
+    assert_eq!(api(token).await, 401);
+
+    // Deleting the project takes its tasks.
+    b.open(&host, &board).await;
+    b.tick("details summary").await;
+    b.click("form[aria-label='Delete project'] button[type=submit]")
+        .await;
+    assert_eq!(b.path().await, "/projects");
+    assert!(b.source().await.contains("No projects yet."));
+
+    // Log out everywhere: this browser's session ends too.
+    b.open(&host, "/settings").await;
+    b.click("form[aria-label='Log out everywhere'] button[type=submit]")
+        .await;
+    assert_eq!(b.path().await, "/login");
+    b.open(&host, "/projects").await;
+    assert_eq!(b.path().await, "/login");
+    b.close().await;
 }
