@@ -130,6 +130,7 @@ where
         // was dropped with its request unfinished (see `pools::request`).
         let polled = {
             let _handler = crate::pools::HandlerPoll::enter();
+            let _id = this.id.as_ref().map(CurrentId::enter);
             this.inner.poll(cx)
         };
         let mut response = match polled {
@@ -155,6 +156,43 @@ where
         }
         Poll::Ready(Ok(response))
     }
+}
+
+/// The request id (its first 64 bytes) while this thread polls the
+/// request's handler: an error page shows it. A copy on the stack, no
+/// allocation per poll.
+type IdCopy = Option<([u8; 64], u8)>;
+
+thread_local! {
+    static CURRENT_ID: std::cell::Cell<IdCopy> = const { std::cell::Cell::new(None) };
+}
+
+/// Sets the thread's current request id while it lives, then puts back
+/// the one before (another request's, polled around this one).
+struct CurrentId(IdCopy);
+
+impl CurrentId {
+    fn enter(id: &HeaderValue) -> Self {
+        let bytes = id.as_bytes();
+        let len = bytes.len().min(64);
+        let mut copy = [0u8; 64];
+        copy[..len].copy_from_slice(&bytes[..len]);
+        CurrentId(CURRENT_ID.with(|c| c.replace(Some((copy, len as u8)))))
+    }
+}
+
+impl Drop for CurrentId {
+    fn drop(&mut self) {
+        CURRENT_ID.with(|c| c.set(self.0));
+    }
+}
+
+/// The id of the request whose handler this thread is polling, if any (an
+/// error page for a 500 shows it, to be quoted when asking for help).
+pub fn current_request_id() -> Option<String> {
+    CURRENT_ID
+        .with(|c| c.get())
+        .map(|(bytes, len)| String::from_utf8_lossy(&bytes[..usize::from(len)]).into_owned())
 }
 
 /// `bulkhead_http_requests_total` by status: each status's counter is looked

@@ -9,7 +9,7 @@ mod client_ip;
 mod db;
 #[doc(hidden)]
 pub use client_ip::parse_network;
-mod envelope;
+pub(crate) mod envelope;
 #[doc(hidden)]
 pub use envelope::Envelope;
 mod error;

@@ -110,6 +110,8 @@ struct ErrorPage<'a> {
     /// A 503: the page asks again every two seconds (htmx) and shows what
     /// comes once it is served.
     retry: bool,
+    /// A 5xx: the request's id, to quote when asking for help.
+    request_id: Option<String>,
 }
 
 impl IntoResponse for PageError {
@@ -149,6 +151,10 @@ fn error_page(status: StatusCode) -> Response {
         title,
         message,
         retry: status == StatusCode::SERVICE_UNAVAILABLE,
+        request_id: status
+            .is_server_error()
+            .then(crate::http::envelope::current_request_id)
+            .flatten(),
     };
     match page.render() {
         Ok(body) => (status, Html(body)).into_response(),

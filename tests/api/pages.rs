@@ -789,3 +789,45 @@ async fn a_viewer_reads_tasks_and_settings_but_every_form_of_theirs_is_refused()
     let r = browse(addr, "GET", &host, "/signup/check?slug=x", None, None).await;
     assert_eq!(r.status, 404, "apex only");
 }
+
+#[tokio::test]
+async fn a_server_error_is_a_page_with_the_request_id_and_nothing_of_the_cause() {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant("page500", Mode::Database).await;
+    let server = serve(&fleet, |_| {}).await;
+    let host = format!("{slug}.localhost");
+    let email = format!("owner-{slug}@example.com");
+    member(&fleet, &slug, &email, "owner").await;
+    let cookie = log_in(server.addr, &host, &email).await;
+    // A table gone from under the application: its query fails.
+    fleet
+        .admin_of(&slug)
+        .await
+        .batch_execute("ALTER TABLE projects RENAME TO projects_gone")
+        .await
+        .unwrap();
+    let r = browse(server.addr, "GET", &host, "/projects", Some(&cookie), None).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    secured(&r);
+    let id = r.header("x-request-id").to_string();
+    assert!(!id.is_empty());
+    assert!(
+        r.body
+            .contains(&format!("<code id=\"request-id\">{id}</code>")),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("projects"), "no cause: {}", r.body);
+    // Not on other errors.
+    let r = browse(
+        server.addr,
+        "GET",
+        &host,
+        "/no/such/page",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert!(!r.body.contains("request-id"));
+}
