@@ -92,6 +92,7 @@ pub async fn dev(
     let port = settings.listen.port();
     let base = &settings.base_domain;
     println!();
+    println!("sign up a new organisation: http://{base}:{port}/");
     println!("log in on either as {DEV_USER}, password `{DEV_USER_PASSWORD}` (an owner; dev only)");
     for (slug, mode, token) in &tokens {
         println!("{slug} ({mode} mode): http://{slug}.{base}:{port}/login");
@@ -103,7 +104,7 @@ pub async fn dev(
     }
     println!(
         "\nadmin (operator {DEV_OPERATOR}, password `{DEV_OPERATOR_PASSWORD}`; dev only): \
-         http://admin.{base}:{port}"
+         http://admin.{base}:{port}/admin/login"
     );
     println!("  TOTP secret {} ({})", operator.0, operator.1);
     println!(
@@ -111,8 +112,8 @@ pub async fn dev(
         crate::auth::operators::qr_code(&operator.1, false)
     );
     println!(
-        "  log in: POST http://admin.{base}:{port}/api/admin/login \
-         {{\"email\", \"password\", \"totp\"}} (totp: the app's code, or `oathtool --totp -b {}`)",
+        "  the code: your authenticator app's, or `oathtool --totp -b {}`; the API: \
+         POST http://admin.{base}:{port}/api/admin/login {{\"email\", \"password\", \"totp\"}}",
         operator.0
     );
     if args.no_serve {

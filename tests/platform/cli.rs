@@ -463,7 +463,7 @@ async fn dev_takes_every_serve_option_and_serves_metrics_where_it_is_told() {
         .arg("dev")
         .env("BULKHEAD_LISTEN", format!("127.0.0.1:{listen}"))
         .env("BULKHEAD_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start bulkhead dev");
@@ -510,8 +510,29 @@ async fn dev_takes_every_serve_option_and_serves_metrics_where_it_is_told() {
         .send()
         .await
         .map(|r| r.status().as_u16());
+    // And the operator's log-in page it prints.
+    let admin = client
+        .get(format!("http://127.0.0.1:{listen}/admin/login"))
+        .header("host", "admin.localhost")
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
     let _ = child.kill();
     let _ = child.wait();
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut printed).unwrap();
+    for url in [
+        format!("sign up a new organisation: http://localhost:{listen}/"),
+        format!("http://acme.localhost:{listen}/login"),
+        format!("http://admin.localhost:{listen}/admin/login"),
+        "TOTP secret".to_string(),
+    ] {
+        assert!(
+            printed.contains(&url),
+            "dev does not print {url}:\n{printed}"
+        );
+    }
+    assert_eq!(admin.ok(), Some(200), "the admin log-in page");
     let (status, body) = answered.expect("metrics served on BULKHEAD_METRICS_LISTEN");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("bulkhead_http_connections_max"), "{body}");
