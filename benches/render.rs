@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::route::{self, Bench, CLIENTS, SLUG, Side, Tally};
+use common::route::{self, Bench, CLIENTS, SLUG, Side};
 use serde_json::json;
 
 /// Tasks on the benched project's board.
@@ -118,30 +118,14 @@ async fn run(args: common::Args) {
         bytes.push(body.len());
     }
 
-    // As route_overhead: warm both, then blocks of JSON, page, page, JSON.
-    for s in &sides {
-        route::load(&client, s, warmup).await;
-    }
-    let slice = if args.quick {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(2)
-    };
-    let blocks = (measure.as_secs_f64() / (2.0 * slice.as_secs_f64()))
-        .round()
-        .max(1.0) as usize;
-    let (mut json_side, mut page) = (Tally::default(), Tally::default());
-    let mut block_ratios = Vec::new();
-    for _ in 0..blocks {
-        let (mut j, mut p) = (Tally::default(), Tally::default());
-        j.merge(route::load(&client, &sides[0], slice).await);
-        p.merge(route::load(&client, &sides[1], slice).await);
-        p.merge(route::load(&client, &sides[1], slice).await);
-        j.merge(route::load(&client, &sides[0], slice).await);
-        block_ratios.push(p.rps() / j.rps());
-        json_side.merge(j);
-        page.merge(p);
-    }
+    // Warm both, then blocks of both (see `route::alternate`).
+    let route::Alternated {
+        a: mut json_side,
+        b: mut page,
+        ratios: block_ratios,
+        slice,
+        blocks,
+    } = route::alternate(&client, (&sides[0], &sides[1]), warmup, measure, args.quick).await;
     let (_, spread) = common::mean_and_stderr(&block_ratios);
     // One client alone: nothing queued.
     let mut json_alone = route::load_with(&client, &sides[0], 1, alone).await;

@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::route::{self, Bench, CLIENTS, POOL, SLUG, Side, Tally};
+use common::route::{self, Bench, CLIENTS, POOL, SLUG, Side};
 use serde_json::json;
 
 fn main() {
@@ -60,34 +60,14 @@ async fn run(args: common::Args) {
         .pool_max_idle_per_host(CLIENTS)
         .build()
         .expect("http client");
-    // Warm both, then measure in blocks of four slices (baseline, bulkhead,
-    // bulkhead, baseline): neither side gets the warmer machine, and a
-    // machine whose speed wanders from second to second (a shared one does)
-    // weighs on both alike. Each block gives a ratio of its own; their spread
-    // says how far the overall ratio can be trusted.
-    for side in &sides {
-        route::load(&client, side, warmup).await;
-    }
-    let slice = if args.quick {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(2)
-    };
-    let blocks = (measure.as_secs_f64() / (2.0 * slice.as_secs_f64()))
-        .round()
-        .max(1.0) as usize;
-    let (mut base, mut bulk) = (Tally::default(), Tally::default());
-    let mut block_ratios = Vec::new();
-    for _ in 0..blocks {
-        let (mut block_base, mut block_bulk) = (Tally::default(), Tally::default());
-        block_base.merge(route::load(&client, &sides[0], slice).await);
-        block_bulk.merge(route::load(&client, &sides[1], slice).await);
-        block_bulk.merge(route::load(&client, &sides[1], slice).await);
-        block_base.merge(route::load(&client, &sides[0], slice).await);
-        block_ratios.push(block_bulk.rps() / block_base.rps());
-        base.merge(block_base);
-        bulk.merge(block_bulk);
-    }
+    // Warm both, then blocks of both (see `route::alternate`).
+    let route::Alternated {
+        a: mut base,
+        b: mut bulk,
+        ratios: block_ratios,
+        slice,
+        blocks,
+    } = route::alternate(&client, (&sides[0], &sides[1]), warmup, measure, args.quick).await;
     let (_, spread) = common::mean_and_stderr(&block_ratios);
 
     let ratio = (bulk.rps() / base.rps() * 1000.0).round() / 1000.0;

@@ -194,6 +194,57 @@ pub async fn projects_page(
     Ok(Json(Page::new(items, limit, |p: &Project| p.id)))
 }
 
+/// Two sides measured against each other: `a`'s and `b`'s tallies, each
+/// block's ratio (`b`'s requests/s over `a`'s), and how it was cut.
+pub struct Alternated {
+    pub a: Tally,
+    pub b: Tally,
+    pub ratios: Vec<f64>,
+    pub slice: Duration,
+    pub blocks: usize,
+}
+
+/// Warms both sides for `warmup`, then measures `measure` per side in
+/// blocks of four slices — `a`, `b`, `b`, `a` — of 2 s (1 s `quick`):
+/// neither side gets the warmer machine, and a machine whose speed wanders
+/// from second to second (a shared one does) weighs on both alike. Each
+/// block gives a ratio of its own; their spread says how far the overall
+/// ratio can be trusted.
+pub async fn alternate(
+    client: &reqwest::Client,
+    (a, b): (&Side, &Side),
+    warmup: Duration,
+    measure: Duration,
+    quick: bool,
+) -> Alternated {
+    for side in [a, b] {
+        load(client, side, warmup).await;
+    }
+    let slice = Duration::from_secs(if quick { 1 } else { 2 });
+    let blocks = (measure.as_secs_f64() / (2.0 * slice.as_secs_f64()))
+        .round()
+        .max(1.0) as usize;
+    let (mut a_total, mut b_total) = (Tally::default(), Tally::default());
+    let mut ratios = Vec::new();
+    for _ in 0..blocks {
+        let (mut a_block, mut b_block) = (Tally::default(), Tally::default());
+        a_block.merge(load(client, a, slice).await);
+        b_block.merge(load(client, b, slice).await);
+        b_block.merge(load(client, b, slice).await);
+        a_block.merge(load(client, a, slice).await);
+        ratios.push(b_block.rps() / a_block.rps());
+        a_total.merge(a_block);
+        b_total.merge(b_block);
+    }
+    Alternated {
+        a: a_total,
+        b: b_total,
+        ratios,
+        slice,
+        blocks,
+    }
+}
+
 /// CLIENTS concurrent keep-alive clients hammering one side for `duration`.
 pub async fn load(client: &reqwest::Client, side: &Side, duration: Duration) -> Tally {
     load_with(client, side, CLIENTS, duration).await

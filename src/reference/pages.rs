@@ -13,7 +13,7 @@ use crate::auth::{Permission, perm};
 use crate::http::extract::Db;
 use crate::http::input::{Path, RowId};
 use crate::http::{ApiError, Routes};
-use crate::web::{Chrome, PageCan, PageError, render, see_other};
+use crate::web::{Chrome, PageCan, PageError, form_error, render, see_other};
 
 /// How many projects the page lists.
 const SHOWN: i64 = 50;
@@ -147,12 +147,8 @@ async fn add_task(
     };
     match tasks::create(&mut db, &caller, id, &input).await {
         Ok(_) => Ok(see_other(&format!("/projects/{id}"))),
-        Err(ApiError::Validation(fields)) => {
-            let message = fields
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
+        Err(e @ ApiError::Validation(_)) => {
+            let message = form_error(&e);
             let body = render(&board_page(&caller, &db, id, Some(message)).await?)?;
             Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
         }
@@ -261,29 +257,13 @@ async fn create(
     match projects::create(&mut db, &caller, &new).await {
         Ok(_) => Ok(see_other("/projects")),
         Err(e @ (ApiError::Validation(_) | ApiError::PlanLimit { .. })) => {
-            let message = match &e {
-                ApiError::Validation(fields) => fields
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                other => other.to_string(),
-            };
+            let message = form_error(&e);
             let status = e.into_response().status();
             let body = render(&page(&caller, &db, Some(message), form.name).await?)?;
             Ok((status, body).into_response())
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// A form's refusal as a line a person reads.
-fn refusal(fields: &std::collections::BTreeMap<&'static str, String>) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[derive(Template)]
@@ -386,12 +366,12 @@ async fn save_task(
     };
     match tasks::update(&mut db, &caller, id, &input).await {
         Ok(task) => Ok(see_other(&format!("/projects/{}", task.project_id))),
-        Err(ApiError::Validation(fields)) => {
+        Err(e @ ApiError::Validation(_)) => {
             let mut task = tasks::one(&db, id).await?;
             // What was typed, kept.
             task.title = form.title;
             task.body = form.body;
-            let page = task_of(&state, &caller, task, Some(refusal(&fields))).await?;
+            let page = task_of(&state, &caller, task, Some(form_error(&e))).await?;
             Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),
@@ -432,8 +412,8 @@ async fn edit_project(
     };
     match projects::update(&mut db, &caller, id, &patch).await {
         Ok(_) => Ok(see_other(&format!("/projects/{id}"))),
-        Err(ApiError::Validation(fields)) => {
-            let page = render(&board_page(&caller, &db, id, Some(refusal(&fields))).await?)?;
+        Err(e @ ApiError::Validation(_)) => {
+            let page = render(&board_page(&caller, &db, id, Some(form_error(&e))).await?)?;
             Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(e) => Err(e.into()),

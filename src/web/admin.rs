@@ -13,14 +13,13 @@ use std::marker::PhantomData;
 use askama::Template;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
-use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{PageError, assets, render, see_other};
+use super::{PageError, assets, form_error, render, see_other, see_other_with_cookie};
 use crate::auth::operator_perm::{AccessRequest, AdminRead, AdminWrite};
 use crate::auth::{OperatorPerm, OperatorPermission};
 use crate::control::AccessGrant;
@@ -279,21 +278,6 @@ async fn enrol(
     Ok((status, page).into_response())
 }
 
-/// A refusal of a form, as a line a person reads.
-fn form_error(e: &ApiError) -> String {
-    match e {
-        ApiError::Validation(fields) => fields
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-        ApiError::TooManyAttempts(_) => {
-            "Too many attempts. Wait a few minutes and try again.".into()
-        }
-        other => other.to_string(),
-    }
-}
-
 #[derive(Debug, Deserialize)]
 struct ConfirmForm {
     #[serde(default)]
@@ -390,13 +374,7 @@ async fn login(
         recovery_code: (!app).then_some(code),
     };
     match admin::login(state, peer, parts, Json(req)).await {
-        Ok(done) => {
-            let mut response = see_other("/admin");
-            if let Some(cookie) = done.headers().get(SET_COOKIE) {
-                response.headers_mut().insert(SET_COOKIE, cookie.clone());
-            }
-            Ok(response)
-        }
+        Ok(done) => Ok(see_other_with_cookie("/admin", &done)),
         Err(
             e @ (ApiError::InvalidCredentials
             | ApiError::Validation(_)
@@ -427,11 +405,7 @@ async fn logout(
     op: PageOperator<AdminRead>,
 ) -> Result<Response, PageError> {
     let done = admin::logout(state, op.0).await?;
-    let mut response = see_other("/admin/login");
-    if let Some(cookie) = done.headers().get(SET_COOKIE) {
-        response.headers_mut().insert(SET_COOKIE, cookie.clone());
-    }
-    Ok(response)
+    Ok(see_other_with_cookie("/admin/login", &done))
 }
 
 #[derive(Template)]
@@ -621,17 +595,16 @@ async fn refused(
     slug: &str,
     e: ApiError,
 ) -> Result<Response, PageError> {
-    let text = match &e {
-        ApiError::Validation(fields) => fields
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-        ApiError::Conflict(why) => why.clone(),
-        ApiError::Forbidden => "Your role does not allow that.".into(),
-        ApiError::AccessRefused { message, .. } => message.clone(),
-        _ => return Err(e.into()),
-    };
+    if !matches!(
+        e,
+        ApiError::Validation(_)
+            | ApiError::Conflict(_)
+            | ApiError::Forbidden
+            | ApiError::AccessRefused { .. }
+    ) {
+        return Err(e.into());
+    }
+    let text = form_error(&e);
     let status = e.into_response().status();
     let page = render(&tenant_page(state, op, slug, None, Some(text)).await?)?;
     Ok((status, page).into_response())

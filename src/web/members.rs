@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Chrome, PageCan, PageError, render, see_other};
+use super::{Chrome, PageCan, PageError, form_error, render, see_other};
 use crate::auth::{Permission, Role, perm};
 use crate::control::{InvitationRow, MemberRow};
 use crate::http::api::{invitations, members};
@@ -86,19 +86,6 @@ impl MembersPage {
     }
 }
 
-/// What the form posted, as a line a person reads.
-fn message(e: &ApiError) -> String {
-    match e {
-        ApiError::Validation(fields) => fields
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-        ApiError::Forbidden => "Your role does not allow that.".into(),
-        other => other.to_string(),
-    }
-}
-
 async fn page(
     state: &AppState,
     caller: &Caller,
@@ -160,7 +147,7 @@ async fn refused(
     ) {
         return Err(e.into());
     }
-    let text = message(&e);
+    let text = form_error(&e);
     let status = e.into_response().status();
     let body = render(&page(state, caller, Some(text), email, role).await?)?;
     Ok((status, body).into_response())
@@ -315,12 +302,7 @@ async fn join(
     match invitations::accept_invitation(&state, &tenant, peer, &acceptance).await {
         Ok(_) => Ok(see_other("/login?joined=1")),
         Err(e @ (ApiError::Validation(_) | ApiError::TooManyAttempts(_))) => {
-            let error = match e {
-                ApiError::TooManyAttempts(_) => {
-                    "Too many attempts. Wait a few minutes and try again.".to_string()
-                }
-                _ => message(&e),
-            };
+            let error = form_error(&e);
             let status = e.into_response().status();
             let body = render(&JoinPage {
                 chrome: Chrome::anonymous(tenant.slug.as_str()),

@@ -170,6 +170,37 @@ pub fn render(page: &impl Template) -> Result<Response, PageError> {
     Ok(Html(body).into_response())
 }
 
+/// A form's refusal as a line a person reads: each field's problem, or
+/// the error's own words.
+pub fn form_error(e: &ApiError) -> String {
+    match e {
+        ApiError::Validation(fields) => fields
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        ApiError::Forbidden => "Your role does not allow that.".into(),
+        ApiError::TooManyAttempts(_) => {
+            "Too many attempts. Wait a few minutes and try again.".into()
+        }
+        ApiError::Conflict(why) => why.clone(),
+        ApiError::AccessRefused { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `303 See Other` to `to` with the cookie `answer` sets (an API log-in's
+/// or log-out's answer, turned into a page's).
+pub fn see_other_with_cookie(to: &str, answer: &Response) -> Response {
+    let mut response = see_other(to);
+    if let Some(cookie) = answer.headers().get(axum::http::header::SET_COOKIE) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::SET_COOKIE, cookie.clone());
+    }
+    response
+}
+
 /// `303 See Other` to `to` (after a form post, or to the log-in page).
 pub fn see_other(to: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();

@@ -9,12 +9,11 @@ use std::marker::PhantomData;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Chrome, PageCan, PageError, render, see_other};
+use super::{Chrome, PageCan, PageError, form_error, render, see_other, see_other_with_cookie};
 use crate::auth::{Permission, Role, perm};
 use crate::control::TokenRow;
 use crate::http::api::{people, settings, tokens};
@@ -45,19 +44,6 @@ pub(super) fn routes(routes: Routes) -> Routes {
             Access::Authenticated,
             post(everywhere),
         )
-}
-
-/// A refusal as a line a person reads.
-fn message(e: &ApiError) -> String {
-    match e {
-        ApiError::Validation(fields) => fields
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-        ApiError::Forbidden => "Your role does not allow that.".into(),
-        other => other.to_string(),
-    }
 }
 
 #[derive(Template)]
@@ -139,7 +125,12 @@ async fn save(
     {
         Ok(_) => Ok(see_other("/settings?saved=1")),
         Err(e @ ApiError::Validation(_)) => {
-            let page = render(&SettingsPage::of(&caller, &patch, false, Some(message(&e))))?;
+            let page = render(&SettingsPage::of(
+                &caller,
+                &patch,
+                false,
+                Some(form_error(&e)),
+            ))?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(e) => Err(e.into()),
@@ -230,7 +221,7 @@ async fn create_token(
             Ok((status, render(&page.await?)?).into_response())
         }
         Err(e @ (ApiError::Validation(_) | ApiError::Forbidden)) => {
-            let text = message(&e);
+            let text = form_error(&e);
             let status = e.into_response().status();
             let page = tokens_of(&state, &caller, None, Some(text), form.name).await?;
             Ok((status, render(&page)?).into_response())
@@ -254,9 +245,5 @@ async fn revoke_token(
 /// tenant and device; on to the log-in page.
 async fn everywhere(state: State<AppState>, caller: Caller) -> Result<Response, PageError> {
     let done = people::logout_everywhere(state, caller).await?;
-    let mut response = see_other("/login");
-    if let Some(cookie) = done.headers().get(SET_COOKIE) {
-        response.headers_mut().insert(SET_COOKIE, cookie.clone());
-    }
-    Ok(response)
+    Ok(see_other_with_cookie("/login", &done))
 }
