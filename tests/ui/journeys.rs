@@ -36,6 +36,41 @@ async fn log_in(b: &Browser, host: &str, email: &str) {
     assert_eq!(b.path().await, "/projects");
 }
 
+/// A tenant with its owner logged in on its host, in a browser of its own.
+struct Owner {
+    fleet: TestFleet,
+    server: bulkhead::serve::Running,
+    slug: String,
+    host: String,
+    email: String,
+    b: Browser,
+}
+
+/// A new tenant named after `base`, served (`configure` as for `serve`),
+/// its owner logged in.
+async fn logged_in_owner(
+    base: &str,
+    mode: Mode,
+    configure: impl FnOnce(&mut bulkhead::serve::ServeSettings),
+) -> Owner {
+    let fleet = TestFleet::new().await;
+    let slug = fleet.tenant(base, mode).await;
+    let server = serve(&fleet, configure).await;
+    let email = format!("owner-{slug}@example.com");
+    member(&fleet, &slug, &email, "owner").await;
+    let host = format!("{slug}.localhost");
+    let b = Browser::new(server.addr.port()).await;
+    log_in(&b, &host, &email).await;
+    Owner {
+        fleet,
+        server,
+        slug,
+        host,
+        email,
+        b,
+    }
+}
+
 #[tokio::test]
 async fn an_owner_logs_in_creates_a_project_and_another_tenant_shows_nothing_of_it() {
     let fleet = TestFleet::new().await;
@@ -303,14 +338,14 @@ async fn a_visitor_signs_up_invites_a_colleague_who_joins_and_is_made_a_viewer()
 #[tokio::test]
 async fn an_owner_asks_to_be_asked_first_then_approves_the_vendors_access() {
     use bulkhead::control::{AccessMode, Email, GrantRequest, OperatorRole};
-    let fleet = TestFleet::new().await;
-    let slug = fleet.tenant("uiaccess", Mode::Schema).await;
-    let server = serve(&fleet, |_| {}).await;
-    let email = format!("owner-{slug}@example.com");
-    member(&fleet, &slug, &email, "owner").await;
-    let host = format!("{slug}.localhost");
-    let b = Browser::new(server.addr.port()).await;
-    log_in(&b, &host, &email).await;
+    let Owner {
+        fleet,
+        server: _server,
+        slug,
+        host,
+        email: _,
+        b,
+    } = logged_in_owner("uiaccess", Mode::Schema, |_| {}).await;
 
     b.open(&host, "/support-access").await;
     assert!(b.source().await.contains("Nobody at the vendor has asked"));
@@ -451,14 +486,17 @@ async fn an_owner_upgrades_through_checkout_and_the_limit_banner_goes() {
 #[tokio::test]
 async fn an_operator_enrols_logs_in_with_totp_and_opens_read_only_access_the_owner_sees() {
     use bulkhead::control::{Email, OperatorRole};
-    let fleet = TestFleet::new().await;
-    let slug = fleet.tenant("uiglass", Mode::Database).await;
-    let server = serve(&fleet, |s| s.sessions.secure_cookies = false).await;
-    let owner = format!("owner-{slug}@example.com");
-    member(&fleet, &slug, &owner, "owner").await;
-    let host = format!("{slug}.localhost");
-    let o = Browser::new(server.addr.port()).await;
-    log_in(&o, &host, &owner).await;
+    let Owner {
+        fleet,
+        server,
+        slug,
+        host,
+        email: _,
+        b: o,
+    } = logged_in_owner("uiglass", Mode::Database, |s| {
+        s.sessions.secure_cookies = false
+    })
+    .await;
     o.fill("#name", "Quarterly numbers").await;
     o.click("form[aria-label='New project'] button[type=submit]")
         .await;
@@ -611,14 +649,14 @@ async fn an_operator_enrols_logs_in_with_totp_and_opens_read_only_access_the_own
 
 #[tokio::test]
 async fn an_owner_edits_a_task_changes_settings_and_makes_and_revokes_a_token() {
-    let fleet = TestFleet::new().await;
-    let slug = fleet.tenant("uisettings", Mode::Schema).await;
-    let server = serve(&fleet, |_| {}).await;
-    let email = format!("owner-{slug}@example.com");
-    member(&fleet, &slug, &email, "owner").await;
-    let host = format!("{slug}.localhost");
-    let b = Browser::new(server.addr.port()).await;
-    log_in(&b, &host, &email).await;
+    let Owner {
+        fleet: _fleet,
+        server,
+        slug: _,
+        host,
+        email,
+        b,
+    } = logged_in_owner("uisettings", Mode::Schema, |_| {}).await;
 
     // A project renamed, a task edited: assigned, due, moved, noted.
     b.fill("#name", "Draft name").await;
